@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the programs cachectl's tests, benchmarks and demo use, when they
+# are missing and we are root: squashfs-tools (mksquashfs/unsquashfs),
+# docker-registry (distribution 2.8), skopeo, umoci, htpasswd (apache2-utils).
+set -euo pipefail
+need=()
+command -v mksquashfs      >/dev/null || need+=(squashfs-tools)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v skopeo          >/dev/null || need+=(skopeo)
+command -v umoci           >/dev/null || need+=(umoci)
+command -v htpasswd        >/dev/null || need+=(apache2-utils)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
+  exit 1
+fi
+echo "deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian's docker-registry package may start a system service on :5000; the
+# tests start their own on a free loopback port and do not need it.

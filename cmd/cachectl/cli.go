@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/alecthomas/kong"
+	"golang.org/x/term"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+// Globals are the flags every command accepts.
+type Globals struct {
+	Spec     string            `short:"f" name:"spec" default:"cachectl.hcl" env:"CACHECTL_SPEC" placeholder:"PATH" help:"Spec file, or a directory of *.hcl files."`
+	Var      []string          `name:"var" placeholder:"NAME=VALUE" help:"Set a variable (repeatable). Overrides -var-file, CACHECTL_VAR_NAME and defaults."`
+	VarFile  []string          `name:"var-file" placeholder:"FILE" help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)."`
+	NoColor  bool              `name:"no-color" help:"Never use colour (colour is used only on a terminal, and never when NO_COLOR is set)."`
+	LogLevel string            `name:"log-level" default:"warn" enum:"error,warn,info,debug" help:"Log verbosity on stderr: error, warn, info, debug."`
+	Env      map[string]string `kong:"-"`
+}
+
+// CLI is the kong grammar of cachectl.
+type CLI struct {
+	Globals
+
+	Validate ValidateCmd `cmd:"" help:"Check the spec without network or cache directories."`
+	Fmt      FmtCmd      `cmd:"" help:"Rewrite spec files in the canonical format."`
+	Version  VersionCmd  `cmd:"" help:"Print the version of cachectl."`
+}
+
+// IO carries the streams and environment a command runs with, so that tests
+// can drive commands in-process.
+type IO struct {
+	Ctx     context.Context
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Getenv  func(string) string
+	Environ []string
+}
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// Color reports whether output to w may use colour.
+func (g *Globals) Color(w io.Writer) bool {
+	return !g.NoColor && os.Getenv("NO_COLOR") == "" && IsTerminal(w)
+}
+
+// exitError carries a specific exit code (2 for "changes present") out of a
+// command without printing anything more.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+// silentError is an error that has already been reported to the user.
+var errReported = errors.New("reported")
+
+// Run parses args, runs the selected command and returns the exit code:
+// 0 success (no changes), 1 error, 2 changes present (with --detailed-exitcode).
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cli := &CLI{}
+	exit := -1
+	parser, err := kong.New(cli,
+		kong.Name("cachectl"),
+		kong.Description("Keep shared HPC container image caches (Apptainer SIF, Enroot .sqsh, Podman OCI archives) in the state an HCL spec describes."),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, Summary: true}),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
+		kong.Vars{"version": Version},
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "cachectl: %v\n", err)
+		return 1
+	}
+	code := func() (code int) {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(exitPanic); ok {
+					code = exit
+					return
+				}
+				panic(r)
+			}
+		}()
+		kctx, err := parser.Parse(singleDashLong(args, parser))
+		if err != nil {
+			fmt.Fprintf(stderr, "cachectl: error: %v\n", err)
+			if kctx != nil && len(args) > 0 {
+				fmt.Fprintf(stderr, "Run \"cachectl %s --help\" for usage.\n", commandPath(kctx))
+			} else {
+				fmt.Fprintln(stderr, "Run \"cachectl --help\" for usage.")
+			}
+			return 1
+		}
+		iox := &IO{Ctx: ctx, Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, Environ: os.Environ()}
+		err = kctx.Run(&cli.Globals, iox)
+		return exitCode(err, stderr)
+	}()
+	return code
+}
+
+type exitPanic struct{}
+
+func commandPath(kctx *kong.Context) string {
+	var parts []string
+	for _, p := range kctx.Path {
+		if p.Command != nil {
+			parts = append(parts, p.Command.Name)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && !errors.Is(ee.err, errReported) {
+			fmt.Fprintf(stderr, "Error: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	if !errors.Is(err, errReported) {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+	}
+	return 1
+}
+
+// singleDashLong rewrites Terraform-style one-dash long flags (-out, -var,
+// -detailed-exitcode) into kong's two-dash spelling. Only names kong knows
+// as long flags are rewritten; "-" alone and everything after "--" is kept.
+func singleDashLong(args []string, parser *kong.Kong) []string {
+	known := map[string]bool{}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			known[f.Name] = true
+			if f.IsBool() {
+				known["no-"+f.Name] = true
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(parser.Model.Node)
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			out = append(out, args[i:]...)
+			break
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name := a[1:]
+			if k := strings.IndexByte(name, '='); k >= 0 {
+				name = name[:k]
+			}
+			if len(name) > 1 && known[name] {
+				a = "-" + a
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
