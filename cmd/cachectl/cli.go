@@ -21,6 +21,7 @@ type Globals struct {
 	Var      []string          `name:"var" placeholder:"NAME=VALUE" help:"Set a variable (repeatable). Overrides -var-file, CACHECTL_VAR_NAME and defaults."`
 	VarFile  []string          `name:"var-file" placeholder:"FILE" help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)."`
 	NoColor  bool              `name:"no-color" help:"Never use colour (colour is used only on a terminal, and never when NO_COLOR is set)."`
+	Store    string            `name:"store" env:"CACHECTL_STORE" placeholder:"DIR" help:"Blob store directory (default: the spec's cachectl { store }, else /var/cache/cachectl/store as root, else ~/.cache/cachectl/store)."`
 	LogLevel string            `name:"log-level" default:"warn" enum:"error,warn,info,debug" help:"Log verbosity on stderr: error, warn, info, debug."`
 	Env      map[string]string `kong:"-"`
 }
@@ -31,6 +32,12 @@ type CLI struct {
 
 	Validate ValidateCmd `cmd:"" help:"Check the spec without network or cache directories."`
 	Fmt      FmtCmd      `cmd:"" help:"Rewrite spec files in the canonical format."`
+	Plan     PlanCmd     `cmd:"" help:"Show what apply would change, and why."`
+	Apply    ApplyCmd    `cmd:"" help:"Make the caches match the spec (or apply a saved plan)."`
+	Show     ShowCmd     `cmd:"" help:"Print a saved plan."`
+	List     ListCmd     `cmd:"" help:"List the artifacts of the caches with their status."`
+	Import   ImportCmd   `cmd:"" help:"Adopt an artifact file made elsewhere into a cache."`
+	GC       GCCmd       `cmd:"" name:"gc" help:"Remove blobs from the store that no cache index references."`
 	Version  VersionCmd  `cmd:"" help:"Print the version of cachectl."`
 }
 
@@ -44,6 +51,9 @@ type IO struct {
 	Getenv  func(string) string
 	Environ []string
 }
+
+// IsTerminalFile reports whether f is a terminal.
+func IsTerminalFile(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // IsTerminal reports whether w is a terminal.
 func IsTerminal(w io.Writer) bool {

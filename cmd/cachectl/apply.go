@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/providers/progress"
+)
+
+// ApplyCmd makes the caches match the spec (or a saved plan).
+type ApplyCmd struct {
+	planFlags
+	sourceFlags
+	PlanFile         string        `arg:"" optional:"" name:"planfile" help:"A plan saved with 'cachectl plan -out' to apply exactly."`
+	AutoApprove      bool          `name:"auto-approve" help:"Do not ask for confirmation."`
+	Parallelism      int           `name:"parallelism" default:"4" help:"Artifacts pulled at once."`
+	BuildParallelism int           `name:"build-parallelism" default:"0" help:"Conversions (mksquashfs) at once (0 = one per 4 CPUs, at least 1; each uses its share of the CPUs)."`
+	LockTimeout      time.Duration `name:"lock-timeout" default:"0s" help:"How long to wait for another apply holding a cache root's lock."`
+}
+
+// Help shows examples.
+func (ApplyCmd) Help() string {
+	return `Examples:
+  cachectl apply                           # plan, show, ask for "yes", apply
+  cachectl apply -auto-approve             # unattended
+  cachectl plan -out cache.plan && cachectl apply cache.plan
+  cachectl apply -target 'cache.sif["alpine:3.20"]' -lock-timeout 10m`
+}
+
+// Run applies.
+func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
+	m, err := loadModel(g, iox)
+	if err != nil {
+		return err
+	}
+	sink := c.sink(g, iox)
+	defer progress.Close(sink)
+	src, err := newSource(g, m, sink)
+	if err != nil {
+		return err
+	}
+	var p *planner.Plan
+	if c.PlanFile != "" {
+		if len(c.Target) > 0 || len(c.Replace) > 0 {
+			return errors.New("-target and -replace go with plan, not with a saved plan file")
+		}
+		if p, err = planner.ReadPlanFile(c.PlanFile); err != nil {
+			return err
+		}
+		if err := checkPlanMatchesSpec(p, m.Files); err != nil {
+			return err
+		}
+	} else {
+		var res *planner.RegistrySource
+		if c.Refresh {
+			res = src
+		}
+		if p, err = makePlan(g, iox, m, c.planFlags, res); err != nil {
+			return fmt.Errorf("plan: %w", err)
+		}
+		if err := writePlanText(g, iox.Stdout, p); err != nil {
+			return err
+		}
+		if !p.HasChanges() {
+			return nil
+		}
+		if !c.AutoApprove {
+			ok, err := confirm(iox)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				fmt.Fprintln(iox.Stdout, "\nApply cancelled.")
+				return &exitError{code: 1}
+			}
+		}
+	}
+	if !p.HasChanges() {
+		fmt.Fprintln(iox.Stdout, "No changes. The cache matches the spec.")
+		return nil
+	}
+	events := c.eventPrinter(iox)
+	res, err := planner.Apply(iox.Ctx, p, planner.ApplyDeps{
+		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
+	}, planner.ApplyOptions{Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout})
+	progress.Close(sink)
+	st := src.Stats()
+	fmt.Fprintf(iox.Stdout, "\nApply complete! Resources: %d added, %d changed, %d destroyed. Downloaded %s (%d blobs; %d already in the store).\n",
+		res.Added, res.Changed, res.Destroyed, planner.HumanBytes(st.BytesDownloaded), st.BlobsDownloaded, st.BlobsCached)
+	if err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	return nil
+}
+
+// confirm asks for "yes"; without a terminal it refuses.
+func confirm(iox *IO) (bool, error) {
+	f, ok := iox.Stdin.(*os.File)
+	if !ok || !IsTerminalFile(f) {
+		if iox.Getenv("CACHECTL_CONFIRM_STDIN") == "" {
+			return false, errors.New("apply needs confirmation but standard input is not a terminal; review the plan and run with -auto-approve, or save it with 'plan -out FILE' and run 'apply FILE'")
+		}
+	}
+	fmt.Fprint(iox.Stdout, "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")
+	line, err := bufio.NewReader(iox.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return false, nil
+	}
+	return strings.TrimSpace(line) == "yes", nil
+}
+
+// eventPrinter prints apply progress: plain lines, or JSON with --progress=json.
+func (c *ApplyCmd) eventPrinter(iox *IO) func(planner.ApplyEvent) {
+	var mu sync.Mutex
+	switch c.Progress {
+	case "none":
+		return nil
+	case "json":
+		enc := json.NewEncoder(iox.Stderr)
+		return func(e planner.ApplyEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			enc.Encode(struct {
+				Type string `json:"type"`
+				planner.ApplyEvent
+			}{"apply", e})
+		}
+	}
+	return func(e planner.ApplyEvent) {
+		var msg string
+		switch e.Phase {
+		case "start":
+			msg = fmt.Sprintf("%s: %s…", e.Address, strings.TrimSuffix(string(e.Action), "e")+"ing")
+		case "done":
+			msg = fmt.Sprintf("%s: %s complete", e.Address, e.Action)
+		case "error":
+			msg = fmt.Sprintf("%s: failed: %s", e.Address, e.Message)
+		default:
+			return
+		}
+		mu.Lock()
+		fmt.Fprintln(iox.Stdout, msg)
+		mu.Unlock()
+	}
+}
+
+// checkPlanMatchesSpec refuses a plan made from other spec files.
+func checkPlanMatchesSpec(p *planner.Plan, files []string) error {
+	if len(p.SpecFiles) == 0 {
+		return nil
+	}
+	want := map[string]bool{}
+	for _, f := range files {
+		want[f] = true
+	}
+	for _, f := range p.SpecFiles {
+		if !want[f] {
+			return fmt.Errorf("the plan was made from %s, not from the spec given now (%s)", strings.Join(p.SpecFiles, ", "), strings.Join(files, ", "))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/apptainer"
+	"github.com/cachectl/cachectl/providers/enroot"
+	"github.com/cachectl/cachectl/providers/podman"
+	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/store"
+	"github.com/cachectl/cachectl/spec"
+)
+
+// loadModel loads and validates the spec, printing its diagnostics
+// (warnings too) to stderr. Errors return errReported.
+func loadModel(g *Globals, iox *IO) (*spec.Model, error) {
+	m, diags := spec.Load(g.Spec, spec.Options{Vars: g.Var, VarFiles: g.VarFile, Environ: iox.Environ})
+	if diags != nil && len(diags.Diagnostics) > 0 {
+		diags.WriteText(iox.Stderr, g.Color(iox.Stderr), 0)
+	}
+	if diags != nil && diags.HasErrors() || m == nil {
+		return nil, errReported
+	}
+	return m, nil
+}
+
+// storeDir picks the blob store: --store (or CACHECTL_STORE), else the
+// spec's cachectl { store }, else the default.
+func storeDir(g *Globals, m *spec.Model) string {
+	if g.Store != "" {
+		return g.Store
+	}
+	if m != nil && m.Store != "" {
+		return m.Store
+	}
+	return store.DefaultDir()
+}
+
+// sourceFlags are the flags of commands that talk to registries.
+type sourceFlags struct {
+	Progress string `name:"progress" default:"auto" enum:"auto,bars,lines,json,none" help:"Progress output on stderr: auto (bars on a terminal, lines otherwise), bars, lines, json (one event per line), none."`
+}
+
+func (f sourceFlags) sink(g *Globals, iox *IO) progress.Sink {
+	mode := f.Progress
+	if mode == "auto" {
+		if IsTerminal(iox.Stderr) {
+			mode = "bars"
+		} else {
+			mode = "lines"
+		}
+	}
+	switch mode {
+	case "bars":
+		return progress.NewBars(iox.Stderr)
+	case "lines":
+		return progress.NewLines(iox.Stderr)
+	case "json":
+		return progress.NewJSON(iox.Stderr)
+	}
+	return nil
+}
+
+// newSource builds the registry client and blob store of a run.
+func newSource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.RegistrySource, error) {
+	st, err := store.Open(storeDir(g, m))
+	if err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	hosts := map[string]registry.HostSettings{}
+	for _, r := range m.Registries {
+		hosts[r.Host] = registry.HostSettings{Mirror: r.Mirror, CAFile: r.CAFile, AuthFile: r.AuthFile, Insecure: r.Insecure, MaxConcurrency: r.MaxConcurrency}
+	}
+	c, err := registry.New(registry.Options{Hosts: hosts, Progress: sink, UserAgent: "cachectl/" + Version})
+	if err != nil {
+		return nil, err
+	}
+	return &planner.RegistrySource{Client: c, Store: st}, nil
+}
+
+// builderFor returns the artifact builder of a runtime.
+func builderFor(rt spec.Runtime) (providers.Builder, error) {
+	switch rt {
+	case spec.RuntimeApptainer, spec.RuntimeSingularity:
+		return apptainer.New(), nil
+	case spec.RuntimeEnroot:
+		return enroot.New(), nil
+	case spec.RuntimePodman:
+		return podman.New(), nil
+	}
+	return nil, fmt.Errorf("no builder for runtime %q", rt)
+}
+
+func builderInfo(rt spec.Runtime) planner.BuilderInfo {
+	b, err := builderFor(rt)
+	if err != nil {
+		return planner.BuilderInfo{}
+	}
+	return planner.BuilderInfo{Format: b.Format(), Version: b.Version()}
+}
+
+// planFlags are shared by plan and apply.
+type planFlags struct {
+	Refresh bool          `name:"refresh" default:"true" negatable:"" help:"Resolve every reference against its registry (--refresh=false plans from the index only, offline)."`
+	Verify  bool          `name:"verify" help:"Re-hash every managed file (reads every byte)."`
+	Target  []string      `name:"target" placeholder:"ADDRESS" help:"Limit to an artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
+	Replace []string      `name:"replace" placeholder:"ADDRESS" help:"Force replacement of an artifact (e.g. an imported one) (repeatable)."`
+	_       time.Duration `kong:"-"`
+}
+
+func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src *planner.RegistrySource) (*planner.Plan, error) {
+	var res planner.Resolver
+	if src != nil {
+		res = src
+	}
+	return planner.MakePlan(iox.Ctx, m, res, planner.Options{
+		Refresh: f.Refresh, Verify: f.Verify, Targets: f.Target, Replace: f.Replace,
+		Builder: builderInfo, Version: Version,
+	})
+}
+
+// writePlanText renders a plan for people.
+func writePlanText(g *Globals, w io.Writer, p *planner.Plan) error {
+	return planner.RenderText(w, p, planner.RenderOptions{Color: g.Color(w)})
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/providers/store"
+)
+
+// GCCmd removes blobs no cache index references.
+type GCCmd struct {
+	DryRun bool `name:"dry-run" help:"Only show what would be removed and how many bytes."`
+}
+
+// Help shows examples.
+func (GCCmd) Help() string {
+	return `Blobs (manifests, configs, layers) stay in the store so that later applies
+download nothing twice. gc keeps every blob that an artifact recorded in the
+index of one of the spec's caches needs, and removes the rest. A store shared by
+several specs should be collected with a spec that lists all their caches.
+
+Examples:
+  cachectl gc -dry-run
+  cachectl gc --store /var/cache/cachectl/store`
+}
+
+// Run collects garbage.
+func (c *GCCmd) Run(g *Globals, iox *IO) error {
+	m, err := loadModel(g, iox)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(storeDir(g, m))
+	if err != nil {
+		return err
+	}
+	var roots []v1.Hash
+	for _, cache := range m.Caches {
+		ix, err := planner.ReadIndex(cache.Root)
+		if err != nil {
+			return fmt.Errorf("cache %q: %w", cache.Name, err)
+		}
+		for _, e := range ix.Entries {
+			for _, d := range []string{e.Digest, e.Manifest} {
+				if h, err := v1.NewHash(d); err == nil {
+					roots = append(roots, h)
+				}
+			}
+		}
+	}
+	keep, err := st.Referenced(roots...)
+	if err != nil {
+		return err
+	}
+	rep, err := st.GC(store.KeepSet(keep), c.DryRun)
+	if err != nil {
+		return err
+	}
+	verb := "Removed"
+	if c.DryRun {
+		verb = "Would remove"
+		for _, h := range rep.Removed {
+			fmt.Fprintf(iox.Stdout, "  %s\n", h)
+		}
+	}
+	fmt.Fprintf(iox.Stdout, "%s %d blobs (%s) from %s; kept %d.\n", verb, len(rep.Removed), planner.HumanBytes(rep.Bytes), st.Dir(), len(keep))
+	return nil
+}

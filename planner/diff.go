@@ -1,0 +1,267 @@
+package planner
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/spec"
+)
+
+// Resolution is what a reference resolved to for one platform.
+type Resolution struct {
+	// Digest the reference points at (an index or a manifest).
+	Digest string `json:"digest"`
+	// Manifest is the platform-specific image manifest.
+	Manifest string `json:"manifest"`
+	// Size is the sum of the config and compressed layer sizes.
+	Size int64 `json:"size"`
+	// Download is how many of those bytes are not in the blob store yet.
+	Download int64 `json:"download"`
+}
+
+// ResolveKey identifies one resolution: a reference for a platform.
+type ResolveKey struct {
+	Ref      string
+	Platform string
+}
+
+// BuilderInfo identifies the builder of a format.
+type BuilderInfo struct {
+	Format  string
+	Version string
+}
+
+// CacheInput is one cache and its actual state, with ownership resolved
+// to numeric ids (-1 = not enforced).
+type CacheInput struct {
+	Cache    *spec.Cache
+	State    *RootState
+	UID, GID int
+	Builder  BuilderInfo
+}
+
+// DiffInput is everything the pure diff needs.
+type DiffInput struct {
+	Caches []CacheInput
+	// Resolved maps each reference/platform to its resolution. When
+	// Refreshed is false it may be empty: the index's digests are used.
+	Resolved  map[ResolveKey]Resolution
+	Refreshed bool
+	// Targets limits the plan to these addresses (empty = all).
+	Targets []string
+	// Replace forces replacement of these addresses (e.g. imported files).
+	Replace []string
+}
+
+// PlatformString formats a platform as os/arch[/variant].
+func PlatformString(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// Diff compares desired and actual state and returns the changes, sorted
+// by cache (in input order) then name, and errors for artifacts that
+// cannot be planned (a file cachectl did not place is in the way).
+func Diff(in DiffInput) ([]Change, []error) {
+	targets := setOf(in.Targets)
+	replace := setOf(in.Replace)
+	var changes []Change
+	var errs []error
+	for _, ci := range in.Caches {
+		c, st := ci.Cache, ci.State
+		wanted := map[string]bool{}
+		for _, a := range c.Artifacts {
+			wanted[a.Name] = true
+			if len(targets) > 0 && !targets[a.Address()] {
+				continue
+			}
+			ch, err := diffArtifact(ci, a, in, replace[a.Address()])
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			changes = append(changes, ch)
+		}
+		for i := range st.Index.Entries {
+			e := st.Index.Entries[i]
+			if wanted[e.Name] {
+				continue
+			}
+			addr := spec.Address(c.Name, e.Ref)
+			if len(targets) > 0 && !targets[addr] {
+				continue
+			}
+			ch := baseChange(ci, addr, e.Ref, e.Name)
+			ch.Before = &e
+			ch.Platform = e.Platform
+			if c.Prune {
+				ch.Action = ActionDelete
+				ch.Reasons = []Reason{{ReasonLeftSpec, "no longer in the spec (prune = true)"}}
+			} else {
+				ch.Action = ActionOrphan
+				ch.Reasons = []Reason{{ReasonLeftSpec, "no longer in the spec; kept because the cache does not set prune = true"}}
+			}
+			changes = append(changes, ch)
+		}
+	}
+	order := map[string]int{}
+	for i, ci := range in.Caches {
+		order[ci.Cache.Name] = i
+	}
+	sort.SliceStable(changes, func(i, j int) bool {
+		if order[changes[i].Cache] != order[changes[j].Cache] {
+			return order[changes[i].Cache] < order[changes[j].Cache]
+		}
+		return changes[i].Name < changes[j].Name
+	})
+	return changes, errs
+}
+
+func setOf(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+func baseChange(ci CacheInput, addr, ref, name string) Change {
+	c := ci.Cache
+	return Change{
+		Address:     addr,
+		Cache:       c.Name,
+		Runtime:     string(c.Runtime),
+		Ref:         ref,
+		Name:        name,
+		Path:        spec.JoinRoot(c.Root, name),
+		Mode:        c.FileMode.String(),
+		DirMode:     c.DirMode.String(),
+		UID:         ci.UID,
+		GID:         ci.GID,
+		Owner:       c.Owner,
+		Group:       c.Group,
+		Compression: c.Compression,
+	}
+}
+
+func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bool) (Change, error) {
+	st := ci.State
+	ch := baseChange(ci, a.Address(), a.Ref, a.Name)
+	ch.Platform = PlatformString(a.Platform)
+	res, resolved := in.Resolved[ResolveKey{a.Ref, ch.Platform}]
+	if resolved {
+		ch.Digest, ch.Manifest = res.Digest, res.Manifest
+		ch.DownloadBytes, ch.WriteBytes = res.Download, res.Size
+	}
+	e, managed := st.Index.Lookup(a.Name)
+	f := st.Files[a.Name]
+	if !managed {
+		if st.IsUnmanaged(a.Name) || existsUnder(st, a.Name) {
+			return ch, fmt.Errorf("%s: %s exists and was not placed by cachectl; adopt it with \"cachectl import %s %s %s\" or move it away", a.Address(), ch.Path, ci.Cache.Name, ch.Path, a.Ref)
+		}
+		if conflict := managedAncestor(st, a.Name); conflict != "" {
+			return ch, fmt.Errorf("%s: %s needs %s to be a directory, but cachectl placed a file there", a.Address(), ch.Path, conflict)
+		}
+		ch.Action = ActionCreate
+		ch.Reasons = []Reason{{ReasonMissing, "not in the cache"}}
+		return ch, nil
+	}
+	before := *e
+	ch.Before = &before
+	if !resolved {
+		// Offline plan: rebuild what the index recorded.
+		ch.Digest, ch.Manifest = e.Digest, e.Manifest
+		ch.WriteBytes = e.Size
+	}
+	var why []Reason
+	switch {
+	case !f.Exists:
+		ch.Action = ActionCreate
+		ch.Reasons = []Reason{{ReasonFileMissing, "recorded in the index but the file is gone"}}
+		return ch, nil
+	case !f.Regular:
+		why = append(why, Reason{ReasonNotRegular, "the path is no longer a regular file"})
+	case f.Size != e.Size || !f.ModTime.Equal(e.ModTime):
+		why = append(why, Reason{ReasonFileChanged, fmt.Sprintf("file changed since cachectl placed it (size %d → %d, mtime %s → %s)",
+			e.Size, f.Size, e.ModTime.UTC().Format("2006-01-02T15:04:05Z"), f.ModTime.UTC().Format("2006-01-02T15:04:05Z"))})
+	case f.SHA256 != "" && f.SHA256 != e.SHA256:
+		why = append(why, Reason{ReasonCorrupt, fmt.Sprintf("content does not match the index (sha256 %s, recorded %s)", short(f.SHA256), short(e.SHA256))})
+	}
+	if e.Ref != a.Ref {
+		why = append(why, Reason{ReasonRefChanged, fmt.Sprintf("reference changed: %s → %s", e.Ref, a.Ref)})
+	}
+	if e.Platform != "" && e.Platform != ch.Platform {
+		why = append(why, Reason{ReasonPlatformChanged, fmt.Sprintf("platform changed: %s → %s", e.Platform, ch.Platform)})
+	}
+	if !e.Imported && (e.Builder != ci.Builder.Format || e.BuilderVersion != ci.Builder.Version) {
+		why = append(why, Reason{ReasonBuilderChanged, fmt.Sprintf("builder changed: %s %s → %s %s", e.Builder, e.BuilderVersion, ci.Builder.Format, ci.Builder.Version)})
+	}
+	if resolved && !e.Imported && res.Digest != e.Digest && e.Ref == a.Ref {
+		why = append(why, Reason{ReasonTagMoved, fmt.Sprintf("tag moved: %s → %s", short(e.Digest), short(res.Digest))})
+	}
+	if forceReplace {
+		why = append(why, Reason{ReasonReplaceAsked, "replacement requested with -replace"})
+	}
+	if len(why) > 0 {
+		ch.Action = ActionReplace
+		ch.Reasons = why
+		if !resolved && (e.Imported || e.Manifest == "") {
+			ch.Digest, ch.Manifest = "", "" // resolve at apply
+		}
+		return ch, nil
+	}
+	if f.Mode != ci.Cache.FileMode {
+		why = append(why, Reason{ReasonModeDrift, fmt.Sprintf("mode %s → %s", f.Mode, ci.Cache.FileMode)})
+	}
+	if ci.UID >= 0 && f.UID != ci.UID {
+		why = append(why, Reason{ReasonOwnerDrift, fmt.Sprintf("owner %d → %d (%s)", f.UID, ci.UID, ci.Cache.Owner)})
+	}
+	if ci.GID >= 0 && f.GID != ci.GID {
+		why = append(why, Reason{ReasonGroupDrift, fmt.Sprintf("group %d → %d (%s)", f.GID, ci.GID, ci.Cache.Group)})
+	}
+	ch.WriteBytes, ch.DownloadBytes = 0, 0
+	if len(why) > 0 {
+		ch.Action = ActionUpdate
+		ch.Reasons = why
+		return ch, nil
+	}
+	ch.Action = ActionNoop
+	return ch, nil
+}
+
+// existsUnder reports whether something other than an indexed file (an
+// unmanaged file or a directory) occupies name. Unmanaged files are found
+// by the scan; a directory at the name is checked here.
+func existsUnder(st *RootState, name string) bool {
+	if !st.Exists {
+		return false
+	}
+	fs, err := statFile(spec.JoinRoot(st.Root, name), false)
+	return err == nil && fs.Exists
+}
+
+// managedAncestor returns a managed file that is a parent path of name.
+func managedAncestor(st *RootState, name string) string {
+	for i := strings.LastIndexByte(name, '/'); i > 0; i = strings.LastIndexByte(name[:i], '/') {
+		if _, ok := st.Index.Lookup(name[:i]); ok {
+			return name[:i]
+		}
+	}
+	return ""
+}
+
+func short(d string) string {
+	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	if d == "" {
+		return "(none)"
+	}
+	return d
+}

@@ -1,0 +1,163 @@
+package planner
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/cachectl/cachectl/spec"
+)
+
+func testCache(t *testing.T, prune bool, refs ...string) *spec.Cache {
+	t.Helper()
+	c := &spec.Cache{Name: "sif", Runtime: spec.RuntimeApptainer, Root: "/nonexistent/sif", Platform: spec.DefaultPlatform,
+		FileMode: 0o644, DirMode: 0o755, Prune: prune}
+	for _, r := range refs {
+		p, err := name.ParseReference(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := spec.FileName(c.Runtime, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Artifacts = append(c.Artifacts, &spec.Artifact{Cache: c.Name, Ref: r, Parsed: p, Name: n, Path: spec.JoinRoot(c.Root, n), Platform: c.Platform})
+	}
+	return c
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func entry(ref, digest string) Entry {
+	return Entry{Name: ref, Ref: ref, Digest: digest, Manifest: digest, Platform: "linux/amd64", Size: 100, SHA256: "sha256:aa",
+		ModTime: t0, Mode: "0644", Builder: "sif", BuilderVersion: "1"}
+}
+
+func okFile() FileState {
+	return FileState{Exists: true, Regular: true, Size: 100, ModTime: t0, Mode: 0o644}
+}
+
+func TestDiff(t *testing.T) {
+	const dA, dB = "sha256:aaaaaaaaaaaaaaaaaaaa", "sha256:bbbbbbbbbbbbbbbbbbbb"
+	builder := BuilderInfo{Format: "sif", Version: "1"}
+	tests := []struct {
+		name      string
+		prune     bool
+		refs      []string
+		entries   []Entry
+		files     map[string]FileState
+		resolved  map[ResolveKey]Resolution
+		uid       int
+		want      map[string]Action // address → action
+		wantCodes map[string]string // address → first reason code
+	}{
+		{name: "missing is created", refs: []string{"alpine:3.20"},
+			want: map[string]Action{`cache.sif["alpine:3.20"]`: ActionCreate}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonMissing}},
+		{name: "in sync is a no-op", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
+			files:    map[string]FileState{"alpine:3.20": okFile()},
+			resolved: map[ResolveKey]Resolution{{"alpine:3.20", "linux/amd64"}: {Digest: dA, Manifest: dA}},
+			want:     map[string]Action{`cache.sif["alpine:3.20"]`: ActionNoop}},
+		{name: "tag moved is replaced", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
+			files:     map[string]FileState{"alpine:3.20": okFile()},
+			resolved:  map[ResolveKey]Resolution{{"alpine:3.20", "linux/amd64"}: {Digest: dB, Manifest: dB}},
+			want:      map[string]Action{`cache.sif["alpine:3.20"]`: ActionReplace},
+			wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonTagMoved}},
+		{name: "file gone is created", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
+			want: map[string]Action{`cache.sif["alpine:3.20"]`: ActionCreate}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonFileMissing}},
+		{name: "size changed is replaced", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
+			files: map[string]FileState{"alpine:3.20": {Exists: true, Regular: true, Size: 5, ModTime: t0, Mode: 0o644}},
+			want:  map[string]Action{`cache.sif["alpine:3.20"]`: ActionReplace}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonFileChanged}},
+		{name: "hash mismatch is corrupt", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
+			files: map[string]FileState{"alpine:3.20": {Exists: true, Regular: true, Size: 100, ModTime: t0, Mode: 0o644, SHA256: "sha256:bb"}},
+			want:  map[string]Action{`cache.sif["alpine:3.20"]`: ActionReplace}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonCorrupt}},
+		{name: "mode drift is updated", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
+			files: map[string]FileState{"alpine:3.20": {Exists: true, Regular: true, Size: 100, ModTime: t0, Mode: 0o600}},
+			want:  map[string]Action{`cache.sif["alpine:3.20"]`: ActionUpdate}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonModeDrift}},
+		{name: "owner drift is updated", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)}, uid: 65534,
+			files: map[string]FileState{"alpine:3.20": okFile()},
+			want:  map[string]Action{`cache.sif["alpine:3.20"]`: ActionUpdate}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonOwnerDrift}},
+		{name: "left the spec with prune is deleted", prune: true, entries: []Entry{entry("old:1", dA)},
+			files: map[string]FileState{"old:1": okFile()},
+			want:  map[string]Action{`cache.sif["old:1"]`: ActionDelete}, wantCodes: map[string]string{`cache.sif["old:1"]`: ReasonLeftSpec}},
+		{name: "left the spec without prune is orphaned", entries: []Entry{entry("old:1", dA)},
+			files: map[string]FileState{"old:1": okFile()},
+			want:  map[string]Action{`cache.sif["old:1"]`: ActionOrphan}},
+		{name: "builder change is replaced", refs: []string{"alpine:3.20"},
+			entries: []Entry{func() Entry { e := entry("alpine:3.20", dA); e.BuilderVersion = "0"; return e }()},
+			files:   map[string]FileState{"alpine:3.20": okFile()},
+			want:    map[string]Action{`cache.sif["alpine:3.20"]`: ActionReplace}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonBuilderChanged}},
+		{name: "imported is not replaced on a moved tag", refs: []string{"alpine:3.20"},
+			entries:  []Entry{func() Entry { e := entry("alpine:3.20", ""); e.Imported = true; e.Manifest = ""; return e }()},
+			files:    map[string]FileState{"alpine:3.20": okFile()},
+			resolved: map[ResolveKey]Resolution{{"alpine:3.20", "linux/amd64"}: {Digest: dB, Manifest: dB}},
+			want:     map[string]Action{`cache.sif["alpine:3.20"]`: ActionNoop}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testCache(t, tc.prune, tc.refs...)
+			st := &RootState{Root: c.Root, Index: &Index{Version: IndexVersion}, Files: map[string]FileState{}}
+			for _, e := range tc.entries {
+				st.Index.Put(e)
+			}
+			for k, v := range tc.files {
+				st.Files[k] = v
+			}
+			uid := -1
+			if tc.uid != 0 {
+				uid = tc.uid
+			}
+			changes, errs := Diff(DiffInput{Caches: []CacheInput{{Cache: c, State: st, UID: uid, GID: -1, Builder: builder}}, Resolved: tc.resolved, Refreshed: tc.resolved != nil})
+			if len(errs) > 0 {
+				t.Fatalf("errors: %v", errs)
+			}
+			if len(changes) != len(tc.want) {
+				t.Fatalf("got %d changes, want %d: %+v", len(changes), len(tc.want), changes)
+			}
+			for _, ch := range changes {
+				if ch.Action != tc.want[ch.Address] {
+					t.Errorf("%s: action %s, want %s (reasons %v)", ch.Address, ch.Action, tc.want[ch.Address], ch.Reasons)
+				}
+				if code, ok := tc.wantCodes[ch.Address]; ok && (len(ch.Reasons) == 0 || ch.Reasons[0].Code != code) {
+					t.Errorf("%s: reasons %v, want first %s", ch.Address, ch.Reasons, code)
+				}
+			}
+		})
+	}
+}
+
+func TestDiffTargets(t *testing.T) {
+	c := testCache(t, false, "alpine:3.20", "busybox:1")
+	st := &RootState{Root: c.Root, Index: &Index{Version: IndexVersion}, Files: map[string]FileState{}}
+	changes, _ := Diff(DiffInput{Caches: []CacheInput{{Cache: c, State: st, UID: -1, GID: -1}}, Targets: []string{`cache.sif["busybox:1"]`}})
+	if len(changes) != 1 || changes[0].Ref != "busybox:1" {
+		t.Fatalf("targets not honoured: %+v", changes)
+	}
+}
+
+func TestRenderTextSummary(t *testing.T) {
+	p := &Plan{FormatVersion: FormatVersion, Changes: []Change{
+		{Address: `cache.sif["a:1"]`, Action: ActionCreate, Path: "/x/a:1", Reasons: []Reason{{ReasonMissing, "not in the cache"}}},
+		{Address: `cache.sif["b:1"]`, Action: ActionReplace, Path: "/x/b:1", Reasons: []Reason{{ReasonTagMoved, "tag moved"}}},
+		{Address: `cache.sif["c:1"]`, Action: ActionUpdate, Path: "/x/c:1"},
+		{Address: `cache.sif["d:1"]`, Action: ActionDelete, Path: "/x/d:1"},
+	}}
+	p.summarize()
+	var b strings.Builder
+	if err := RenderText(&b, p, RenderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"  + cache.sif[\"a:1\"]", "-/+ cache.sif[\"b:1\"]", "  ~ cache.sif[\"c:1\"]", "  - cache.sif[\"d:1\"]", "#   tag moved", "Plan: 2 to add, 1 to change, 2 to destroy."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	empty := &Plan{}
+	b.Reset()
+	RenderText(&b, empty, RenderOptions{})
+	if !strings.Contains(b.String(), "No changes. The cache matches the spec.") {
+		t.Errorf("empty plan: %q", b.String())
+	}
+}

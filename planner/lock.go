@@ -1,0 +1,107 @@
+package planner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// LockHolder says who holds a root's lock.
+type LockHolder struct {
+	Host  string    `json:"host"`
+	PID   int       `json:"pid"`
+	User  string    `json:"user"`
+	Since time.Time `json:"since"`
+}
+
+func (h LockHolder) String() string {
+	return fmt.Sprintf("%s@%s pid %d since %s", h.User, h.Host, h.PID, h.Since.Format(time.RFC3339))
+}
+
+// Lock is a held lock on a cache root (.cachectl/lock, flock(2)). The
+// kernel releases it when the process dies, so a crashed apply never
+// leaves a root locked.
+type Lock struct {
+	f *os.File
+}
+
+// ErrLocked is returned (wrapped) when the lock could not be taken in time.
+var ErrLocked = errors.New("cache root is locked")
+
+// AcquireLock takes the root's lock, waiting up to timeout (0 = try once).
+// The root's .cachectl directory must exist.
+func AcquireLock(ctx context.Context, root string, timeout time.Duration) (*Lock, error) {
+	path := filepath.Join(MetaDir(root), lockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", root, err)
+	}
+	deadline := time.Now().Add(timeout)
+	delay := 50 * time.Millisecond
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", root, err)
+		}
+		if !time.Now().Before(deadline) {
+			holder := readHolder(path)
+			f.Close()
+			return nil, fmt.Errorf("%w: %s is held by %s; wait for it to finish or raise -lock-timeout (now %s)", ErrLocked, root, holder, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < time.Second {
+			delay *= 2
+		}
+	}
+	h := LockHolder{PID: os.Getpid(), Since: time.Now().UTC()}
+	h.Host, _ = os.Hostname()
+	if u, err := user.Current(); err == nil {
+		h.User = u.Username
+	} else {
+		h.User = strconv.Itoa(os.Getuid())
+	}
+	b, _ := json.Marshal(h)
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt(append(b, '\n'), 0)
+	}
+	return &Lock{f: f}, nil
+}
+
+func readHolder(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "another process"
+	}
+	var h LockHolder
+	if json.Unmarshal(b, &h) != nil || h.PID == 0 {
+		return "another process"
+	}
+	return h.String()
+}
+
+// Release frees the lock.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	l.f.Truncate(0)
+	err := l.f.Close() // closing the descriptor releases the flock
+	l.f = nil
+	return err
+}

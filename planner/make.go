@@ -1,0 +1,261 @@
+package planner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/cachectl/cachectl/spec"
+)
+
+// ResolveRequest asks for one reference on one platform.
+type ResolveRequest struct {
+	Ref      string
+	Platform v1.Platform
+}
+
+// Resolver resolves references to digests, concurrently, each distinct
+// request once. Implementations: the registry client, a bundle.
+type Resolver interface {
+	ResolveAll(ctx context.Context, reqs []ResolveRequest) (map[ResolveKey]Resolution, error)
+}
+
+// Options tune planning.
+type Options struct {
+	// Refresh resolves every reference against its source (default in the
+	// CLI); without it the plan is made from the index alone.
+	Refresh bool
+	// Verify re-hashes managed files.
+	Verify bool
+	// Targets and Replace are artifact addresses (cache.NAME["REF"]).
+	Targets []string
+	Replace []string
+	// Builder returns the builder identity of a runtime.
+	Builder func(spec.Runtime) BuilderInfo
+	// Version is recorded in the plan.
+	Version string
+	// Now is the clock (tests); nil = time.Now.
+	Now func() time.Time
+}
+
+// MakePlan scans every cache root of the model, resolves references (with
+// Refresh), and computes the plan. Problems that stop the plan (an
+// unresolvable reference, a file in the way, missing privileges or space)
+// are all returned together.
+func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*Plan, error) {
+	if err := checkTargets(m, opts.Targets, "-target"); err != nil {
+		return nil, err
+	}
+	if err := checkTargets(m, opts.Replace, "-replace"); err != nil {
+		return nil, err
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	p := &Plan{FormatVersion: FormatVersion, CachectlVersion: opts.Version, CreatedAt: now().UTC(), SpecFiles: m.Files, Refreshed: opts.Refresh, Targets: opts.Targets}
+	var errs *multierror.Error
+	var inputs []CacheInput
+	for _, c := range m.Caches {
+		st, err := Scan(c.Root, ScanOptions{Verify: opts.Verify})
+		if err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("cache %q: %w", c.Name, err))
+			continue
+		}
+		uid, gid, err := LookupOwner(c.Owner, c.Group)
+		if err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("cache %q: %w", c.Name, err))
+			continue
+		}
+		ci := CacheInput{Cache: c, State: st, UID: uid, GID: gid}
+		if opts.Builder != nil {
+			ci.Builder = opts.Builder(c.Runtime)
+		}
+		inputs = append(inputs, ci)
+		p.Roots = append(p.Roots, RootPlan{
+			Cache: c.Name, Runtime: string(c.Runtime), Root: c.Root, Exists: st.Exists,
+			Fingerprint: st.Fingerprint, Prune: c.Prune, DirMode: c.DirMode.String(),
+			UID: uid, GID: gid, Unmanaged: st.Unmanaged,
+		})
+	}
+	if errs != nil {
+		return nil, errs.ErrorOrNil()
+	}
+	in := DiffInput{Caches: inputs, Refreshed: opts.Refresh, Targets: opts.Targets, Replace: opts.Replace}
+	if opts.Refresh && res != nil {
+		var reqs []ResolveRequest
+		seen := map[ResolveKey]bool{}
+		targets := setOf(opts.Targets)
+		for _, c := range m.Caches {
+			for _, a := range c.Artifacts {
+				k := ResolveKey{a.Ref, PlatformString(a.Platform)}
+				if seen[k] || (len(targets) > 0 && !targets[a.Address()]) {
+					continue
+				}
+				seen[k] = true
+				reqs = append(reqs, ResolveRequest{Ref: a.Ref, Platform: a.Platform})
+			}
+		}
+		resolved, err := res.ResolveAll(ctx, reqs)
+		if err != nil {
+			return nil, err
+		}
+		in.Resolved = resolved
+	}
+	changes, derrs := Diff(in)
+	for _, e := range derrs {
+		errs = multierror.Append(errs, e)
+	}
+	p.Changes = changes
+	for i := range p.Roots {
+		r := &p.Roots[i]
+		for _, ch := range changes {
+			if ch.Cache == r.Cache && (ch.Action == ActionCreate || ch.Action == ActionReplace) {
+				r.WriteBytes += ch.WriteBytes
+			}
+		}
+		r.FreeBytes = freeBytes(r.Root)
+		if r.FreeBytes > 0 && r.WriteBytes > r.FreeBytes {
+			errs = multierror.Append(errs, fmt.Errorf("cache %q: %s has %s free but the plan writes about %s; free space or move the root",
+				r.Cache, r.Root, HumanBytes(r.FreeBytes), HumanBytes(r.WriteBytes)))
+		}
+	}
+	if err := checkPrivileges(p); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	p.summarize()
+	if errs != nil {
+		errs.ErrorFormat = listErrors
+		return p, errs
+	}
+	return p, nil
+}
+
+func listErrors(es []error) string {
+	if len(es) == 1 {
+		return es[0].Error()
+	}
+	s := fmt.Sprintf("%d problems:", len(es))
+	for _, e := range es {
+		s += "\n  * " + e.Error()
+	}
+	return s
+}
+
+func checkTargets(m *spec.Model, addrs []string, flag string) error {
+	for _, a := range addrs {
+		found := false
+		for _, c := range m.Caches {
+			if found {
+				break
+			}
+			for _, art := range c.Artifacts {
+				if art.Address() == a {
+					found = true
+					break
+				}
+			}
+			if !found {
+				if ix, err := ReadIndex(c.Root); err == nil {
+					for _, e := range ix.Entries {
+						if spec.Address(c.Name, e.Ref) == a {
+							found = true
+						}
+					}
+				}
+			}
+		}
+		if !found {
+			return fmt.Errorf("%s %s matches no artifact; addresses look like cache.NAME[\"REF\"] (see \"cachectl list\")", flag, a)
+		}
+	}
+	return nil
+}
+
+// LookupOwner resolves user and group names (or numeric ids) to ids;
+// "" gives -1 (not enforced).
+func LookupOwner(owner, group string) (uid, gid int, err error) {
+	uid, gid = -1, -1
+	if owner != "" {
+		if n, e := strconv.Atoi(owner); e == nil {
+			uid = n
+		} else if u, e := user.Lookup(owner); e == nil {
+			uid, _ = strconv.Atoi(u.Uid)
+		} else {
+			return 0, 0, fmt.Errorf("owner %q: no such user on this host", owner)
+		}
+	}
+	if group != "" {
+		if n, e := strconv.Atoi(group); e == nil {
+			gid = n
+		} else if g, e := user.LookupGroup(group); e == nil {
+			gid, _ = strconv.Atoi(g.Gid)
+		} else {
+			return 0, 0, fmt.Errorf("group %q: no such group on this host", group)
+		}
+	}
+	return uid, gid, nil
+}
+
+// checkPrivileges fails when the plan changes ownership the process may
+// not set: another owner needs root (CAP_CHOWN); a group needs membership.
+func checkPrivileges(p *Plan) error {
+	euid := os.Geteuid()
+	if euid == 0 {
+		return nil
+	}
+	groups, _ := os.Getgroups()
+	member := map[int]bool{os.Getegid(): true}
+	for _, g := range groups {
+		member[g] = true
+	}
+	var errs []error
+	for _, ch := range p.Changes {
+		if !ch.Action.IsChange() || ch.Action == ActionDelete {
+			continue
+		}
+		if ch.UID >= 0 && ch.UID != euid {
+			errs = append(errs, fmt.Errorf("%s: owner %s (uid %d) can only be set by root (CAP_CHOWN); run apply as root or drop owner from the cache", ch.Address, ch.Owner, ch.UID))
+		} else if ch.GID >= 0 && !member[ch.GID] {
+			errs = append(errs, fmt.Errorf("%s: group %s (gid %d) can only be set by root or a member of that group", ch.Address, ch.Group, ch.GID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// freeBytes returns the space available to unprivileged users on the file
+// system holding path (or its nearest existing ancestor); 0 if unknown.
+func freeBytes(path string) int64 {
+	for p := path; ; p = filepath.Dir(p) {
+		var s syscall.Statfs_t
+		if err := syscall.Statfs(p, &s); err == nil {
+			return int64(s.Bavail) * int64(s.Bsize)
+		}
+		if p == "/" || p == "." {
+			return 0
+		}
+	}
+}
+
+// HumanBytes formats a byte count with binary units.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

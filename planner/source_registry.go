@@ -1,0 +1,115 @@
+package planner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/store"
+)
+
+// RegistrySource resolves references against registries and pulls images
+// into the shared blob store. It implements Resolver and Fetcher.
+type RegistrySource struct {
+	Client *registry.Client
+	Store  *store.Store
+	mu     sync.Mutex
+	stats  registry.PullStats
+}
+
+// Stats returns what the pulls so far downloaded and found cached.
+func (s *RegistrySource) Stats() registry.PullStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// ResolveAll resolves each distinct request once, concurrently, and adds
+// how many bytes are not in the store yet.
+func (s *RegistrySource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (map[ResolveKey]Resolution, error) {
+	rr := make([]registry.ResolveRequest, len(reqs))
+	for i, r := range reqs {
+		rr[i] = registry.ResolveRequest{Ref: r.Ref, Platform: r.Platform}
+	}
+	out, errs := s.Client.ResolveAll(ctx, rr)
+	m := make(map[ResolveKey]Resolution, len(reqs))
+	var all []error
+	for i, r := range reqs {
+		if i < len(errs) && errs[i] != nil {
+			all = append(all, fmt.Errorf("resolve %s (%s): %w", r.Ref, PlatformString(r.Platform), errs[i]))
+			continue
+		}
+		res := out[i]
+		m[ResolveKey{r.Ref, PlatformString(r.Platform)}] = Resolution{
+			Digest:   res.Digest.String(),
+			Manifest: res.Manifest.String(),
+			Size:     res.Size,
+			Download: s.missingBytes(res),
+		}
+	}
+	return m, errors.Join(all...)
+}
+
+// missingBytes is the part of an image's blobs that the store lacks; when
+// the manifest itself is not stored yet, all of it.
+func (s *RegistrySource) missingBytes(res registry.Resolved) int64 {
+	if s.Store == nil || !s.Store.Has(res.Manifest) {
+		return res.Size
+	}
+	img, err := s.Store.Image(res.Manifest)
+	if err != nil {
+		return res.Size
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return res.Size
+	}
+	var n int64
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		if !s.Store.Has(d.Digest) {
+			n += d.Size
+		}
+	}
+	return n
+}
+
+// Fetch pulls exactly the given manifest (and its blobs) into the store.
+func (s *RegistrySource) Fetch(ctx context.Context, ref, manifest string) (v1.Image, error) {
+	h, err := v1.NewHash(manifest)
+	if err != nil {
+		return nil, fmt.Errorf("bad manifest digest %q: %w", manifest, err)
+	}
+	img, stats, err := s.Client.Pull(ctx, ref, h, s.Store)
+	s.mu.Lock()
+	s.stats.BytesDownloaded += stats.BytesDownloaded
+	s.stats.BlobsDownloaded += stats.BlobsDownloaded
+	s.stats.BlobsCached += stats.BlobsCached
+	s.mu.Unlock()
+	return img, err
+}
+
+// normalizedName is the fully qualified name of a reference as Podman
+// records it (docker.io/library/alpine:3.20).
+func normalizedName(ref string) string {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return ref
+	}
+	reg := r.Context().RegistryStr()
+	if reg == name.DefaultRegistry {
+		reg = "docker.io"
+	}
+	n := reg + "/" + r.Context().RepositoryStr()
+	switch t := r.(type) {
+	case name.Tag:
+		return n + ":" + t.TagStr()
+	case name.Digest:
+		return n + "@" + t.DigestStr()
+	}
+	return n
+}
