@@ -1,0 +1,46 @@
+# cachectl — see README.md. The two commands: `make demo` and `make test`.
+GO      ?= go
+BIN     := bin/cachectl
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.Version=$(VERSION)
+
+.PHONY: all build deps test test-short demo bench lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cachectl
+
+# Installs squashfs-tools, docker-registry, skopeo, umoci, htpasswd when
+# missing (needs root; apt-get).
+deps:
+	@bash .ci/deps.sh
+
+# The whole test suite: unit tests, testscript end-to-end tests against the
+# real docker-registry, mksquashfs/unsquashfs, skopeo and umoci.
+test: deps
+	CACHECTL_REQUIRE_TOOLS=$${CACHECTL_REQUIRE_TOOLS:-1} $(GO) test -count=1 -timeout 30m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+# Runs cachectl's main job offline: a local registry with generated images,
+# then validate, plan, apply, list and plan again into ./demo.
+demo: deps build
+	@bash examples/demo.sh
+
+# Benchmarks (opt-in, slow: generates ~1 GiB images). Results go in BENCHMARKS.md.
+bench: deps
+	CACHECTL_BENCH=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./spec
+	$(GO) test -run '^$$' -fuzz FuzzFileName -fuzztime 30s ./spec
+	$(GO) test -run '^$$' -fuzz FuzzFlatten -fuzztime 30s ./providers/rootfs
+
+clean:
+	rm -rf bin demo
