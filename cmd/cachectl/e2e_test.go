@@ -47,6 +47,12 @@ func TestE2E(t *testing.T) {
 		env.Setenv("UID", strconv.Itoa(os.Getuid()))
 		return setup(env)
 	}
+	p.Condition = func(cond string) (bool, error) {
+		if cond == "root" {
+			return os.Geteuid() == 0, nil
+		}
+		return false, fmt.Errorf("unknown condition %q", cond)
+	}
 	p.Cmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		// push REPO:TAG VARIANT — push generated image VARIANT to $REGISTRY/REPO:TAG
 		"push": func(ts *testscript.TestScript, neg bool, args []string) {
