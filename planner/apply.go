@@ -58,6 +58,9 @@ type ApplyOptions struct {
 	BuildParallelism int
 	// LockTimeout is how long to wait for another apply on the same root.
 	LockTimeout time.Duration
+	// Held are locks the caller already holds (LockRoots), by root; Apply
+	// does not take or release those.
+	Held map[string]*Lock
 }
 
 // ApplyResult counts what Apply did.
@@ -156,17 +159,13 @@ func (a *applier) applyRoot(ctx context.Context, rp RootPlan, changes []Change) 
 	if err != nil {
 		return fail(err)
 	}
-	if err := ensureRoot(rp.Root, dirMode, rp.UID, rp.GID); err != nil {
-		return fail(err)
+	if a.opts.Held[rp.Root] == nil {
+		lock, err := lockRoot(ctx, rp.Root, dirMode, rp.UID, rp.GID, a.opts.LockTimeout)
+		if err != nil {
+			return fail(err)
+		}
+		defer lock.Release()
 	}
-	if err := os.MkdirAll(MetaDir(rp.Root), 0o755); err != nil {
-		return fail(err)
-	}
-	lock, err := AcquireLock(ctx, rp.Root, a.opts.LockTimeout)
-	if err != nil {
-		return fail(err)
-	}
-	defer lock.Release()
 	st, err := Scan(rp.Root, ScanOptions{SkipUnmanaged: true})
 	if err != nil {
 		return fail(err)
@@ -473,6 +472,48 @@ func (a *applier) delete(job *rootJob, ch Change) error {
 	}
 	job.ix.Remove(ch.Name)
 	return WriteIndex(job.rp.Root, job.ix)
+}
+
+// lockRoot creates the root if needed and takes its lock.
+func lockRoot(ctx context.Context, root string, dirMode spec.Mode, uid, gid int, timeout time.Duration) (*Lock, error) {
+	if err := ensureRoot(root, dirMode, uid, gid); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(MetaDir(root), 0o755); err != nil {
+		return nil, err
+	}
+	return AcquireLock(ctx, root, timeout)
+}
+
+// LockRoots takes the lock of every cache root of the model (creating the
+// roots that do not exist yet), in a fixed order so that two processes
+// cannot deadlock. Apply without a saved plan locks before planning, so
+// its plan cannot go stale. Release the locks with ReleaseAll.
+func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[string]*Lock, error) {
+	caches := append([]*spec.Cache(nil), m.Caches...)
+	sort.Slice(caches, func(i, j int) bool { return caches[i].Root < caches[j].Root })
+	held := map[string]*Lock{}
+	for _, c := range caches {
+		uid, gid, err := LookupOwner(c.Owner, c.Group)
+		if err != nil {
+			ReleaseAll(held)
+			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
+		}
+		l, err := lockRoot(ctx, c.Root, c.DirMode, uid, gid, timeout)
+		if err != nil {
+			ReleaseAll(held)
+			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
+		}
+		held[c.Root] = l
+	}
+	return held, nil
+}
+
+// ReleaseAll releases locks taken with LockRoots.
+func ReleaseAll(locks map[string]*Lock) {
+	for _, l := range locks {
+		l.Release()
+	}
 }
 
 // ensureRoot creates the cache root (and missing ancestors) with dirMode.

@@ -46,7 +46,10 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
-	var p *planner.Plan
+	var (
+		p     *planner.Plan
+		locks map[string]*planner.Lock
+	)
 	if c.PlanFile != "" {
 		if len(c.Target) > 0 || len(c.Replace) > 0 {
 			return errors.New("-target and -replace go with plan, not with a saved plan file")
@@ -58,6 +61,13 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 			return err
 		}
 	} else {
+		// Lock first, then plan: the plan cannot go stale before it is applied.
+		held, err := planner.LockRoots(iox.Ctx, m, c.LockTimeout)
+		if err != nil {
+			return err
+		}
+		defer planner.ReleaseAll(held)
+		locks = held
 		var res *planner.RegistrySource
 		if c.Refresh {
 			res = src
@@ -89,7 +99,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	events := c.eventPrinter(iox)
 	res, err := planner.Apply(iox.Ctx, p, planner.ApplyDeps{
 		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
-	}, planner.ApplyOptions{Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout})
+	}, planner.ApplyOptions{Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks})
 	progress.Close(sink)
 	st := src.Stats()
 	fmt.Fprintf(iox.Stdout, "\nApply complete! Resources: %d added, %d changed, %d destroyed. Downloaded %s (%d blobs; %d already in the store).\n",
