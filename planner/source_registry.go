@@ -41,7 +41,7 @@ func (s *RegistrySource) ResolveAll(ctx context.Context, reqs []ResolveRequest) 
 	var all []error
 	for i, r := range reqs {
 		if i < len(errs) && errs[i] != nil {
-			all = append(all, fmt.Errorf("resolve %s (%s): %w", r.Ref, PlatformString(r.Platform), errs[i]))
+			all = append(all, fmt.Errorf("%w (platform %s)", errs[i], PlatformString(r.Platform)))
 			continue
 		}
 		res := out[i]
