@@ -15,7 +15,7 @@ for _ in $(seq 100); do [ -s "$demo/registry.addr" ] && break; sleep 0.1; done
 addr=$(cat "$demo/registry.addr")
 export CACHECTL_STORE=$demo/store
 args=(--spec examples/demo.hcl --var "registry=$addr" --var "root=$demo")
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+step() { printf '\n$ %s\n' "$*"; "$@"; }
 echo "A registry with two generated images (demo/base:1.0, demo/app:2.1) is serving on $addr."
 step $bin "${args[@]}" validate
 set +e
