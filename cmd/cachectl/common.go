@@ -77,7 +77,7 @@ func newSource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.Registry
 	for _, r := range m.Registries {
 		hosts[r.Host] = registry.HostSettings{Mirror: r.Mirror, CAFile: r.CAFile, AuthFile: r.AuthFile, Insecure: r.Insecure, MaxConcurrency: r.MaxConcurrency}
 	}
-	c, err := registry.New(registry.Options{Hosts: hosts, Progress: sink, UserAgent: "cachectl/" + Version})
+	c, err := registry.New(registry.Options{Hosts: hosts, Progress: sink, Cache: st, UserAgent: "cachectl/" + Version})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,216 @@
+package progress
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+)
+
+// NewJSON returns a sink that writes one JSON object per event and line to w
+// (the --progress=json stream). Progress events are passed through as they
+// come; producers throttle them.
+func NewJSON(w io.Writer) Sink {
+	return &jsonSink{w: &lockedWriter{w: w}}
+}
+
+type jsonSink struct{ w *lockedWriter }
+
+func (j *jsonSink) Event(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	j.w.write(append(b, '\n'))
+}
+
+// NewLines returns a sink that writes plain log lines to w, for output that
+// is not a terminal: one line when a transfer starts, ends or fails, and a
+// progress line at most every 5 seconds per transfer.
+func NewLines(w io.Writer) Sink {
+	return &lineSink{w: &lockedWriter{w: w}, last: map[string]time.Time{}, every: 5 * time.Second}
+}
+
+type lineSink struct {
+	w     *lockedWriter
+	mu    sync.Mutex
+	last  map[string]time.Time
+	every time.Duration
+}
+
+func (l *lineSink) Event(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	name := shortID(e)
+	var line string
+	switch e.Type {
+	case Start:
+		l.mu.Lock()
+		l.last[e.ID] = e.Time
+		l.mu.Unlock()
+		line = fmt.Sprintf("%s: downloading %s (%s)", refOr(e), name, FormatBytes(e.Total))
+	case Progress:
+		l.mu.Lock()
+		t, ok := l.last[e.ID]
+		due := !ok || e.Time.Sub(t) >= l.every
+		if due {
+			l.last[e.ID] = e.Time
+		}
+		l.mu.Unlock()
+		if !due {
+			return
+		}
+		line = fmt.Sprintf("%s: %s %s / %s", refOr(e), name, FormatBytes(e.Current), FormatBytes(e.Total))
+	case Done:
+		l.forget(e.ID)
+		line = fmt.Sprintf("%s: downloaded %s (%s)", refOr(e), name, FormatBytes(e.Current))
+	case Error:
+		l.forget(e.ID)
+		line = fmt.Sprintf("%s: failed %s: %s", refOr(e), name, e.Err)
+	default:
+		return
+	}
+	l.w.write([]byte(line + "\n"))
+}
+
+func (l *lineSink) forget(id string) {
+	l.mu.Lock()
+	delete(l.last, id)
+	l.mu.Unlock()
+}
+
+func refOr(e Event) string {
+	if e.Ref != "" {
+		return e.Ref
+	}
+	return "pull"
+}
+
+// shortID names a transfer by the first 12 hex digits of its digest.
+func shortID(e Event) string {
+	s := e.Digest
+	if s == "" {
+		s = e.ID
+	}
+	if len(s) > 7+12 && s[:7] == "sha256:" {
+		return s[7 : 7+12]
+	}
+	return s
+}
+
+// FormatBytes renders n in IEC units ("1.5 MiB").
+func FormatBytes(n int64) string {
+	if n < 0 {
+		return "? B"
+	}
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// NewBars returns a sink that draws progress bars on w (a terminal): one per
+// download with bytes, rate and ETA, plus an overall bar. Call Close (or
+// progress.Close) when done to flush the output.
+func NewBars(w io.Writer) Sink {
+	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond), mpb.WithAutoRefresh())
+	b := &barSink{p: p, bars: map[string]*barState{}}
+	b.total = p.AddBar(0,
+		mpb.BarPriority(1<<30),
+		mpb.PrependDecorators(decor.Name("total ", decor.WCSyncSpaceR), decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace)),
+		mpb.AppendDecorators(decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace), decor.Name(" "), decor.AverageETA(decor.ET_STYLE_GO)),
+	)
+	return b
+}
+
+type barState struct {
+	bar     *mpb.Bar
+	current int64
+}
+
+type barSink struct {
+	p      *mpb.Progress
+	mu     sync.Mutex
+	bars   map[string]*barState
+	total  *mpb.Bar
+	sum    int64 // sum of totals of started transfers
+	closed bool
+}
+
+func (b *barSink) Event(e Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	st := b.bars[e.ID]
+	switch e.Type {
+	case Start:
+		if st != nil {
+			return
+		}
+		total := max(e.Total, 0)
+		bar := b.p.AddBar(total,
+			mpb.BarRemoveOnComplete(),
+			mpb.PrependDecorators(decor.Name(shortID(e)+" ", decor.WCSyncSpaceR), decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace)),
+			mpb.AppendDecorators(decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30, decor.WCSyncSpace), decor.Name(" "), decor.EwmaETA(decor.ET_STYLE_GO, 30)),
+		)
+		b.bars[e.ID] = &barState{bar: bar, current: e.Current}
+		b.sum += total
+		b.total.SetTotal(b.sum, false)
+	case Progress, Done:
+		if st == nil {
+			return
+		}
+		cur := e.Current
+		if e.Type == Done && e.Total > 0 {
+			cur = e.Total
+		}
+		if d := cur - st.current; d > 0 {
+			st.bar.EwmaIncrInt64(d, 150*time.Millisecond)
+			b.total.IncrInt64(d)
+			st.current = cur
+		}
+		if e.Type == Done {
+			st.bar.SetTotal(-1, true)
+			delete(b.bars, e.ID)
+		}
+	case Error:
+		if st == nil {
+			return
+		}
+		st.bar.Abort(false)
+		delete(b.bars, e.ID)
+	}
+}
+
+// Close completes the overall bar and waits for the final render.
+func (b *barSink) Close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	for id, st := range b.bars {
+		st.bar.Abort(false)
+		delete(b.bars, id)
+	}
+	b.total.SetTotal(-1, true)
+	b.mu.Unlock()
+	b.p.Wait()
+}

@@ -1,0 +1,109 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// AuthError reports that a registry refused access (HTTP 401 or 403). Its
+// message names the registry and says how to log in; it never contains
+// credentials.
+type AuthError struct {
+	// Registry is the host that refused ("docker.io", "127.0.0.1:5000").
+	Registry string
+	// Repository is the repository path asked for.
+	Repository string
+	// StatusCode is 401 or 403.
+	StatusCode int
+	// HadCredentials tells whether credentials were sent.
+	HadCredentials bool
+}
+
+func (e *AuthError) Error() string {
+	how := fmt.Sprintf(`log in with "docker login %s" (or podman login --authfile), or set auth_file in the spec's registry %q block`, e.Registry, e.Registry)
+	switch {
+	case e.StatusCode == http.StatusForbidden:
+		return fmt.Sprintf("registry %s denied access to %s (HTTP 403): the credentials used lack pull permission; %s", e.Registry, e.Repository, how)
+	case e.HadCredentials:
+		return fmt.Sprintf("registry %s rejected the credentials for %s (HTTP 401): %s", e.Registry, e.Repository, how)
+	default:
+		return fmt.Sprintf("registry %s requires authentication for %s (HTTP 401) and no credentials were found: %s", e.Registry, e.Repository, how)
+	}
+}
+
+// StatusError is an unexpected HTTP status from a registry.
+type StatusError struct {
+	Registry   string
+	Repository string
+	// What names the object asked for ("manifest 3.20", "blob sha256:…").
+	What       string
+	StatusCode int
+	// Detail is the registry's error message, if it sent one.
+	Detail string
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("registry %s: %s of %s: HTTP %d %s", e.Registry, e.What, e.Repository, e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
+}
+
+// NotFound reports whether err says a manifest or blob does not exist.
+func NotFound(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.StatusCode == http.StatusNotFound
+}
+
+// IsAuth reports whether err is an authentication or authorization failure.
+func IsAuth(err error) bool {
+	var ae *AuthError
+	return errors.As(err, &ae)
+}
+
+// statusError builds the error for an unexpected response and closes its
+// body. hadCreds tells whether credentials were available.
+func statusError(resp *http.Response, registry, repo, what string, hadCreds bool) error {
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+		return &AuthError{Registry: registry, Repository: repo, StatusCode: resp.StatusCode, HadCredentials: hadCreds}
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	return &StatusError{Registry: registry, Repository: repo, What: what, StatusCode: resp.StatusCode, Detail: detail(body)}
+}
+
+// detail extracts the distribution API's error messages from a body.
+func detail(body []byte) string {
+	var er struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(body, &er) == nil && len(er.Errors) > 0 {
+		var parts []string
+		for _, e := range er.Errors {
+			parts = append(parts, strings.TrimSpace(e.Code+" "+e.Message))
+		}
+		return strings.Join(parts, "; ")
+	}
+	return ""
+}
+
+// translate turns go-containerregistry transport errors (from the ping and
+// token exchange) into AuthError where they are 401/403.
+func translate(err error, registry, repo string, hadCreds bool) error {
+	var te *transport.Error
+	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
+		return &AuthError{Registry: registry, Repository: repo, StatusCode: te.StatusCode, HadCredentials: hadCreds}
+	}
+	return err
+}

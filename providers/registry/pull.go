@@ -1,0 +1,331 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/providers/store"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// PullStats counts what a Pull did.
+type PullStats struct {
+	// BytesDownloaded is the number of bytes of blobs (and the manifest)
+	// downloaded and stored by this pull.
+	BytesDownloaded int64
+	// BlobsDownloaded counts blobs (including the manifest) this pull
+	// downloaded.
+	BlobsDownloaded int64
+	// BlobsCached counts config and layer blobs that were already in the
+	// store or fetched by a concurrent pull in this process.
+	BlobsCached int64
+}
+
+// Pull fetches exactly the image manifest manifest (by digest, from the
+// repository of ref), its config and its layers into st, skipping blobs
+// already there, and returns the image backed by the store. Blobs are
+// streamed, verified and placed atomically; concurrent pulls of the same
+// blob in this process download it once. manifest must be an image
+// manifest (Resolved.Manifest), not an index.
+func (c *Client) Pull(ctx context.Context, ref string, manifest v1.Hash, st *store.Store) (img v1.Image, stats PullStats, err error) {
+	r, err := c.parse(ref)
+	if err != nil {
+		return nil, stats, err
+	}
+	ts, err := c.targets(r.Context())
+	if err != nil {
+		return nil, stats, err
+	}
+	if !st.Has(manifest) {
+		leader := false
+		v, err, _ := c.sf.Do("manifest:"+st.Dir()+"@"+manifest.String(), func() (any, error) {
+			leader = true
+			if st.Has(manifest) {
+				return 0, nil
+			}
+			var raw []byte
+			err := c.eachTarget(ctx, r.Context(), func(t target) error {
+				var err error
+				raw, _, err = c.getManifest(ctx, t, manifest.String())
+				return err
+			})
+			if err != nil {
+				return 0, fmt.Errorf("manifest %s: %w", manifest, err)
+			}
+			if err := st.PutBytes(ctx, manifest, raw); err != nil {
+				return 0, err
+			}
+			return len(raw), nil
+		})
+		if err != nil {
+			return nil, stats, fmt.Errorf("pulling %s: %w", ref, err)
+		}
+		if n := v.(int); leader && n > 0 {
+			stats.BytesDownloaded += int64(n)
+			stats.BlobsDownloaded++
+		}
+	}
+	raw, err := st.ReadAll(manifest)
+	if err != nil {
+		return nil, stats, err
+	}
+	mt, err := store.ManifestMediaType(raw)
+	if err != nil {
+		return nil, stats, fmt.Errorf("pulling %s: manifest %s: %w", ref, manifest, err)
+	}
+	if !mt.IsImage() {
+		return nil, stats, fmt.Errorf("pulling %s: %s is a %s, not an image manifest (resolve a platform first)", ref, manifest, mt)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, stats, fmt.Errorf("pulling %s: parsing manifest %s: %w", ref, manifest, err)
+	}
+	descs := []v1.Descriptor{m.Config}
+	seen := map[v1.Hash]bool{m.Config.Digest: true}
+	for _, l := range m.Layers {
+		if !seen[l.Digest] {
+			seen[l.Digest] = true
+			descs = append(descs, l)
+		}
+	}
+	var bytesDl, blobsDl, cached atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for _, d := range descs {
+		g.Go(func() error {
+			n, downloaded, err := c.fetchBlob(gctx, ts, ref, d, st)
+			if err != nil {
+				return err
+			}
+			if downloaded {
+				bytesDl.Add(n)
+				blobsDl.Add(1)
+			} else {
+				cached.Add(1)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	stats.BytesDownloaded += bytesDl.Load()
+	stats.BlobsDownloaded += blobsDl.Load()
+	stats.BlobsCached += cached.Load()
+	if err != nil {
+		return nil, stats, fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	img, err = st.Image(manifest)
+	if err != nil {
+		return nil, stats, fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	return img, stats, nil
+}
+
+// fetchBlob makes sure blob d is in st, downloading it unless present or
+// being downloaded by another pull of this client.
+func (c *Client) fetchBlob(ctx context.Context, ts []target, ref string, d v1.Descriptor, st *store.Store) (n int64, downloaded bool, err error) {
+	if st.Has(d.Digest) {
+		return 0, false, nil
+	}
+	leader := false
+	v, err, _ := c.sf.Do(st.Dir()+"@"+d.Digest.String(), func() (any, error) {
+		leader = true
+		if st.Has(d.Digest) {
+			return int64(-1), nil
+		}
+		return c.download(ctx, ts, ref, d, st)
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	n = v.(int64)
+	if !leader || n < 0 || (n == 0 && d.Size > 0) {
+		return 0, false, nil
+	}
+	return n, true, nil
+}
+
+// download streams blob d into st from the first target that delivers it.
+// A blob whose bytes do not match is fetched once more from the start
+// before that target is given up.
+func (c *Client) download(ctx context.Context, ts []target, ref string, d v1.Descriptor, st *store.Store) (int64, error) {
+	base := progress.Event{ID: d.Digest.String(), Ref: ref, Digest: d.Digest.String(), Total: d.Size}
+	start := base
+	start.Type = progress.Start
+	progress.Emit(c.opts.Progress, start)
+	var errs []string
+	var last error
+	for _, t := range ts {
+		for attempt := 0; attempt < 2; attempt++ {
+			n, err := c.downloadFrom(ctx, t, base, d, st)
+			if err == nil {
+				done := base
+				done.Type, done.Current = progress.Done, n
+				progress.Emit(c.opts.Progress, done)
+				return n, nil
+			}
+			last = err
+			if ctx.Err() != nil {
+				break
+			}
+			if !errors.Is(err, store.ErrDigestMismatch) && !errors.Is(err, store.ErrSizeMismatch) {
+				break
+			}
+		}
+		errs = append(errs, last.Error())
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	fail := base
+	fail.Type, fail.Err = progress.Error, last.Error()
+	progress.Emit(c.opts.Progress, fail)
+	if len(errs) > 1 {
+		// Keep the upstream error wrapped, note the mirror's.
+		return 0, fmt.Errorf("blob %s: %w (mirror failed too: %s)", d.Digest, last, errs[0])
+	}
+	return 0, fmt.Errorf("blob %s: %w", d.Digest, last)
+}
+
+func (c *Client) downloadFrom(ctx context.Context, t target, base progress.Event, d v1.Descriptor, st *store.Store) (int64, error) {
+	release, err := c.acquire(ctx, t.host)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	br := &blobReader{ctx: ctx, c: c, t: t, digest: d.Digest, size: d.Size}
+	defer br.Close()
+	var r io.Reader = br
+	if c.opts.Progress != nil {
+		r = progress.NewReader(br, c.opts.Progress, base, 0)
+	}
+	n, err := st.Put(ctx, d.Digest, d.Size, r)
+	if err != nil {
+		return n, fmt.Errorf("from %s: %w", t.repo.RegistryStr(), err)
+	}
+	return n, nil
+}
+
+// blobReader reads a blob from a registry, resuming with a Range request
+// (or by skipping already-read bytes) after a connection reset, a truncated
+// body or a stall, with back-off, within the client's TotalRetryTime.
+type blobReader struct {
+	ctx    context.Context
+	c      *Client
+	t      target
+	digest v1.Hash
+	size   int64
+
+	rc       io.ReadCloser
+	off      int64
+	attempt  int
+	deadline time.Time
+}
+
+func (b *blobReader) Read(p []byte) (int, error) {
+	for {
+		if b.rc == nil {
+			rc, err := b.open()
+			if err != nil {
+				return 0, err
+			}
+			b.rc = rc
+		}
+		n, err := b.rc.Read(p)
+		b.off += int64(n)
+		if err == io.EOF && b.size >= 0 && b.off < b.size {
+			err = io.ErrUnexpectedEOF
+		}
+		if err == nil || err == io.EOF {
+			return n, err
+		}
+		b.rc.Close()
+		b.rc = nil
+		if !retryable(err) || b.ctx.Err() != nil {
+			return n, err
+		}
+		if werr := b.backoff(); werr != nil {
+			return n, fmt.Errorf("%w (%v)", err, werr)
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+func (b *blobReader) backoff() error {
+	if b.deadline.IsZero() {
+		b.deadline = time.Now().Add(b.c.opts.TotalRetryTime)
+	}
+	wait := backoff(b.attempt)
+	b.attempt++
+	if time.Now().Add(wait).After(b.deadline) {
+		return fmt.Errorf("gave up after %d attempts in %s", b.attempt, b.c.opts.TotalRetryTime)
+	}
+	return sleep(b.ctx, wait)
+}
+
+// open GETs the blob from offset b.off.
+func (b *blobReader) open() (io.ReadCloser, error) {
+	t := b.t
+	req, err := http.NewRequestWithContext(b.ctx, http.MethodGet, t.url("blobs/"+b.digest.String()), nil)
+	if err != nil {
+		return nil, err
+	}
+	if b.off > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", b.off))
+	}
+	resp, rt, err := b.c.do(b.ctx, t, req)
+	if err != nil {
+		return nil, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if b.off > 0 {
+			if _, err := io.CopyN(io.Discard, resp.Body, b.off); err != nil {
+				resp.Body.Close()
+				return nil, fmt.Errorf("registry %s: skipping to offset %d of blob %s: %w", t.repo.RegistryStr(), b.off, b.digest, err)
+			}
+		}
+		return resp.Body, nil
+	case http.StatusPartialContent:
+		if start, ok := rangeStart(resp.Header.Get("Content-Range")); !ok || start != b.off {
+			resp.Body.Close()
+			return nil, fmt.Errorf("registry %s: blob %s: asked for bytes from %d, got range %q", t.repo.RegistryStr(), b.digest, b.off, resp.Header.Get("Content-Range"))
+		}
+		return resp.Body, nil
+	}
+	return nil, statusError(resp, t.repo.RegistryStr(), t.repo.RepositoryStr(), "blob "+b.digest.String(), rt.hadCreds)
+}
+
+// Close releases the current response, if any.
+func (b *blobReader) Close() error {
+	if b.rc != nil {
+		err := b.rc.Close()
+		b.rc = nil
+		return err
+	}
+	return nil
+}
+
+// rangeStart parses the first byte of "bytes START-END/SIZE".
+func rangeStart(v string) (int64, bool) {
+	v, ok := strings.CutPrefix(v, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	s, _, ok := strings.Cut(v, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}

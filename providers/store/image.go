@@ -1,0 +1,163 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Image returns the image whose manifest is the stored blob manifest, backed
+// entirely by local blobs: its config and layers must be in the store (Pull
+// puts them there). Docker v2 schema 2 and OCI manifests are supported;
+// layers offer both Compressed() and Uncompressed().
+func (s *Store) Image(manifest v1.Hash) (v1.Image, error) {
+	raw, err := s.ReadAll(manifest)
+	if err != nil {
+		return nil, err
+	}
+	mt, err := ManifestMediaType(raw)
+	if err != nil {
+		return nil, fmt.Errorf("store: manifest %s: %w", manifest, err)
+	}
+	if !mt.IsImage() {
+		return nil, fmt.Errorf("store: blob %s is a %s, not an image manifest", manifest, mt)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("store: parsing manifest %s: %w", manifest, err)
+	}
+	descs := map[v1.Hash]v1.Descriptor{m.Config.Digest: m.Config}
+	for _, l := range m.Layers {
+		descs[l.Digest] = l
+	}
+	for h := range descs {
+		if !s.Has(h) {
+			return nil, fmt.Errorf("store: image %s is incomplete: blob %s is missing", manifest, h)
+		}
+	}
+	return partial.CompressedToImage(&storeImage{s: s, raw: raw, mt: mt, m: m, descs: descs})
+}
+
+// ManifestMediaType returns the media type of a raw manifest or index: its
+// mediaType field, or, when absent (allowed by OCI), guessed from its shape.
+func ManifestMediaType(raw []byte) (types.MediaType, error) {
+	var probe struct {
+		SchemaVersion int             `json:"schemaVersion"`
+		MediaType     types.MediaType `json:"mediaType"`
+		Config        json.RawMessage `json:"config"`
+		Manifests     json.RawMessage `json:"manifests"`
+		Layers        json.RawMessage `json:"layers"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return "", fmt.Errorf("not a JSON manifest: %w", err)
+	}
+	if probe.MediaType != "" {
+		return probe.MediaType, nil
+	}
+	switch {
+	case probe.Manifests != nil:
+		return types.OCIImageIndex, nil
+	case probe.Config != nil:
+		return types.OCIManifestSchema1, nil
+	case probe.SchemaVersion == 1:
+		return types.DockerManifestSchema1, nil
+	}
+	return "", fmt.Errorf("unrecognised manifest")
+}
+
+type storeImage struct {
+	s     *Store
+	raw   []byte
+	mt    types.MediaType
+	m     *v1.Manifest
+	descs map[v1.Hash]v1.Descriptor
+}
+
+func (i *storeImage) RawManifest() ([]byte, error)        { return i.raw, nil }
+func (i *storeImage) MediaType() (types.MediaType, error) { return i.mt, nil }
+func (i *storeImage) RawConfigFile() ([]byte, error)      { return i.s.ReadAll(i.m.Config.Digest) }
+func (i *storeImage) Manifest() (*v1.Manifest, error)     { return i.m.DeepCopy(), nil }
+func (i *storeImage) ConfigName() (v1.Hash, error)        { return i.m.Config.Digest, nil }
+func (i *storeImage) Digest() (v1.Hash, error)            { return partial.Digest(i) }
+func (i *storeImage) Size() (int64, error)                { return int64(len(i.raw)), nil }
+func (i *storeImage) Descriptor() (*v1.Descriptor, error) { return partial.Descriptor(i) }
+func (i *storeImage) ConfigLayer() (v1.Layer, error)      { return partial.ConfigLayer(i) }
+
+func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	d, ok := i.descs[h]
+	if !ok {
+		return nil, fmt.Errorf("store: blob %s is not part of this image", h)
+	}
+	return &storeLayer{s: i.s, d: d}, nil
+}
+
+type storeLayer struct {
+	s *Store
+	d v1.Descriptor
+}
+
+func (l *storeLayer) Digest() (v1.Hash, error)            { return l.d.Digest, nil }
+func (l *storeLayer) Size() (int64, error)                { return l.d.Size, nil }
+func (l *storeLayer) MediaType() (types.MediaType, error) { return l.d.MediaType, nil }
+func (l *storeLayer) Compressed() (io.ReadCloser, error)  { return l.s.Open(l.d.Digest) }
+func (l *storeLayer) Descriptor() (*v1.Descriptor, error) { d := l.d; return &d, nil }
+
+// Referenced returns the set of blobs that the given manifests (image
+// manifests or indexes) need: each manifest itself, the children of an
+// index, configs and layers. Manifests or children that are not in the
+// store are kept in the set but not descended into. Use it with KeepSet for
+// GC.
+func (s *Store) Referenced(manifests ...v1.Hash) (map[v1.Hash]bool, error) {
+	set := map[v1.Hash]bool{}
+	var walk func(h v1.Hash) error
+	walk = func(h v1.Hash) error {
+		if set[h] {
+			return nil
+		}
+		set[h] = true
+		if !s.Has(h) {
+			return nil
+		}
+		raw, err := s.ReadAll(h)
+		if err != nil {
+			return err
+		}
+		mt, err := ManifestMediaType(raw)
+		if err != nil {
+			return fmt.Errorf("store: manifest %s: %w", h, err)
+		}
+		switch {
+		case mt.IsIndex():
+			idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+			if err != nil {
+				return fmt.Errorf("store: parsing index %s: %w", h, err)
+			}
+			for _, d := range idx.Manifests {
+				if err := walk(d.Digest); err != nil {
+					return err
+				}
+			}
+		case mt.IsImage():
+			m, err := v1.ParseManifest(bytes.NewReader(raw))
+			if err != nil {
+				return fmt.Errorf("store: parsing manifest %s: %w", h, err)
+			}
+			set[m.Config.Digest] = true
+			for _, l := range m.Layers {
+				set[l.Digest] = true
+			}
+		}
+		return nil
+	}
+	for _, h := range manifests {
+		if err := walk(h); err != nil {
+			return nil, err
+		}
+	}
+	return set, nil
+}
