@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -62,4 +65,49 @@ func BenchmarkPlanOffline10k(b *testing.B) {
 			b.Fatalf("unexpected plan: %+v", p.Summary)
 		}
 	}
+}
+
+// BenchmarkRefresh500 resolves 500 distinct references (500 tags of small
+// images) against the real registry on loopback, cold (empty blob store:
+// HEAD + manifest + config each) and warm (manifests and configs in the
+// store: one HEAD each).
+func BenchmarkRefresh500(b *testing.B) {
+	srv := registrytest.StartDistribution(b)
+	img := registrytest.Image(b, 1, 1024, 1)
+	var reqs []ResolveRequest
+	for i := 0; i < 500; i++ {
+		ref := fmt.Sprintf("%s/refresh/img%d:v1", srv.Addr, i%20)
+		if i >= 20 {
+			ref = fmt.Sprintf("%s/refresh/img%d:t%d", srv.Addr, i%20, i)
+		}
+		registrytest.Push(b, img, ref)
+		reqs = append(reqs, ResolveRequest{Ref: ref, Platform: spec.DefaultPlatform})
+	}
+	run := func(b *testing.B, warm bool) {
+		dir := b.TempDir()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			st, err := store.Open(filepath.Join(dir, fmt.Sprint(i)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			c, err := registry.New(registry.Options{Cache: st})
+			if err != nil {
+				b.Fatal(err)
+			}
+			src := &RegistrySource{Client: c, Store: st}
+			if warm {
+				if _, err := src.ResolveAll(context.Background(), reqs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+			res, err := src.ResolveAll(context.Background(), reqs)
+			if err != nil || len(res) != 500 {
+				b.Fatalf("%d resolved: %v", len(res), err)
+			}
+		}
+	}
+	b.Run("cold", func(b *testing.B) { run(b, false) })
+	b.Run("warm", func(b *testing.B) { run(b, true) })
 }
