@@ -159,12 +159,14 @@ func (a *applier) applyRoot(ctx context.Context, rp RootPlan, changes []Change) 
 	if err != nil {
 		return fail(err)
 	}
+	createdRoot := false
 	if a.opts.Held[rp.Root] == nil {
-		lock, err := lockRoot(ctx, rp.Root, dirMode, rp.UID, rp.GID, a.opts.LockTimeout)
+		lock, created, err := lockRoot(ctx, rp.Root, dirMode, rp.UID, rp.GID, a.opts.LockTimeout)
 		if err != nil {
 			return fail(err)
 		}
 		defer lock.Release()
+		createdRoot = created
 	}
 	st, err := Scan(rp.Root, ScanOptions{SkipUnmanaged: true})
 	if err != nil {
@@ -174,6 +176,9 @@ func (a *applier) applyRoot(ctx context.Context, rp RootPlan, changes []Change) 
 		return fail(fmt.Errorf("plan is stale: %s changed since the plan was made; run \"cachectl plan\" again", rp.Root))
 	}
 	job := &rootJob{rp: rp, ix: st.Index, staging: filepath.Join(MetaDir(rp.Root), stagingDir)}
+	if createdRoot {
+		job.ix.AddDir(".")
+	}
 	if err := os.RemoveAll(job.staging); err != nil {
 		return fail(fmt.Errorf("clean staging area: %w", err))
 	}
@@ -368,11 +373,16 @@ func (job *rootJob) place(tmp string, e Entry, _ Change) error {
 	root := job.rp.Root
 	dirMode, _ := spec.ParseMode(job.rp.DirMode)
 	dest := spec.JoinRoot(root, e.Name)
-	if err := ensureParents(root, e.Name, dirMode, job.rp.UID, job.rp.GID); err != nil {
-		return err
-	}
 	job.mu.Lock()
 	defer job.mu.Unlock()
+	created, err := ensureParents(root, e.Name, dirMode, job.rp.UID, job.rp.GID)
+	for _, d := range created {
+		job.ix.AddDir(d)
+	}
+	if err != nil {
+		WriteIndex(root, job.ix)
+		return err
+	}
 	fi, err := os.Lstat(dest)
 	switch {
 	case err == nil && fi.IsDir():
@@ -410,6 +420,9 @@ func (a *applier) update(job *rootJob, ch Change) error {
 	mode, err := spec.ParseMode(ch.Mode)
 	if err != nil {
 		return err
+	}
+	if ch.Kind == "directory" {
+		return setDirAttrs(ch.Path, mode, ch.UID, ch.GID)
 	}
 	dest := spec.JoinRoot(job.rp.Root, ch.Name)
 	f, err := os.OpenFile(dest, os.O_RDONLY|unix.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
@@ -471,18 +484,21 @@ func (a *applier) delete(job *rootJob, ch Change) error {
 		}
 	}
 	job.ix.Remove(ch.Name)
+	job.removeEmptyDirs(ch.Name)
 	return WriteIndex(job.rp.Root, job.ix)
 }
 
 // lockRoot creates the root if needed and takes its lock.
-func lockRoot(ctx context.Context, root string, dirMode spec.Mode, uid, gid int, timeout time.Duration) (*Lock, error) {
-	if err := ensureRoot(root, dirMode, uid, gid); err != nil {
-		return nil, err
+func lockRoot(ctx context.Context, root string, dirMode spec.Mode, uid, gid int, timeout time.Duration) (*Lock, bool, error) {
+	created, err := ensureRoot(root, dirMode, uid, gid)
+	if err != nil {
+		return nil, false, err
 	}
 	if err := os.MkdirAll(MetaDir(root), 0o755); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return AcquireLock(ctx, root, timeout)
+	l, err := AcquireLock(ctx, root, timeout)
+	return l, created, err
 }
 
 // LockRoots takes the lock of every cache root of the model (creating the
@@ -499,14 +515,32 @@ func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[s
 			ReleaseAll(held)
 			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
 		}
-		l, err := lockRoot(ctx, c.Root, c.DirMode, uid, gid, timeout)
+		l, created, err := lockRoot(ctx, c.Root, c.DirMode, uid, gid, timeout)
 		if err != nil {
 			ReleaseAll(held)
 			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
 		}
 		held[c.Root] = l
+		if created {
+			if err := recordDirs(c.Root, "."); err != nil {
+				ReleaseAll(held)
+				return nil, fmt.Errorf("cache %q: %w", c.Name, err)
+			}
+		}
 	}
 	return held, nil
+}
+
+// recordDirs adds created directories to a root's index (lock held).
+func recordDirs(root string, dirs ...string) error {
+	ix, err := ReadIndex(root)
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		ix.AddDir(d)
+	}
+	return WriteIndex(root, ix)
 }
 
 // ReleaseAll releases locks taken with LockRoots.
@@ -516,59 +550,97 @@ func ReleaseAll(locks map[string]*Lock) {
 	}
 }
 
+// removeEmptyDirs removes the parents of name that cachectl created and
+// that are now empty, deepest first (never the root itself).
+func (job *rootJob) removeEmptyDirs(name string) {
+	for i := strings.LastIndexByte(name, '/'); i > 0; i = strings.LastIndexByte(name[:i], '/') {
+		d := name[:i]
+		if !job.ix.HasDir(d) {
+			return
+		}
+		if err := os.Remove(spec.JoinRoot(job.rp.Root, d)); err != nil {
+			return // not empty (or gone): keep it recorded only if it exists
+		}
+		job.ix.RemoveDir(d)
+	}
+}
+
 // ensureRoot creates the cache root (and missing ancestors) with dirMode.
-func ensureRoot(root string, mode spec.Mode, uid, gid int) error {
+func ensureRoot(root string, mode spec.Mode, uid, gid int) (created bool, err error) {
 	fi, err := os.Lstat(root)
 	if err == nil {
 		if !fi.IsDir() {
-			return fmt.Errorf("cache root %s exists and is not a directory", root)
+			return false, fmt.Errorf("cache root %s exists and is not a directory", root)
 		}
-		return nil
+		return false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return false, err
 	}
 	if err := os.MkdirAll(filepath.Dir(root), 0o755); err != nil {
-		return fmt.Errorf("create cache root: %w", err)
+		return false, fmt.Errorf("create cache root: %w", err)
 	}
-	return makeDir(root, mode, uid, gid)
+	if err := makeDir(root, mode, uid, gid); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
 }
 
 // ensureParents creates the directories between root and name, refusing
-// to pass through a symlink or a non-directory.
-func ensureParents(root, name string, mode spec.Mode, uid, gid int) error {
+// to pass through a symlink or a non-directory. It returns the names of the
+// directories it created.
+func ensureParents(root, name string, mode spec.Mode, uid, gid int) ([]string, error) {
 	parts := strings.Split(name, "/")
 	dir := root
-	for _, p := range parts[:len(parts)-1] {
+	var created []string
+	for i, p := range parts[:len(parts)-1] {
 		dir = filepath.Join(dir, p)
 		fi, err := os.Lstat(dir)
 		switch {
 		case err == nil && fi.IsDir():
 			continue
 		case err == nil && fi.Mode()&os.ModeSymlink != 0:
-			return fmt.Errorf("%s is a symlink; cachectl does not place files through symlinks", dir)
+			return created, fmt.Errorf("%s is a symlink; cachectl does not place files through symlinks", dir)
 		case err == nil:
-			return fmt.Errorf("%s is not a directory", dir)
+			return created, fmt.Errorf("%s is not a directory", dir)
 		case !errors.Is(err, fs.ErrNotExist):
-			return err
+			return created, err
 		}
-		if err := makeDir(dir, mode, uid, gid); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
+		if err := makeDir(dir, mode, uid, gid); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				continue
+			}
+			return created, err
 		}
+		created = append(created, strings.Join(parts[:i+1], "/"))
 	}
-	return nil
+	return created, nil
 }
 
 func makeDir(dir string, mode spec.Mode, uid, gid int) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
+	return setDirAttrs(dir, mode, uid, gid)
+}
+
+// setDirAttrs gives a directory its owner, then its mode (chown clears
+// setgid), never following a symlink.
+func setDirAttrs(dir string, mode spec.Mode, uid, gid int) error {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer f.Close()
 	if uid >= 0 || gid >= 0 {
-		if err := os.Lchown(dir, uid, gid); err != nil {
+		if err := f.Chown(uid, gid); err != nil {
 			return fmt.Errorf("set owner of %s: %w", dir, err)
 		}
 	}
-	if err := os.Chmod(dir, mode.FileMode()); err != nil {
+	if err := f.Chmod(mode.FileMode()); err != nil {
 		return fmt.Errorf("set mode of %s: %w", dir, err)
 	}
 	return nil

@@ -291,3 +291,25 @@ func TestLockHolderMessage(t *testing.T) {
 }
 
 var _ = name.ParseReference
+
+func TestPruneRemovesOnlyDirsItCreated(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "sif")
+	src := newFake(t, "team/a:1", "other/b:1")
+	os.MkdirAll(filepath.Join(root, "other"), 0o755) // made by someone else
+	if _, err := planAndApply(t, model(t, root, true, "team/a:1", "other/b:1"), src); err != nil {
+		t.Fatal(err)
+	}
+	ix, _ := ReadIndex(root)
+	if !ix.HasDir(".") || !ix.HasDir("team") || ix.HasDir("other") {
+		t.Fatalf("recorded dirs %v", ix.Dirs)
+	}
+	if _, err := planAndApply(t, model(t, root, true), src); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "team")); !os.IsNotExist(err) {
+		t.Errorf("emptied dir cachectl created is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "other")); err != nil {
+		t.Errorf("dir cachectl did not create was removed: %v", err)
+	}
+}

@@ -88,6 +88,9 @@ func Diff(in DiffInput) ([]Change, []error) {
 			}
 			changes = append(changes, ch)
 		}
+		if len(targets) == 0 {
+			changes = append(changes, diffDirs(ci)...)
+		}
 		for i := range st.Index.Entries {
 			e := st.Index.Entries[i]
 			if wanted[e.Name] {
@@ -135,6 +138,7 @@ func baseChange(ci CacheInput, addr, ref, name string) Change {
 	c := ci.Cache
 	return Change{
 		Address:     addr,
+		Kind:        "artifact",
 		Cache:       c.Name,
 		Runtime:     string(c.Runtime),
 		Ref:         ref,
@@ -233,6 +237,42 @@ func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bo
 	}
 	ch.Action = ActionNoop
 	return ch, nil
+}
+
+// DirAddress is the address of a directory cachectl created in a cache.
+func DirAddress(cache, dir string) string { return fmt.Sprintf("cache.%s.dir[%q]", cache, dir) }
+
+// diffDirs plans mode and owner fixes of the directories cachectl created.
+func diffDirs(ci CacheInput) []Change {
+	var out []Change
+	c := ci.Cache
+	for _, d := range ci.State.Index.Dirs {
+		f := ci.State.Dirs[d]
+		if !f.Exists {
+			continue
+		}
+		var why []Reason
+		if f.Mode != c.DirMode {
+			why = append(why, Reason{ReasonModeDrift, fmt.Sprintf("mode %s → %s", f.Mode, c.DirMode)})
+		}
+		if ci.UID >= 0 && f.UID != ci.UID {
+			why = append(why, Reason{ReasonOwnerDrift, fmt.Sprintf("owner %d → %d (%s)", f.UID, ci.UID, c.Owner)})
+		}
+		if ci.GID >= 0 && f.GID != ci.GID {
+			why = append(why, Reason{ReasonGroupDrift, fmt.Sprintf("group %d → %d (%s)", f.GID, ci.GID, c.Group)})
+		}
+		if len(why) == 0 {
+			continue
+		}
+		path := c.Root
+		if d != "." {
+			path = spec.JoinRoot(c.Root, d)
+		}
+		out = append(out, Change{Address: DirAddress(c.Name, d), Kind: "directory", Cache: c.Name, Runtime: string(c.Runtime),
+			Name: d, Path: path, Action: ActionUpdate, Reasons: why, Mode: c.DirMode.String(), DirMode: c.DirMode.String(),
+			UID: ci.UID, GID: ci.GID, Owner: c.Owner, Group: c.Group})
+	}
+	return out
 }
 
 // existsUnder reports whether something other than an indexed file (an

@@ -44,13 +44,7 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureRoot(c.Root, c.DirMode, uid, gid); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(MetaDir(c.Root), 0o755); err != nil {
-		return nil, err
-	}
-	lock, err := AcquireLock(ctx, c.Root, opts.LockTimeout)
+	lock, createdRoot, err := lockRoot(ctx, c.Root, c.DirMode, uid, gid, opts.LockTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +59,9 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 	}
 	rp := RootPlan{Cache: c.Name, Root: c.Root, DirMode: c.DirMode.String(), UID: uid, GID: gid}
 	job := &rootJob{rp: rp, ix: st.Index, staging: filepath.Join(MetaDir(c.Root), stagingDir)}
+	if createdRoot {
+		job.ix.AddDir(".")
+	}
 	e := Entry{Name: name, Ref: ref, Platform: PlatformString(c.Platform), Builder: b.Format(), BuilderVersion: b.Version(), Imported: true}
 	if abs == dest {
 		// Adopt in place: the file is already where it belongs.

@@ -62,6 +62,10 @@ type Index struct {
 	Runtime string `json:"runtime,omitempty"`
 	// Entries sorted by Name.
 	Entries []Entry `json:"entries"`
+	// Dirs lists the directories cachectl created ("." for the root
+	// itself), sorted: their mode and owner are desired state, and they are
+	// removed when a prune leaves them empty.
+	Dirs []string `json:"dirs,omitempty"`
 	// Pending holds artifacts whose rename into place may have happened
 	// without the index recording it (a crash between the two). The next
 	// scan promotes a pending entry whose file matches it, drops it otherwise.
@@ -94,6 +98,31 @@ func (ix *Index) Remove(name string) {
 	i := sort.Search(len(ix.Entries), func(i int) bool { return ix.Entries[i].Name >= name })
 	if i < len(ix.Entries) && ix.Entries[i].Name == name {
 		ix.Entries = append(ix.Entries[:i], ix.Entries[i+1:]...)
+	}
+}
+
+// AddDir records a directory cachectl created.
+func (ix *Index) AddDir(name string) {
+	i := sort.SearchStrings(ix.Dirs, name)
+	if i < len(ix.Dirs) && ix.Dirs[i] == name {
+		return
+	}
+	ix.Dirs = append(ix.Dirs, "")
+	copy(ix.Dirs[i+1:], ix.Dirs[i:])
+	ix.Dirs[i] = name
+}
+
+// HasDir reports whether cachectl created the directory.
+func (ix *Index) HasDir(name string) bool {
+	i := sort.SearchStrings(ix.Dirs, name)
+	return i < len(ix.Dirs) && ix.Dirs[i] == name
+}
+
+// RemoveDir forgets a directory.
+func (ix *Index) RemoveDir(name string) {
+	i := sort.SearchStrings(ix.Dirs, name)
+	if i < len(ix.Dirs) && ix.Dirs[i] == name {
+		ix.Dirs = append(ix.Dirs[:i], ix.Dirs[i+1:]...)
 	}
 }
 
@@ -138,6 +167,7 @@ func ReadIndex(root string) (*Index, error) {
 		return nil, fmt.Errorf("index %s has format version %d; this cachectl reads version %d", IndexPath(root), ix.Version, IndexVersion)
 	}
 	sort.Slice(ix.Entries, func(i, j int) bool { return ix.Entries[i].Name < ix.Entries[j].Name })
+	sort.Strings(ix.Dirs)
 	return &ix, nil
 }
 

@@ -71,7 +71,10 @@ type Reason struct {
 
 // Change is the planned action for one artifact.
 type Change struct {
-	Address string   `json:"address"`
+	Address string `json:"address"`
+	// Kind is "artifact", or "directory" for a directory cachectl created
+	// (only ever updated: mode and owner).
+	Kind    string   `json:"kind"`
 	Cache   string   `json:"cache"`
 	Runtime string   `json:"runtime"`
 	Ref     string   `json:"ref"`

@@ -45,6 +45,8 @@ type RootState struct {
 	Index  *Index
 	// Files holds the state of every indexed artifact's file, by Name.
 	Files map[string]FileState
+	// Dirs holds the state of the directories cachectl created, by name.
+	Dirs map[string]FileState
 	// Unmanaged lists files cachectl did not place, sorted by name.
 	Unmanaged []UnmanagedFile
 	// Fingerprint summarises the index and the managed files' stat data;
@@ -62,7 +64,7 @@ type ScanOptions struct {
 
 // Scan reads a root's index and stats its files. It never writes.
 func Scan(root string, opts ScanOptions) (*RootState, error) {
-	st := &RootState{Root: root, Files: map[string]FileState{}}
+	st := &RootState{Root: root, Files: map[string]FileState{}, Dirs: map[string]FileState{}}
 	fi, err := os.Stat(root)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -87,6 +89,13 @@ func Scan(root string, opts ScanOptions) (*RootState, error) {
 			return nil, fmt.Errorf("scan %s: %w", root, err)
 		}
 		st.Files[e.Name] = fs
+	}
+	for _, d := range ix.Dirs {
+		fs, err := statFile(filepath.Join(root, filepath.FromSlash(d)), false)
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", root, err)
+		}
+		st.Dirs[d] = fs
 	}
 	if !opts.SkipUnmanaged {
 		if err := st.findUnmanaged(); err != nil {
@@ -199,6 +208,10 @@ func fingerprint(st *RootState) string {
 		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%s\x00%d:%d\x00%s|%v %d %d %s %d:%d\n",
 			e.Name, e.Ref, e.Digest, e.Manifest, e.Size, e.Mode, e.UID, e.GID, e.BuilderVersion,
 			f.Exists, f.Size, f.ModTime.UnixNano(), f.Mode, f.UID, f.GID)
+	}
+	for _, d := range st.Index.Dirs {
+		f := st.Dirs[d]
+		fmt.Fprintf(h, "dir %s|%v %s %d:%d\n", d, f.Exists, f.Mode, f.UID, f.GID)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:32]
 }
