@@ -300,7 +300,7 @@ func TestPruneRemovesOnlyDirsItCreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	ix, _ := ReadIndex(root)
-	if !ix.HasDir(".") || !ix.HasDir("team") || ix.HasDir("other") {
+	if ix.HasDir(".") || !ix.HasDir("team") || ix.HasDir("other") {
 		t.Fatalf("recorded dirs %v", ix.Dirs)
 	}
 	if _, err := planAndApply(t, model(t, root, true), src); err != nil {
