@@ -1,0 +1,409 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+var epoch = time.Unix(0, 0).UTC()
+
+// Flatten reads the headers of every layer of img, oldest first, and computes
+// the final tree: which layer entry wins each path, after whiteouts. File
+// contents are not kept in memory; WriteTar reads them from the layers again,
+// so the layers must stay readable (and unchanged) while the Tree is used.
+//
+// A layer that cannot be read (gzip or tar error, truncated) or that holds an
+// invalid or unsafe member fails with a *LayerError naming the layer's index
+// and digest.
+func Flatten(ctx context.Context, img v1.Image, opts Options) (*Tree, error) {
+	if opts.MaxLayers <= 0 {
+		opts.MaxLayers = defaultMaxLayers
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = defaultMaxEntries
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("listing image layers: %w", err)
+	}
+	if len(layers) > opts.MaxLayers {
+		return nil, fmt.Errorf("image has %d layers, more than the limit of %d", len(layers), opts.MaxLayers)
+	}
+	t := &Tree{
+		layers: layers,
+		root:   &node{ino: &inode{typ: tar.TypeDir, mode: 0o755, mtime: epoch}, kids: map[string]*node{}},
+	}
+	f := &flattener{t: t, maxEntries: opts.MaxEntries}
+	for i, l := range layers {
+		if err := f.applyLayer(ctx, i, l); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return nil, err
+			}
+			return nil, t.layerError(i, err)
+		}
+	}
+	t.computeStats()
+	return t, nil
+}
+
+func (t *Tree) layerError(i int, err error) error {
+	le := &LayerError{Index: i, Count: len(t.layers), Err: err}
+	if d, derr := t.layers[i].Digest(); derr == nil {
+		le.Digest = d
+	}
+	return le
+}
+
+type flattener struct {
+	t          *Tree
+	maxEntries int
+	layer      int32
+	whiteouts  [][]string // paths whited out by the current layer
+	opaques    []*node    // directories made opaque by the current layer
+}
+
+func (f *flattener) applyLayer(ctx context.Context, i int, l v1.Layer) error {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return fmt.Errorf("opening: %w", err)
+	}
+	defer rc.Close()
+	f.layer = int32(i)
+	f.whiteouts = f.whiteouts[:0]
+	f.opaques = f.opaques[:0]
+	tr := tar.NewReader(rc)
+	for ord := 0; ; ord++ {
+		if ord&255 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading tar: %w", err)
+		}
+		if ord >= 1<<31-1 {
+			return fmt.Errorf("too many entries")
+		}
+		if err := f.applyEntry(hdr, int32(ord)); err != nil {
+			return fmt.Errorf("member %q: %w", hdr.Name, err)
+		}
+	}
+	// Read to the end so that trailing corruption (gzip checksum, digest
+	// verification of the blob) is reported.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return fmt.Errorf("reading: %w", err)
+	}
+	return f.applyWhiteouts()
+}
+
+func (f *flattener) applyEntry(hdr *tar.Header, ord int32) error {
+	comps, err := cleanPath(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if len(comps) == 0 {
+		if hdr.Typeflag != tar.TypeDir {
+			return fmt.Errorf("%w: the root is not a directory (type %q)", ErrUnsafe, hdr.Typeflag)
+		}
+		return nil
+	}
+	for _, c := range comps[:len(comps)-1] {
+		if strings.HasPrefix(c, whiteoutMeta) {
+			return nil // AUFS metadata directory (.wh..wh.plnk and friends)
+		}
+		if strings.HasPrefix(c, whiteoutPrefix) {
+			return fmt.Errorf("%w: whiteout name %q used as a directory", ErrUnsafe, c)
+		}
+	}
+	base := comps[len(comps)-1]
+	dir := comps[:len(comps)-1]
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return f.addWhiteout(dir, base)
+	}
+
+	ino, err := inodeFromHeader(hdr, f.layer, ord)
+	if err != nil {
+		return err
+	}
+	parent, err := f.ensureDir(dir)
+	if err != nil {
+		return err
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		tcomps, err := cleanPath(hdr.Linkname)
+		if err != nil {
+			return fmt.Errorf("hard link target: %w", err)
+		}
+		target, err := f.t.lookup(tcomps)
+		if err != nil {
+			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
+		}
+		if target == nil {
+			return fmt.Errorf("%w: hard link target %q does not exist", ErrUnsafe, hdr.Linkname)
+		}
+		if target.ino.isDir() {
+			return fmt.Errorf("%w: hard link target %q is a directory", ErrUnsafe, hdr.Linkname)
+		}
+		target.ino.hardlinked = true
+		ino = target.ino
+	}
+	return f.place(parent, base, ino)
+}
+
+// place puts ino at parent/base, following the replacement rules.
+func (f *flattener) place(parent *node, base string, ino *inode) error {
+	old := parent.kids[base]
+	if old != nil && old.ino.isDir() && ino.isDir() {
+		old.ino = ino
+		old.layer = f.layer
+		return nil
+	}
+	if old != nil {
+		f.t.nodes -= countNodes(old)
+	}
+	n := &node{ino: ino, layer: f.layer}
+	if ino.isDir() {
+		n.kids = map[string]*node{}
+	}
+	parent.kids[base] = n
+	return f.count()
+}
+
+func (f *flattener) count() error {
+	f.t.nodes++
+	if f.t.nodes > f.maxEntries {
+		return fmt.Errorf("more than %d paths in the tree", f.maxEntries)
+	}
+	return nil
+}
+
+func countNodes(n *node) int {
+	c := 1
+	for _, k := range n.kids {
+		c += countNodes(k)
+	}
+	return c
+}
+
+// ensureDir walks to the directory comps, creating missing directories; it
+// refuses to go through a symlink or any other non-directory.
+func (f *flattener) ensureDir(comps []string) (*node, error) {
+	cur := f.t.root
+	for i, c := range comps {
+		k := cur.kids[c]
+		if k == nil {
+			k = &node{ino: implicitDir(), kids: map[string]*node{}, layer: f.layer}
+			cur.kids[c] = k
+			if err := f.count(); err != nil {
+				return nil, err
+			}
+		} else if err := checkTraversable(k, comps[:i+1]); err != nil {
+			return nil, err
+		}
+		cur = k
+	}
+	return cur, nil
+}
+
+func checkTraversable(n *node, comps []string) error {
+	switch n.ino.typ {
+	case tar.TypeDir:
+		return nil
+	case tar.TypeSymlink:
+		return fmt.Errorf("%w: parent %q is a symlink (to %q); refusing to write through it",
+			ErrUnsafe, strings.Join(comps, "/"), n.ino.linkname)
+	default:
+		return fmt.Errorf("%w: parent %q is not a directory", ErrUnsafe, strings.Join(comps, "/"))
+	}
+}
+
+func implicitDir() *inode {
+	return &inode{typ: tar.TypeDir, mode: 0o755, mtime: epoch}
+}
+
+// lookup finds the node at comps without following symlinks; nil when
+// missing. A symlink on the way is an error; another non-directory means
+// missing.
+func (t *Tree) lookup(comps []string) (*node, error) {
+	cur := t.root
+	for i, c := range comps {
+		if cur.kids == nil {
+			if cur.ino.typ == tar.TypeSymlink {
+				return nil, checkTraversable(cur, comps[:i])
+			}
+			return nil, nil
+		}
+		cur = cur.kids[c]
+		if cur == nil {
+			return nil, nil
+		}
+	}
+	return cur, nil
+}
+
+func (f *flattener) addWhiteout(dir []string, base string) error {
+	if base == opaqueMarker {
+		d, err := f.ensureDir(dir)
+		if err != nil {
+			return err
+		}
+		f.opaques = append(f.opaques, d)
+		return nil
+	}
+	name := base[len(whiteoutPrefix):]
+	switch name {
+	case "", ".", "..":
+		return fmt.Errorf("%w: whiteout %q names %q, not an entry", ErrUnsafe, base, name)
+	}
+	if strings.HasPrefix(base, whiteoutMeta) {
+		return nil // other AUFS metadata
+	}
+	p := make([]string, 0, len(dir)+1)
+	p = append(append(p, dir...), name)
+	f.whiteouts = append(f.whiteouts, p)
+	return nil
+}
+
+// applyWhiteouts removes the lower-layer content named by the current
+// layer's whiteouts and hidden by its opaque directories; what the current
+// layer itself added stays.
+func (f *flattener) applyWhiteouts() error {
+	for _, p := range f.whiteouts {
+		parent, err := f.t.lookup(p[:len(p)-1])
+		if err != nil {
+			return fmt.Errorf("whiteout %q: %w", strings.Join(p, "/"), err)
+		}
+		if parent != nil && parent.ino.typ == tar.TypeSymlink {
+			err := checkTraversable(parent, p[:len(p)-1])
+			return fmt.Errorf("whiteout %q: %w", strings.Join(p, "/"), err)
+		}
+		if parent == nil || parent.kids == nil {
+			continue
+		}
+		base := p[len(p)-1]
+		n := parent.kids[base]
+		if n == nil {
+			continue
+		}
+		f.prune(n)
+		if n.layer < f.layer && len(n.kids) == 0 {
+			delete(parent.kids, base)
+			f.t.nodes--
+		}
+	}
+	for _, d := range f.opaques {
+		f.prune(d)
+	}
+	return nil
+}
+
+// prune removes every descendant of n that the current layer did not create
+// or update and that has no such descendant itself.
+func (f *flattener) prune(n *node) {
+	for name, k := range n.kids {
+		f.prune(k)
+		if k.layer < f.layer && len(k.kids) == 0 {
+			delete(n.kids, name)
+			f.t.nodes--
+		}
+	}
+}
+
+// inodeFromHeader validates hdr and converts its metadata. For a hard link,
+// the caller replaces the result with the target's inode.
+func inodeFromHeader(hdr *tar.Header, layer, ord int32) (*inode, error) {
+	ino := &inode{
+		typ:   hdr.Typeflag,
+		mode:  hdr.Mode & 0o7777,
+		uid:   hdr.Uid,
+		gid:   hdr.Gid,
+		mtime: hdr.ModTime,
+		layer: -1,
+	}
+	if hdr.Uid < 0 || hdr.Gid < 0 {
+		return nil, fmt.Errorf("negative uid or gid (%d:%d)", hdr.Uid, hdr.Gid)
+	}
+	if ino.mtime.IsZero() {
+		ino.mtime = epoch
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont:
+		ino.typ = tar.TypeReg
+		for k := range hdr.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				// The logical size of a sparse file is unbounded by the
+				// layer's size; image builders never write them.
+				return nil, fmt.Errorf("sparse files are not supported")
+			}
+		}
+		if hdr.Size < 0 {
+			return nil, fmt.Errorf("negative size %d", hdr.Size)
+		}
+		ino.size = hdr.Size
+		ino.layer, ino.ord = layer, ord
+	case tar.TypeDir, tar.TypeLink, tar.TypeFifo:
+	case tar.TypeSymlink:
+		if hdr.Linkname == "" {
+			return nil, fmt.Errorf("symlink with an empty target")
+		}
+		if strings.IndexByte(hdr.Linkname, 0) >= 0 || len(hdr.Linkname) > maxPathLen {
+			return nil, fmt.Errorf("invalid symlink target %q", hdr.Linkname)
+		}
+		ino.linkname = hdr.Linkname
+	case tar.TypeChar, tar.TypeBlock:
+		if hdr.Devmajor < 0 || hdr.Devminor < 0 {
+			return nil, fmt.Errorf("negative device number %d:%d", hdr.Devmajor, hdr.Devminor)
+		}
+		ino.major, ino.minor = hdr.Devmajor, hdr.Devminor
+	case tar.TypeGNUSparse:
+		return nil, fmt.Errorf("sparse files are not supported")
+	default:
+		return nil, fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+	}
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok && name != "" {
+			if ino.xattrs == nil {
+				ino.xattrs = map[string]string{}
+			}
+			ino.xattrs[name] = v
+		}
+	}
+	return ino, nil
+}
+
+func (t *Tree) computeStats() {
+	seen := map[*inode]bool{}
+	var walk func(n *node)
+	walk = func(n *node) {
+		for _, k := range n.kids {
+			if k.ino.isDir() {
+				t.dirs++
+				walk(k)
+				continue
+			}
+			t.files++
+			if k.ino.typ != tar.TypeReg {
+				continue
+			}
+			if k.ino.hardlinked {
+				if seen[k.ino] {
+					continue
+				}
+				seen[k.ino] = true
+			}
+			t.bytes += k.ino.size
+		}
+	}
+	walk(t.root)
+}

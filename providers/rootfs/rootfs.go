@@ -1,0 +1,205 @@
+// Package rootfs flattens the layers of an OCI or Docker image into one root
+// file system and streams it as a single tar archive, the input of
+// `mksquashfs - OUT -tar` for the SIF and enroot builders.
+//
+// Flattening takes two passes over the layers. Flatten reads every layer's tar
+// headers (oldest layer first), applies the OCI layer semantics and keeps the
+// resulting tree in memory, without file contents. Tree.WriteTar then reads
+// the layers again and copies the content of each regular file from the one
+// layer entry that won its path.
+//
+// # Semantics
+//
+//   - Layers apply oldest to newest. Inside a layer, entries apply in archive
+//     order and a later entry replaces an earlier one at the same path
+//     (file ↔ directory ↔ symlink; a directory replaced by anything else loses
+//     its subtree). A directory entry over an existing directory only updates
+//     its metadata.
+//   - Whiteouts (`.wh.NAME`, `.wh..wh..opq`) apply to lower-layer content
+//     only, as the OCI image spec says: they take effect at the end of their
+//     layer, and what the same layer added under the whited-out path stays.
+//   - A hard link entry names the inode of its target at the moment it is
+//     read. If the target path is later replaced or whited out, the link keeps
+//     the old content: in the output, every inode is written once, as a
+//     regular file at its first path, and its other paths are hard links to
+//     that path, written after it.
+//   - Missing parent directories are created 0755 root:root with mtime 0.
+//   - The root entry ("./") of a layer is ignored; mksquashfs sets the root's
+//     mode (-root-mode 755).
+//
+// # Safety
+//
+// Nothing is ever written or looked up outside the tree, and no symlink is
+// ever followed. Member names and hard-link targets lose leading "/" and "./"
+// (as tar does) and are rejected when a component is "..". A whiteout for
+// "", "." or ".." (`.wh.`, `.wh..`, `.wh...`) is rejected (Debian's umoci
+// 0.4.7 deletes the parent of its rootfs on it). A hard link whose target does
+// not exist (at that moment, without following symlinks) or is a directory
+// is rejected. A member or whiteout whose parent path goes through a symlink
+// is rejected rather than written through it or resolved: image builders
+// record changes at real paths, so only a crafted layer does that. A member
+// below a non-directory is rejected too. Symlink targets are kept verbatim,
+// absolute or not: they are resolved in the container's root, never here.
+// All such rejections wrap ErrUnsafe.
+//
+// AUFS metadata (names starting with `.wh..wh.` other than the opaque
+// marker, and everything below such a directory) is skipped.
+// Sparse files (GNU or PAX sparse) are rejected: their logical size is not
+// bounded by the layer's size, and image builders never write them. Other
+// entry types than the seven of Entry.Type are rejected too.
+//
+// # Memory
+//
+// Flatten keeps about 270 bytes of heap per path and no content; WriteTar
+// adds a list of the regular files to copy. Measured peak RSS: 35 MiB for a
+// 1 GiB 8-layer image, 92 MiB for 100,000 paths (BENCHMARKS-rootfs.md).
+package rootfs
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Entry is one path of a root file system.
+type Entry struct {
+	// Path is clean, relative, without a leading "/" ("etc/rc"); never "" or ".".
+	Path string
+	// Type is tar.TypeReg, TypeDir, TypeSymlink, TypeLink, TypeChar, TypeBlock or TypeFifo.
+	Type byte
+	// Mode holds the permission bits plus setuid, setgid and sticky (07777).
+	Mode     int64
+	Uid, Gid int
+	// Linkname is the symlink target (verbatim), or the hard-link target path
+	// (relative, clean).
+	Linkname string
+	ModTime  time.Time
+	// Size of a regular file's content.
+	Size int64
+	// Content of a regular file given in TarOptions.Extra; never set by Entries.
+	Content []byte
+	// Devmajor and Devminor of a device node.
+	Devmajor, Devminor int64
+	// Xattrs are extended attributes (e.g. "security.capability"), taken from
+	// the layers' SCHILY.xattr.* PAX records; nil when there are none.
+	Xattrs map[string]string
+}
+
+// Options tune Flatten. The zero value uses the documented defaults.
+type Options struct {
+	// MaxLayers bounds the number of layers; 0 means 1024.
+	MaxLayers int
+	// MaxEntries bounds the number of paths in the tree at any time, which
+	// bounds Flatten's memory (about 200 bytes per path); 0 means 10,000,000.
+	MaxEntries int
+}
+
+const (
+	defaultMaxLayers  = 1024
+	defaultMaxEntries = 10_000_000
+)
+
+// TarOptions tune Tree.WriteTar. The zero value writes the flattened tree as is.
+type TarOptions struct {
+	// Extra entries are added after flattening, in order, replacing the same
+	// paths (a directory over a directory only replaces its metadata; anything
+	// else replaces the whole subtree). Missing parent directories are created
+	// 0755 root:root. A regular file's bytes are in Content (Size is ignored);
+	// a hard link (TypeLink) names an existing non-directory path of the
+	// result. A parent path that is a symlink or non-directory is an error.
+	Extra []Entry
+	// EmptyDirs are directories kept but emptied (enroot: "dev"). They are
+	// applied before Extra. A missing path, or one that is not a directory,
+	// becomes an empty directory 0755 root:root.
+	EmptyDirs []string
+	// DropDevices omits character and block devices and FIFOs.
+	DropDevices bool
+	// AllRoot writes uid and gid 0 for every entry.
+	AllRoot bool
+}
+
+// ErrUnsafe is wrapped by every error that rejects a member because it would
+// write or reference something outside the tree or through a symlink.
+var ErrUnsafe = errors.New("unsafe layer member")
+
+// LayerError is an error reading or applying one layer.
+type LayerError struct {
+	// Index of the layer, 0 = oldest (the message counts from 1).
+	Index int
+	// Count is the number of layers of the image.
+	Count int
+	// Digest of the layer as the image names it (zero when unknown).
+	Digest v1.Hash
+	// Err is the cause.
+	Err error
+}
+
+func (e *LayerError) Error() string {
+	d := e.Digest.String()
+	if e.Digest.Hex == "" {
+		d = "unknown digest"
+	}
+	return fmt.Sprintf("layer %d of %d (%s): %v", e.Index+1, e.Count, d, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *LayerError) Unwrap() error { return e.Err }
+
+// Tree is a flattened root file system: the final metadata of every path, and
+// where the content of each regular file lives in the image's layers.
+// A Tree is read-only after Flatten and safe for concurrent WriteTar calls.
+type Tree struct {
+	layers []v1.Layer
+	root   *node
+	nodes  int
+
+	files, dirs int
+	bytes       int64
+}
+
+// node is one path of the tree.
+type node struct {
+	ino *inode
+	// kids holds a directory's children by name; nil for non-directories.
+	kids map[string]*node
+	// layer is the index of the layer that last created or updated this path.
+	layer int32
+}
+
+// inode is what a path names; hard-linked paths share one inode.
+type inode struct {
+	typ        byte
+	hardlinked bool
+	mode       int64
+	uid, gid   int
+	mtime      time.Time
+	size       int64
+	linkname   string // symlink target
+	major      int64
+	minor      int64
+	xattrs     map[string]string
+	// layer and ord locate a regular file's content: header number ord
+	// (0-based) of layer layer; layer -1 means content holds it (Extra).
+	layer   int32
+	ord     int32
+	content []byte
+}
+
+func (i *inode) isDir() bool { return i.typ == tar.TypeDir }
+
+func isDevice(typ byte) bool {
+	return typ == tar.TypeChar || typ == tar.TypeBlock || typ == tar.TypeFifo
+}
+
+// Stats reports the number of non-directory paths (hard links counted per
+// path), of directories (without the root), and the bytes of regular file
+// content (each hard-linked inode once).
+func (t *Tree) Stats() (files, dirs int, bytes int64) {
+	return t.files, t.dirs, t.bytes
+}
+
+// Layers returns the number of layers the tree was flattened from.
+func (t *Tree) Layers() int { return len(t.layers) }

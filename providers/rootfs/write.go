@@ -1,0 +1,400 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+)
+
+// view is the tree as one WriteTar call writes it: EmptyDirs and Extra are
+// applied on copies of the nodes they change (copy on write), so the Tree
+// itself never changes.
+type view struct {
+	root        *node
+	owned       map[*node]bool
+	extraLinked map[*inode]bool
+}
+
+func (t *Tree) newView(opts TarOptions) (*view, error) {
+	v := &view{root: t.root, owned: map[*node]bool{}, extraLinked: map[*inode]bool{}}
+	if len(opts.EmptyDirs) == 0 && len(opts.Extra) == 0 {
+		return v, nil
+	}
+	v.root = v.own(t.root)
+	for _, d := range opts.EmptyDirs {
+		comps, err := cleanPath(d)
+		if err != nil {
+			return nil, fmt.Errorf("empty dir %q: %w", d, err)
+		}
+		if len(comps) == 0 {
+			return nil, fmt.Errorf("empty dir %q: cannot empty the root", d)
+		}
+		parent, err := v.ownDir(comps[:len(comps)-1])
+		if err != nil {
+			return nil, fmt.Errorf("empty dir %q: %w", d, err)
+		}
+		base := comps[len(comps)-1]
+		ino := implicitDir()
+		if old := parent.kids[base]; old != nil && old.ino.isDir() {
+			ino = old.ino
+		}
+		n := &node{ino: ino, kids: map[string]*node{}}
+		v.owned[n] = true
+		parent.kids[base] = n
+	}
+	for i := range opts.Extra {
+		e := &opts.Extra[i]
+		if err := v.addExtra(e); err != nil {
+			return nil, fmt.Errorf("extra entry %q: %w", e.Path, err)
+		}
+	}
+	return v, nil
+}
+
+// own returns a private copy of n whose children may be changed.
+func (v *view) own(n *node) *node {
+	if v.owned[n] {
+		return n
+	}
+	c := &node{ino: n.ino, layer: n.layer}
+	if n.kids != nil {
+		c.kids = make(map[string]*node, len(n.kids))
+		for k, kn := range n.kids {
+			c.kids[k] = kn
+		}
+	}
+	v.owned[c] = true
+	return c
+}
+
+// ownDir returns a private copy of the directory at comps, creating missing
+// directories 0755 root:root and refusing symlinks and non-directories.
+func (v *view) ownDir(comps []string) (*node, error) {
+	cur := v.root
+	for i, c := range comps {
+		k := cur.kids[c]
+		if k == nil {
+			k = &node{ino: implicitDir(), kids: map[string]*node{}}
+			v.owned[k] = true
+		} else if err := checkTraversable(k, comps[:i+1]); err != nil {
+			return nil, err
+		} else {
+			k = v.own(k)
+		}
+		cur.kids[c] = k
+		cur = k
+	}
+	return cur, nil
+}
+
+func (v *view) lookup(comps []string) (*node, error) {
+	return (&Tree{root: v.root}).lookup(comps)
+}
+
+func (v *view) addExtra(e *Entry) error {
+	comps, err := cleanPath(e.Path)
+	if err != nil {
+		return err
+	}
+	if len(comps) == 0 {
+		return fmt.Errorf("cannot replace the root")
+	}
+	if e.Uid < 0 || e.Gid < 0 {
+		return fmt.Errorf("negative uid or gid")
+	}
+	ino := &inode{typ: e.Type, mode: e.Mode & 0o7777, uid: e.Uid, gid: e.Gid, mtime: e.ModTime, layer: -1, xattrs: e.Xattrs}
+	if ino.mtime.IsZero() {
+		ino.mtime = epoch
+	}
+	switch e.Type {
+	case tar.TypeReg:
+		ino.content = e.Content
+		ino.size = int64(len(e.Content))
+	case tar.TypeDir, tar.TypeFifo:
+	case tar.TypeSymlink:
+		if e.Linkname == "" {
+			return fmt.Errorf("symlink with an empty target")
+		}
+		ino.linkname = e.Linkname
+	case tar.TypeChar, tar.TypeBlock:
+		ino.major, ino.minor = e.Devmajor, e.Devminor
+	case tar.TypeLink:
+		tcomps, err := cleanPath(e.Linkname)
+		if err != nil {
+			return fmt.Errorf("hard link target: %w", err)
+		}
+		target, err := v.lookup(tcomps)
+		if err != nil {
+			return fmt.Errorf("hard link target %q: %w", e.Linkname, err)
+		}
+		if target == nil || target.ino.isDir() {
+			return fmt.Errorf("%w: hard link target %q does not exist or is a directory", ErrUnsafe, e.Linkname)
+		}
+		ino = target.ino
+		v.extraLinked[ino] = true
+	default:
+		return fmt.Errorf("unsupported entry type %q", e.Type)
+	}
+	parent, err := v.ownDir(comps[:len(comps)-1])
+	if err != nil {
+		return err
+	}
+	base := comps[len(comps)-1]
+	n := &node{ino: ino}
+	if ino.isDir() {
+		n.kids = map[string]*node{}
+		if old := parent.kids[base]; old != nil && old.ino.isDir() {
+			for k, kn := range old.kids {
+				n.kids[k] = kn
+			}
+		}
+	}
+	v.owned[n] = true
+	parent.kids[base] = n
+	return nil
+}
+
+// item is one entry of the output in write order.
+type item struct {
+	path string
+	ino  *inode
+	// link is the path of the first path of a hard-linked inode, for the
+	// paths after it.
+	link string
+}
+
+// plan walks the view depth first, children sorted by name, and splits it
+// into entries written from memory (directories, symlinks, devices, Extra
+// files), regular files whose content comes from the layers, and hard links
+// written last.
+type plan struct {
+	meta    []item
+	byLayer [][]item // regular files by layer, in layer order
+	links   []item
+}
+
+func (v *view) plan(nlayers int, dropDevices bool) *plan {
+	p := &plan{byLayer: make([][]item, nlayers)}
+	first := map[*inode]string{}
+	var walk func(n *node, prefix string)
+	walk = func(n *node, prefix string) {
+		names := make([]string, 0, len(n.kids))
+		for name := range n.kids {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			k := n.kids[name]
+			path := prefix + name
+			ino := k.ino
+			if dropDevices && isDevice(ino.typ) {
+				continue
+			}
+			if ino.hardlinked || v.extraLinked[ino] {
+				if f, ok := first[ino]; ok {
+					p.links = append(p.links, item{path: path, ino: ino, link: f})
+					continue
+				}
+				first[ino] = path
+			}
+			it := item{path: path, ino: ino}
+			switch {
+			case ino.isDir():
+				p.meta = append(p.meta, it)
+				walk(k, path+"/")
+			case ino.typ == tar.TypeReg && ino.layer >= 0:
+				p.byLayer[ino.layer] = append(p.byLayer[ino.layer], it)
+			default:
+				p.meta = append(p.meta, it)
+			}
+		}
+	}
+	walk(v.root, "")
+	for _, l := range p.byLayer {
+		slices.SortFunc(l, func(a, b item) int { return int(a.ino.ord) - int(b.ino.ord) })
+	}
+	return p
+}
+
+// Entries returns the flattened tree sorted by path (byte order), without
+// contents. Of the paths of a hard-linked inode, the first in write order is
+// a TypeReg (or the inode's type) and the others are TypeLink entries whose
+// Linkname is that first path.
+func (t *Tree) Entries() []Entry {
+	v := &view{root: t.root}
+	p := v.plan(len(t.layers), false)
+	out := make([]Entry, 0, t.files+t.dirs)
+	for _, it := range p.meta {
+		out = append(out, it.entry(false))
+	}
+	for _, l := range p.byLayer {
+		for _, it := range l {
+			out = append(out, it.entry(false))
+		}
+	}
+	for _, it := range p.links {
+		out = append(out, it.entry(false))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+func (it item) entry(allRoot bool) Entry {
+	ino := it.ino
+	e := Entry{
+		Path:     it.path,
+		Type:     ino.typ,
+		Mode:     ino.mode,
+		Uid:      ino.uid,
+		Gid:      ino.gid,
+		Linkname: ino.linkname,
+		ModTime:  ino.mtime,
+		Devmajor: ino.major,
+		Devminor: ino.minor,
+		Xattrs:   ino.xattrs,
+	}
+	if ino.typ == tar.TypeReg {
+		e.Size = ino.size
+	}
+	if it.link != "" {
+		e.Type = tar.TypeLink
+		e.Linkname = it.link
+		e.Size = 0
+	}
+	if allRoot {
+		e.Uid, e.Gid = 0, 0
+	}
+	return e
+}
+
+func (it item) header(allRoot bool) *tar.Header {
+	e := it.entry(allRoot)
+	h := &tar.Header{
+		Typeflag: e.Type,
+		Name:     e.Path,
+		Linkname: e.Linkname,
+		Mode:     e.Mode,
+		Uid:      e.Uid,
+		Gid:      e.Gid,
+		ModTime:  e.ModTime,
+		Size:     e.Size,
+		Devmajor: e.Devmajor,
+		Devminor: e.Devminor,
+	}
+	if e.Type == tar.TypeDir {
+		h.Name += "/"
+	}
+	if len(e.Xattrs) > 0 {
+		h.PAXRecords = make(map[string]string, len(e.Xattrs))
+		for k, v := range e.Xattrs {
+			h.PAXRecords["SCHILY.xattr."+k] = v
+		}
+	}
+	return h
+}
+
+// WriteTar writes the flattened tree, changed by opts, as one tar stream to
+// w, in an order that sequential consumers such as `mksquashfs - OUT -tar`
+// accept: first every directory (parents before children), symlink, device
+// node and Extra file; then the regular files, reading the layers again in
+// order and copying only each path's winning entry (layers without one are
+// not read); last the hard links, each after its target. Owners are written
+// as numbers only. WriteTar does not change the Tree and may be called more
+// than once, also concurrently. On error the stream written so far is
+// incomplete; w is not closed.
+func (t *Tree) WriteTar(ctx context.Context, w io.Writer, opts TarOptions) error {
+	v, err := t.newView(opts)
+	if err != nil {
+		return err
+	}
+	p := v.plan(len(t.layers), opts.DropDevices)
+	tw := tar.NewWriter(w)
+	for _, it := range p.meta {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(it.header(opts.AllRoot)); err != nil {
+			return fmt.Errorf("writing %q: %w", it.path, err)
+		}
+		if it.ino.typ == tar.TypeReg {
+			if _, err := tw.Write(it.ino.content); err != nil {
+				return fmt.Errorf("writing %q: %w", it.path, err)
+			}
+		}
+	}
+	for i, items := range p.byLayer {
+		if len(items) == 0 {
+			continue
+		}
+		if err := t.copyLayer(ctx, tw, i, items, opts.AllRoot); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return t.layerError(i, err)
+		}
+	}
+	for _, it := range p.links {
+		if err := tw.WriteHeader(it.header(opts.AllRoot)); err != nil {
+			return fmt.Errorf("writing %q: %w", it.path, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("finishing tar stream: %w", err)
+	}
+	return nil
+}
+
+// copyLayer streams layer i and writes the regular files of items (sorted by
+// ordinal) with their content.
+func (t *Tree) copyLayer(ctx context.Context, tw *tar.Writer, i int, items []item, allRoot bool) error {
+	rc, err := t.layers[i].Uncompressed()
+	if err != nil {
+		return fmt.Errorf("opening: %w", err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	next := 0
+	for ord := int32(0); next < len(items); ord++ {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return fmt.Errorf("layer ended before member %d (%q): the layer changed since Flatten", items[next].ino.ord, items[next].path)
+		}
+		if err != nil {
+			return fmt.Errorf("reading tar: %w", err)
+		}
+		if ord != items[next].ino.ord {
+			continue
+		}
+		it := items[next]
+		next++
+		if hdr.Size != it.ino.size || !isRegular(hdr.Typeflag) {
+			return fmt.Errorf("member %d (%q) changed since Flatten", ord, hdr.Name)
+		}
+		if err := tw.WriteHeader(it.header(allRoot)); err != nil {
+			return fmt.Errorf("writing %q: %w", it.path, err)
+		}
+		if _, err := io.CopyN(tw, ctxReader{ctx, tr}, hdr.Size); err != nil {
+			return fmt.Errorf("copying %q (member %q): %w", it.path, hdr.Name, err)
+		}
+	}
+	return nil
+}
+
+func isRegular(typ byte) bool {
+	return typ == tar.TypeReg || typ == tar.TypeRegA || typ == tar.TypeCont
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
