@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -209,4 +210,13 @@ func Address(cache, ref string) string { return fmt.Sprintf("cache.%s[%q]", cach
 
 // NormalizedName is the fully qualified name of the reference
 // (docker.io/library/alpine:3.20, or REPO@sha256:... for digests).
-func (a *Artifact) NormalizedName() string { return a.Parsed.Name() }
+// go-containerregistry spells Docker Hub "index.docker.io"; this returns
+// the "docker.io" spelling that Docker, Podman and the OCI ref.name
+// annotation use.
+func (a *Artifact) NormalizedName() string {
+	n := a.Parsed.Name()
+	if rest, ok := strings.CutPrefix(n, name.DefaultRegistry+"/"); ok {
+		return "docker.io/" + rest
+	}
+	return n
+}

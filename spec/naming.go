@@ -38,8 +38,10 @@ func FileName(rt Runtime, ref string) (string, error) {
 	return n, nil
 }
 
+var plusReplacer = strings.NewReplacer("/", "+", ":", "+")
+
 func plusName(ref string) string {
-	return strings.NewReplacer("/", "+", ":", "+").Replace(ref)
+	return plusReplacer.Replace(ref)
 }
 
 // CheckName reports whether a relative file name (computed or given with an

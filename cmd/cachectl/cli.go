@@ -18,8 +18,8 @@ var Version = "dev"
 // Globals are the flags every command accepts.
 type Globals struct {
 	Spec     string            `short:"f" name:"spec" default:"cachectl.hcl" env:"CACHECTL_SPEC" placeholder:"PATH" help:"Spec file, or a directory of *.hcl files."`
-	Var      []string          `name:"var" placeholder:"NAME=VALUE" help:"Set a variable (repeatable). Overrides -var-file, CACHECTL_VAR_NAME and defaults."`
-	VarFile  []string          `name:"var-file" placeholder:"FILE" help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)."`
+	Var      []string          `name:"var" sep:"none" placeholder:"NAME=VALUE" help:"Set a variable (repeatable). Overrides -var-file, CACHECTL_VAR_NAME and defaults."`
+	VarFile  []string          `name:"var-file" sep:"none" placeholder:"FILE" help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)."`
 	NoColor  bool              `name:"no-color" help:"Never use colour (colour is used only on a terminal, and never when NO_COLOR is set)."`
 	Store    string            `name:"store" env:"CACHECTL_STORE" placeholder:"DIR" help:"Blob store directory (default: the spec's cachectl { store }, else /var/cache/cachectl/store as root, else ~/.cache/cachectl/store)."`
 	LogLevel string            `name:"log-level" default:"warn" enum:"error,warn,info,debug" help:"Log verbosity on stderr: error, warn, info, debug."`

@@ -49,9 +49,20 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
-	msg := fmt.Sprintf("registry %s: %s of %s: HTTP %d %s", e.Registry, e.What, e.Repository, e.StatusCode, http.StatusText(e.StatusCode))
+	obj := e.What + " of " + e.Repository
+	if kind, ident, ok := strings.Cut(e.What, " "); ok && kind == "manifest" {
+		sep := ":"
+		if strings.Contains(ident, ":") {
+			sep = "@"
+		}
+		obj = "manifest " + e.Repository + sep + ident
+	}
+	msg := fmt.Sprintf("registry %s: %s: HTTP %d %s", e.Registry, obj, e.StatusCode, http.StatusText(e.StatusCode))
 	if e.Detail != "" {
 		msg += ": " + e.Detail
+	}
+	if e.StatusCode == http.StatusNotFound {
+		msg += " (check the repository name and the tag or digest)"
 	}
 	return msg
 }

@@ -1,0 +1,119 @@
+package spec
+
+import (
+	"path"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// buildArtifacts merges a cache's image entries into artifacts (one per
+// reference, with every flavor that brought it), names them, and checks
+// that no two land on the same file and that no file would have to be the
+// directory of another.
+func (l *loader) buildArtifacts(ci *cacheInfo, entries []imageEntry, rtOK bool) {
+	c := ci.cache
+	byRef := make(map[string]*Artifact, len(entries))
+	custom := map[*Artifact]bool{}
+	for _, e := range entries {
+		a := byRef[e.ref]
+		if a == nil {
+			info, err := l.parseRef(e.ref)
+			if err != nil {
+				continue // reported where the reference is written
+			}
+			a = &Artifact{Cache: c.Name, Ref: e.ref, Parsed: info.Parsed, Platform: c.Platform, Range: e.rng}
+			byRef[e.ref] = a
+			c.Artifacts = append(c.Artifacts, a)
+		}
+		if e.flavor != "" && !contains(a.Flavors, e.flavor) {
+			a.Flavors = append(a.Flavors, e.flavor)
+		}
+		if o := e.block; o != nil {
+			a.Platform = o.platform
+			if o.hasName {
+				a.Name = o.name
+				custom[a] = true
+				ci.nameRngs[a] = o.nameRng
+			}
+		}
+	}
+	if !rtOK {
+		return
+	}
+	for _, a := range c.Artifacts {
+		if !custom[a] {
+			n, err := FileName(c.Runtime, a.Ref)
+			if err != nil {
+				l.errorf(a.Range.Ptr(), "Invalid file name", "%s. Give the image its own file name with an image block (name = \"...\").", capitalize(err.Error()))
+				continue
+			}
+			a.Name = n
+		}
+		if ci.rootOK {
+			a.Path = JoinRoot(c.Root, a.Name)
+		}
+	}
+	sort.SliceStable(c.Artifacts, func(i, j int) bool { return c.Artifacts[i].Name < c.Artifacts[j].Name })
+
+	rangeOf := func(a *Artifact) *hcl.Range {
+		if r, ok := ci.nameRngs[a]; ok {
+			return r.Ptr()
+		}
+		return a.Range.Ptr()
+	}
+	byName := make(map[string]*Artifact, len(c.Artifacts))
+	for _, a := range c.Artifacts {
+		if a.Name == "" {
+			continue
+		}
+		if prev := byName[a.Name]; prev != nil {
+			l.errorf(rangeOf(a), "Two images land on the same file", "In cache %q, %q and %q (%s) both land on %q. Give one of them its own file name with an image block (name = \"...\").", c.Name, a.Ref, prev.Ref, posString(*rangeOf(prev)), a.Name)
+			continue
+		}
+		byName[a.Name] = a
+	}
+	for _, a := range c.Artifacts {
+		if a.Name == "" || byName[a.Name] != a {
+			continue
+		}
+		for d := path.Dir(a.Name); d != "." && d != "/"; d = path.Dir(d) {
+			if other := byName[d]; other != nil {
+				l.errorf(rangeOf(a), "An image file would have to be a directory", "In cache %q, %q lands on %q, below the file %q of %q (%s). Give one of them its own file name with an image block (name = \"...\").", c.Name, a.Ref, a.Name, other.Name, other.Ref, posString(*rangeOf(other)))
+				break
+			}
+		}
+	}
+}
+
+// checkRoots reports caches that share a root or nest one inside another.
+func (l *loader) checkRoots(m *Model) {
+	var ok []*cacheInfo
+	for _, ci := range l.caches {
+		if ci.rootOK {
+			ok = append(ok, ci)
+		}
+	}
+	for i, ci := range ok {
+		for _, prev := range ok[:i] {
+			a, b := prev.cache, ci.cache
+			switch {
+			case a.Root == b.Root:
+				l.errorf(&ci.rootRng, "Two caches share a root", "Caches %q and %q (%s) both use %q. Each cache owns every file under its root (index, prune); give each its own directory.", b.Name, a.Name, posString(prev.rootRng), b.Root)
+			case Within(a.Root, b.Root):
+				l.errorf(&ci.rootRng, "Cache root inside another cache's root", "The root %q of cache %q is inside the root %q of cache %q (%s). Each cache owns every file under its root; use sibling directories.", b.Root, b.Name, a.Root, a.Name, posString(prev.rootRng))
+			case Within(b.Root, a.Root):
+				l.errorf(&prev.rootRng, "Cache root inside another cache's root", "The root %q of cache %q is inside the root %q of cache %q (%s). Each cache owns every file under its root; use sibling directories.", a.Root, a.Name, b.Root, b.Name, posString(ci.rootRng))
+			}
+		}
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,587 @@
+package spec
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/gocty"
+)
+
+// Compressions lists the squashfs compressors a cache may select.
+var Compressions = []string{"gzip", "lzo", "xz", "zstd", "lz4", "lzma"}
+
+// Architectures lists the CPU architectures a platform may name (the
+// GOARCH spellings that OCI image indexes use).
+var Architectures = []string{"386", "amd64", "arm", "arm64", "loong64", "mips64le", "ppc64le", "riscv64", "s390x"}
+
+var (
+	settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "store"}}}
+	registrySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "mirror"}, {Name: "ca_file"}, {Name: "auth_file"}, {Name: "insecure"}, {Name: "max_concurrency"},
+	}}
+	flavorSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "images", Required: true}}}
+	cacheSchema  = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "runtime", Required: true}, {Name: "root", Required: true},
+			{Name: "flavors"}, {Name: "images"}, {Name: "platform"},
+			{Name: "owner"}, {Name: "group"}, {Name: "file_mode"}, {Name: "dir_mode"},
+			{Name: "prune"}, {Name: "compression"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "image"}},
+	}
+	imageSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "ref", Required: true}, {Name: "name"}, {Name: "platform"},
+	}}
+	cacheNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+	platformRE  = regexp.MustCompile(`^[a-z0-9_]+$`)
+	userNameRE  = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$`)
+)
+
+// typed evaluates an attribute and converts it to ty. ok is false when the
+// attribute is null (treated as absent) or on a reported error.
+func (l *loader) typed(a *hcl.Attribute, ty cty.Type, what string) (cty.Value, bool) {
+	v, ok := l.eval(a.Expr)
+	if !ok || v.IsNull() {
+		return cty.NilVal, false
+	}
+	cv, err := convert.Convert(v, ty)
+	if err != nil {
+		l.errorf(a.Expr.Range().Ptr(), "Incorrect attribute value type", "Inappropriate value for attribute %q: %s required.", a.Name, what)
+		return cty.NilVal, false
+	}
+	return cv, true
+}
+
+// stringAttr decodes a string attribute into *dst (when dst is not nil).
+func (l *loader) stringAttr(a *hcl.Attribute, dst *string) bool {
+	v, ok := l.typed(a, cty.String, "string")
+	if ok && dst != nil {
+		*dst = v.AsString()
+	}
+	return ok
+}
+
+func (l *loader) boolAttr(a *hcl.Attribute, dst *bool) bool {
+	v, ok := l.typed(a, cty.Bool, "bool")
+	if ok {
+		*dst = v.True()
+	}
+	return ok
+}
+
+func (l *loader) intAttr(a *hcl.Attribute, dst *int) bool {
+	v, ok := l.typed(a, cty.Number, "number")
+	if !ok {
+		return false
+	}
+	if err := gocty.FromCtyValue(v, dst); err != nil {
+		l.errorf(a.Expr.Range().Ptr(), "Incorrect attribute value type", "Inappropriate value for attribute %q: a whole number required.", a.Name)
+		return false
+	}
+	return true
+}
+
+// strItem is one string of a list attribute with the range that wrote it.
+type strItem struct {
+	val string
+	rng hcl.Range
+}
+
+// stringList decodes a list of strings. When the expression is a literal
+// list, each item gets the range of its own element expression; otherwise
+// all items get the range of the whole expression.
+func (l *loader) stringList(a *hcl.Attribute) ([]strItem, bool) {
+	v, ok := l.eval(a.Expr)
+	if !ok || v.IsNull() {
+		return nil, false
+	}
+	ty := v.Type()
+	if !ty.IsTupleType() && !ty.IsListType() && !ty.IsSetType() {
+		l.errorf(a.Expr.Range().Ptr(), "Incorrect attribute value type", "Inappropriate value for attribute %q: list of string required.", a.Name)
+		return nil, false
+	}
+	// Element by element: cty's tuple-to-list conversion unifies the element
+	// types pairwise, which is slow for lists of thousands of images.
+	elems := v.AsValueSlice()
+	tuple, isTuple := a.Expr.(*hclsyntax.TupleConsExpr)
+	perElem := isTuple && len(tuple.Exprs) == len(elems)
+	out := make([]strItem, 0, len(elems))
+	good := true
+	for i, e := range elems {
+		rng := a.Expr.Range()
+		if perElem {
+			rng = tuple.Exprs[i].Range()
+		}
+		if e.IsNull() {
+			l.errorf(&rng, "Null list element", "Element %d of %q is null; a string is required.", i, a.Name)
+			good = false
+			continue
+		}
+		sv, err := convert.Convert(e, cty.String)
+		if err != nil {
+			l.errorf(&rng, "Incorrect attribute value type", "Inappropriate value for attribute %q: list of string required, but element %d is %s.", a.Name, i, e.Type().FriendlyName())
+			good = false
+			continue
+		}
+		out = append(out, strItem{val: sv.AsString(), rng: rng})
+	}
+	return out, good
+}
+
+// specDir returns the absolute directory of the file of a range, against
+// which relative paths in it are resolved.
+func specDir(r hcl.Range) string {
+	d, err := filepath.Abs(filepath.Dir(r.Filename))
+	if err != nil {
+		return filepath.Dir(r.Filename)
+	}
+	return d
+}
+
+// localPath resolves a path attribute against the directory of its file.
+func (l *loader) pathAttr(a *hcl.Attribute, dst *string) {
+	var s string
+	if !l.stringAttr(a, &s) {
+		return
+	}
+	if s == "" {
+		l.errorf(a.Expr.Range().Ptr(), "Empty path", "%s must not be empty; leave it out instead.", a.Name)
+		return
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(specDir(a.Range), s)
+	}
+	*dst = filepath.Clean(s)
+}
+
+func (l *loader) decodeSettings(m *Model, blocks []*hcl.Block) {
+	for i, b := range blocks {
+		if i > 0 {
+			l.errorf(b.DefRange.Ptr(), "Duplicate cachectl block", "The settings were already given at %s; a spec has at most one cachectl block.", posString(blocks[0].DefRange))
+			continue
+		}
+		content, d := b.Body.Content(settingsSchema)
+		l.add(d)
+		if a := content.Attributes["store"]; a != nil {
+			l.pathAttr(a, &m.Store)
+		}
+	}
+}
+
+func (l *loader) decodeRegistries(m *Model, blocks []*hcl.Block) {
+	seen := map[string]*Registry{}
+	for _, b := range blocks {
+		content, d := b.Body.Content(registrySchema)
+		l.add(d)
+		host := b.Labels[0]
+		lr := b.LabelRanges[0]
+		if err := checkRegistry(host); err != nil {
+			l.errorf(&lr, "Invalid registry host", "%s. A registry block is labelled with HOST or HOST:PORT, as in image references (\"docker.io\", \"127.0.0.1:5000\").", capitalize(err.Error()))
+			continue
+		}
+		if prev := seen[host]; prev != nil {
+			l.errorf(&lr, "Duplicate registry block", "Registry %q was already configured at %s.", host, posString(prev.Range))
+			continue
+		}
+		r := &Registry{Host: host, Range: b.DefRange}
+		seen[host] = r
+		if a := content.Attributes["mirror"]; a != nil {
+			if l.stringAttr(a, &r.Mirror) {
+				if err := checkRegistry(r.Mirror); err != nil {
+					l.errorf(a.Expr.Range().Ptr(), "Invalid mirror", "%s. A mirror is HOST or HOST:PORT.", capitalize(err.Error()))
+				}
+			}
+		}
+		if a := content.Attributes["ca_file"]; a != nil {
+			l.pathAttr(a, &r.CAFile)
+		}
+		if a := content.Attributes["auth_file"]; a != nil {
+			l.pathAttr(a, &r.AuthFile)
+		}
+		if a := content.Attributes["insecure"]; a != nil {
+			l.boolAttr(a, &r.Insecure)
+		}
+		if a := content.Attributes["max_concurrency"]; a != nil {
+			if l.intAttr(a, &r.MaxConcurrency) && (r.MaxConcurrency < 1 || r.MaxConcurrency > 1024) {
+				l.errorf(a.Expr.Range().Ptr(), "Invalid max_concurrency", "max_concurrency must be between 1 and 1024, not %d.", r.MaxConcurrency)
+			}
+		}
+		m.Registries = append(m.Registries, r)
+	}
+	sort.Slice(m.Registries, func(i, j int) bool { return m.Registries[i].Host < m.Registries[j].Host })
+}
+
+// flavorItems keeps, per flavor, the images with their ranges, for caches.
+type flavorInfo struct {
+	flavor *Flavor
+	items  []strItem
+}
+
+func (l *loader) decodeFlavors(m *Model, blocks []*hcl.Block) map[string]*flavorInfo {
+	if l.flavors == nil {
+		l.flavors = map[string]*flavorInfo{}
+	}
+	for _, b := range blocks {
+		content, d := b.Body.Content(flavorSchema)
+		l.add(d)
+		name := b.Labels[0]
+		lr := b.LabelRanges[0]
+		if strings.TrimSpace(name) == "" {
+			l.errorf(&lr, "Invalid flavor name", "A flavor name must not be empty.")
+			continue
+		}
+		if prev := l.flavors[name]; prev != nil {
+			l.errorf(&lr, "Duplicate flavor", "A flavor named %q was already defined at %s.", name, posString(prev.flavor.Range))
+			continue
+		}
+		fi := &flavorInfo{flavor: &Flavor{Name: name, Range: b.DefRange}}
+		l.flavors[name] = fi
+		m.Flavors = append(m.Flavors, fi.flavor)
+		if a := content.Attributes["images"]; a != nil {
+			items, _ := l.stringList(a)
+			for _, it := range items {
+				if l.checkRef(it) {
+					fi.items = append(fi.items, it)
+					fi.flavor.Images = append(fi.flavor.Images, it.val)
+				}
+			}
+		}
+	}
+	return l.flavors
+}
+
+// checkRef parses a reference where it is written, reporting errors and the
+// warnings for references that will drift. It returns false on errors.
+func (l *loader) checkRef(it strItem) bool {
+	info, err := l.parseRef(it.val)
+	if err != nil {
+		l.errorf(&it.rng, "Invalid image reference", "%q: %s.", it.val, err)
+		return false
+	}
+	switch {
+	case info.Tag == "" && info.Digest == "":
+		l.warnf(&it.rng, "Image reference without tag or digest", "%q names no tag or digest, so \"latest\" is pulled and the artifact changes whenever the tag moves. Pin a tag (%s:1.2.3) or a digest.", it.val, it.val)
+	case info.Tag == "latest" && info.Digest == "":
+		l.warnf(&it.rng, "Image reference with the \"latest\" tag", "%q will change whenever the tag moves. Pin a version tag or a digest.", it.val)
+	}
+	return true
+}
+
+func (l *loader) parseRef(s string) (*RefInfo, error) {
+	if r, ok := l.refs[s]; ok {
+		return r.info, r.err
+	}
+	info, err := ParseRef(s)
+	l.refs[s] = refResult{info, err}
+	return info, err
+}
+
+// ParsePlatform parses "OS/ARCH" or "OS/ARCH/VARIANT", e.g. "linux/amd64"
+// or "linux/arm64/v8". The OS must be linux; the architecture one of
+// Architectures.
+func ParsePlatform(s string) (v1.Platform, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return v1.Platform{}, fmt.Errorf("%q is not of the form OS/ARCH or OS/ARCH/VARIANT (e.g. \"linux/amd64\", \"linux/arm64/v8\")", s)
+	}
+	for _, p := range parts {
+		if !platformRE.MatchString(p) {
+			return v1.Platform{}, fmt.Errorf("%q is not of the form OS/ARCH or OS/ARCH/VARIANT: parts are lowercase letters, digits and underscores", s)
+		}
+	}
+	if parts[0] != "linux" {
+		return v1.Platform{}, fmt.Errorf("operating system %q is not supported: the runtimes run linux images", parts[0])
+	}
+	known := false
+	for _, a := range Architectures {
+		known = known || a == parts[1]
+	}
+	if !known {
+		return v1.Platform{}, fmt.Errorf("unknown architecture %q; known: %s", parts[1], strings.Join(Architectures, ", "))
+	}
+	p := v1.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
+}
+
+func (l *loader) platformAttr(a *hcl.Attribute) (v1.Platform, bool) {
+	var s string
+	if !l.stringAttr(a, &s) {
+		return v1.Platform{}, false
+	}
+	p, err := ParsePlatform(s)
+	if err != nil {
+		l.errorf(a.Expr.Range().Ptr(), "Invalid platform", "%s.", capitalize(err.Error()))
+		return v1.Platform{}, false
+	}
+	return p, true
+}
+
+func (l *loader) modeAttr(a *hcl.Attribute, dst *Mode) {
+	var s string
+	if !l.stringAttr(a, &s) {
+		return
+	}
+	mo, err := ParseMode(s)
+	if err != nil {
+		l.errorf(a.Expr.Range().Ptr(), "Invalid mode", "%s: %s. Write the mode as an octal string such as \"0644\" or \"2775\".", a.Name, err)
+		return
+	}
+	if mo&0o002 != 0 {
+		l.errorf(a.Expr.Range().Ptr(), "World-writable mode", "%s = %q lets every user replace or change the images that jobs run. Drop the write bit for others (e.g. %q).", a.Name, s, (mo &^ 0o002).String())
+		return
+	}
+	*dst = mo
+}
+
+func (l *loader) userAttr(a *hcl.Attribute, dst *string, what string) {
+	var s string
+	if !l.stringAttr(a, &s) {
+		return
+	}
+	switch {
+	case s == "":
+		l.errorf(a.Expr.Range().Ptr(), "Empty "+what+" name", "%s must name a %s or give a numeric id; to keep the %s cachectl runs as, leave %s out.", a.Name, what, what, a.Name)
+	case !userNameRE.MatchString(s) || len(s) > 256:
+		l.errorf(a.Expr.Range().Ptr(), "Invalid "+what+" name", "%q is not a valid %s name or numeric id.", s, what)
+	default:
+		*dst = s
+	}
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// cachePlan is a cache being decoded, with the ranges needed by later checks.
+type cacheInfo struct {
+	cache    *Cache
+	rootRng  hcl.Range
+	rootOK   bool
+	nameRngs map[*Artifact]hcl.Range // range of a custom name
+}
+
+func (l *loader) decodeCaches(m *Model, blocks []*hcl.Block) {
+	seen := map[string]*Cache{}
+	for _, b := range blocks {
+		content, d := b.Body.Content(cacheSchema)
+		l.add(d)
+		name := b.Labels[0]
+		lr := b.LabelRanges[0]
+		if !cacheNameRE.MatchString(name) {
+			l.errorf(&lr, "Invalid cache name", "%q is not a valid cache name: use letters, digits, underscores and dashes, starting with a letter or underscore (it appears in addresses like cache.NAME[\"REF\"]).", name)
+			continue
+		}
+		if prev := seen[name]; prev != nil {
+			l.errorf(&lr, "Duplicate cache", "A cache named %q was already defined at %s.", name, posString(prev.Range))
+			continue
+		}
+		errsBefore := countErrors(l.diags)
+		c := &Cache{Name: name, Range: b.DefRange, Platform: DefaultPlatform, FileMode: DefaultFileMode, DirMode: DefaultDirMode}
+		seen[name] = c
+		ci := &cacheInfo{cache: c, nameRngs: map[*Artifact]hcl.Range{}}
+		l.caches = append(l.caches, ci)
+		m.Caches = append(m.Caches, c)
+		rtOK := false
+		if a := content.Attributes["runtime"]; a != nil {
+			var s string
+			if l.stringAttr(a, &s) {
+				for _, rt := range Runtimes {
+					if Runtime(s) == rt {
+						c.Runtime, rtOK = rt, true
+					}
+				}
+				if !rtOK {
+					var names []string
+					for _, rt := range Runtimes {
+						names = append(names, string(rt))
+					}
+					l.errorf(a.Expr.Range().Ptr(), "Unknown runtime", "Runtime %q is not one of: %s.%s", s, strings.Join(names, ", "), suggest(s, names, ""))
+				}
+			}
+		}
+		if a := content.Attributes["root"]; a != nil {
+			ci.rootRng = a.Expr.Range()
+			var s string
+			if l.stringAttr(a, &s) {
+				switch {
+				case !strings.HasPrefix(s, "/"):
+					l.errorf(&ci.rootRng, "Relative cache root", "root = %q: a cache root must be an absolute path (jobs on every node find images by absolute path).", s)
+				case path.Clean(s) == "/":
+					l.errorf(&ci.rootRng, "Cache root is the file system root", "root = %q: cachectl owns every file under a cache root; give it a directory of its own, such as \"/shared/containers/sif\".", s)
+				default:
+					c.Root, ci.rootOK = path.Clean(s), true
+				}
+			}
+		}
+		if a := content.Attributes["platform"]; a != nil {
+			if p, ok := l.platformAttr(a); ok {
+				c.Platform = p
+			}
+		}
+		if a := content.Attributes["owner"]; a != nil {
+			l.userAttr(a, &c.Owner, "user")
+		}
+		if a := content.Attributes["group"]; a != nil {
+			l.userAttr(a, &c.Group, "group")
+		}
+		if a := content.Attributes["file_mode"]; a != nil {
+			l.modeAttr(a, &c.FileMode)
+		}
+		if a := content.Attributes["dir_mode"]; a != nil {
+			l.modeAttr(a, &c.DirMode)
+		}
+		if a := content.Attributes["prune"]; a != nil {
+			l.boolAttr(a, &c.Prune)
+		}
+		if a := content.Attributes["compression"]; a != nil {
+			var s string
+			if l.stringAttr(a, &s) {
+				known := false
+				for _, k := range Compressions {
+					known = known || k == s
+				}
+				switch {
+				case !known:
+					l.errorf(a.Expr.Range().Ptr(), "Unknown compression", "Compression %q is not one of: %s.", s, strings.Join(Compressions, ", "))
+				case rtOK && c.Runtime == RuntimePodman:
+					l.errorf(a.Expr.Range().Ptr(), "Compression does not apply to podman", "Podman caches hold OCI archives, not squashfs images; remove compression from this cache.")
+				default:
+					c.Compression = s
+				}
+			}
+		}
+
+		// The images: flavors first, then the cache's own list, then image blocks.
+		var entries []imageEntry
+		listsOK := true // false when a list is unusable (already reported)
+		if a := content.Attributes["flavors"]; a != nil {
+			items, ok := l.stringList(a)
+			listsOK = listsOK && ok
+			for _, it := range items {
+				fi := l.flavors[it.val]
+				if fi == nil {
+					l.errorf(&it.rng, "Undefined flavor", "No flavor named %q is defined.%s Defined flavors: %s.", it.val, suggest(it.val, sortedKeys(l.flavors), ""), flavorList(m))
+					continue
+				}
+				dup := false
+				for _, f := range c.Flavors {
+					dup = dup || f == it.val
+				}
+				if dup {
+					continue
+				}
+				c.Flavors = append(c.Flavors, it.val)
+				if entries == nil {
+					entries = make([]imageEntry, 0, len(fi.items))
+				}
+				for _, img := range fi.items {
+					entries = append(entries, imageEntry{ref: img.val, rng: img.rng, flavor: it.val})
+				}
+			}
+		}
+		if a := content.Attributes["images"]; a != nil {
+			items, ok := l.stringList(a)
+			listsOK = listsOK && ok
+			for _, it := range items {
+				if l.checkRef(it) {
+					entries = append(entries, imageEntry{ref: it.val, rng: it.rng})
+				}
+			}
+		}
+		blockRefs := map[string]hcl.Range{}
+		for _, ib := range content.Blocks {
+			ic, d := ib.Body.Content(imageSchema)
+			l.add(d)
+			o := &imageOpts{platform: c.Platform}
+			e := imageEntry{block: o}
+			a := ic.Attributes["ref"]
+			if a == nil {
+				continue
+			}
+			e.rng = a.Expr.Range()
+			if !l.stringAttr(a, &e.ref) || !l.checkRef(strItem{e.ref, e.rng}) {
+				continue
+			}
+			if prev, dup := blockRefs[e.ref]; dup {
+				l.errorf(&e.rng, "Duplicate image block", "An image block for %q was already given at %s; a reference has one set of options per cache.", e.ref, posString(prev))
+				continue
+			}
+			blockRefs[e.ref] = e.rng
+			if na := ic.Attributes["name"]; na != nil {
+				if l.stringAttr(na, &o.name) {
+					o.nameRng = na.Expr.Range()
+					if rtOK {
+						if err := CheckName(c.Runtime, o.name); err != nil {
+							l.errorf(&o.nameRng, "Invalid file name", "name = %q: %s.", o.name, err)
+							continue
+						}
+					}
+					o.hasName = true
+				}
+			}
+			if pa := ic.Attributes["platform"]; pa != nil {
+				if p, ok := l.platformAttr(pa); ok {
+					o.platform = p
+				}
+			}
+			entries = append(entries, e)
+		}
+		if len(entries) == 0 && listsOK && countErrors(l.diags) == errsBefore {
+			l.warnf(c.Range.Ptr(), "Cache has no images", "Cache %q names no flavors, images or image blocks, so it stays empty.", c.Name)
+		}
+		l.buildArtifacts(ci, entries, rtOK)
+	}
+}
+
+// imageEntry is one mention of an image in a cache (through a flavor, the
+// images list or an image block).
+type imageEntry struct {
+	ref    string
+	rng    hcl.Range
+	flavor string
+	block  *imageOpts // options of an image block, nil otherwise
+}
+
+// imageOpts are the options of an image block.
+type imageOpts struct {
+	hasName  bool
+	name     string
+	nameRng  hcl.Range
+	platform v1.Platform
+}
+
+func flavorList(m *Model) string {
+	if len(m.Flavors) == 0 {
+		return "(none)"
+	}
+	var names []string
+	for _, f := range m.Flavors {
+		names = append(names, fmt.Sprintf("%q", f.Name))
+	}
+	return strings.Join(names, ", ")
+}
+
+func countErrors(d hcl.Diagnostics) int {
+	n := 0
+	for _, x := range d {
+		if x.Severity == hcl.DiagError {
+			n++
+		}
+	}
+	return n
+}
