@@ -1,0 +1,249 @@
+package enroot
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/squashfs"
+)
+
+// TestBashQuoteMatchesBash compares bashQuote with bash's own ${a[@]@Q}.
+func TestBashQuoteMatchesBash(t *testing.T) {
+	requireTools(t, "bash")
+	in := []string{"", "plain", "a b", "it's", "''", "tab\there", "x\x01y", "esc\x1b[0m", "del\x7f",
+		`dollar$ and $(cmd) and "dq"`, "`bt`", `back\slash`, "ünïcødé ✓", "cr\rlf", "bell\a", "vt\vff\f", "bs\b", "q'\t'"}
+	script := `a=(); while IFS= read -r -d '' x; do a+=("$x"); done; printf '%s\n' "${a[@]@Q}"`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = []string{"LANG=C.UTF-8", "LC_ALL=C.UTF-8"}
+	cmd.Stdin = strings.NewReader(strings.Join(in, "\x00") + "\x00")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(got) != len(in) {
+		t.Fatalf("bash printed %d lines for %d inputs: %q", len(got), len(in), out)
+	}
+	for i, s := range in {
+		if q := bashQuote(s); q != got[i] {
+			t.Errorf("bashQuote(%q) = %s, bash says %s", s, q, got[i])
+		}
+	}
+}
+
+func rawConfig(t *testing.T, cfg v1.Config) []byte {
+	t.Helper()
+	b, err := json.Marshal(v1.ConfigFile{Architecture: "amd64", OS: "linux", Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func awkwardConfig() v1.Config {
+	return v1.Config{
+		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "A=a b", `Q="q" 'x' $y`, "NL=one\ntwo", "EMPTY="},
+		Entrypoint: []string{"/docker-entrypoint.sh", "it's", "$HOME", "tab\there"},
+		Cmd:        []string{"nginx", "-g", "daemon off;", "multi\nline", ""},
+		WorkingDir: "  /srv/my app  ",
+		Labels:     map[string]string{"maintainer": "NGINX <docker@nginx.com>", "b.label": "x y"},
+		Volumes:    map[string]struct{}{"/var/cache/nginx": {}, "/data": {}},
+	}
+}
+
+func TestConfigureGolden(t *testing.T) {
+	cases := map[string]v1.Config{
+		"awkward": awkwardConfig(),
+		"empty":   {},
+		"cmdonly": {Cmd: []string{"/bin/bash"}},
+		"eponly":  {Entrypoint: []string{"/init"}, WorkingDir: "/"},
+	}
+	for name, cfg := range cases {
+		f, err := Configure(rawConfig(t, cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, name+".rc.golden", f.RC)
+		golden(t, name+".environment.golden", f.Environment)
+		golden(t, name+".fstab.golden", f.Fstab)
+	}
+}
+
+// TestRCRuns executes a generated /etc/rc with bash and checks the arguments
+// the entrypoint receives.
+func TestRCRuns(t *testing.T) {
+	requireTools(t, "bash", "printf")
+	dir := t.TempDir()
+	cfg := v1.Config{Entrypoint: []string{"printf", "[%s]"}, Cmd: []string{"a b", "it's", "$HOME", "t\tx"}, WorkingDir: dir}
+	f, err := Configure(rawConfig(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "rc")
+	os.WriteFile(p, []byte(f.RC), 0o644)
+	run := func(args ...string) string {
+		c := exec.Command("bash", append([]string{p}, args...)...)
+		c.Env = []string{"PATH=/usr/bin:/bin", "HOME=/h"}
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return string(out)
+	}
+	if got := run(); got != "[a b][it's][$HOME][t\tx]" {
+		t.Errorf("default: %q", got)
+	}
+	if got := run("x y"); got != "[x y]" {
+		t.Errorf("with args: %q", got)
+	}
+}
+
+func TestLabelsKeepDocumentOrder(t *testing.T) {
+	raw := []byte(`{"config":{"Labels":{"zeta":"1","alpha":"2","mid":"3"}}}`)
+	f, err := Configure(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(f.RC, "# zeta 1\n# alpha 2\n# mid 3\n\nmkdir") {
+		t.Errorf("rc:\n%s", f.RC)
+	}
+}
+
+func TestFixPerms(t *testing.T) {
+	cases := []struct {
+		name string
+		typ  byte
+		mode int64
+		want int64
+	}{
+		{"etc/shadow", tar.TypeReg, 0o000, 0o400},
+		{"usr/bin/x", tar.TypeReg, 0o011, 0o511},
+		{"usr/bin/sudo", tar.TypeReg, 0o4111, 0o4511},
+		{"a/", tar.TypeDir, 0o555, 0o755},
+		{"a/b/c/d/", tar.TypeDir, 0o500, 0o700},
+		{"a/b/c/d/e/", tar.TypeDir, 0o500, 0o500},
+		{"a/b/c/d/e/", tar.TypeDir, 0o000, 0o500},
+		{"link", tar.TypeSymlink, 0o777, 0o777},
+	}
+	for _, c := range cases {
+		h := &tar.Header{Name: c.name, Typeflag: c.typ, Mode: c.mode}
+		fixPerms(h)
+		if h.Mode != c.want {
+			t.Errorf("%s %o -> %o, want %o", c.name, c.mode, h.Mode, c.want)
+		}
+	}
+}
+
+func testImage(t *testing.T, cfg v1.Config) v1.Image {
+	base := layer(t,
+		dir("bin/", 0o755),
+		reg("bin/sh", 0o755, "#!/bin/true\n"),
+		dir("etc/", 0o755),
+		reg("etc/shadow", 0o000, "root:*:1::::::\n"),
+		reg("etc/environment", 0o600, "OLD=1\n"),
+		member{name: "dev/", typ: tar.TypeDir, mode: 0o755},
+		member{name: "dev/null", typ: tar.TypeChar, mode: 0o666},
+		member{name: "dev/shm/", typ: tar.TypeDir, mode: 0o1777},
+		member{name: "home/u/", typ: tar.TypeDir, mode: 0o700, uid: 1000, gid: 1000},
+		member{name: "home/u/f", typ: tar.TypeReg, mode: 0o600, uid: 1000, gid: 1000, body: "f\n"},
+		member{name: "usr/bin/sudo", typ: tar.TypeReg, mode: 0o4711, body: "sudo"},
+		dir("srv/", 0o555),
+	)
+	return image(t, cfg, base)
+}
+
+func TestBuildSqsh(t *testing.T) {
+	requireTools(t, "mksquashfs", "unsquashfs")
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "img.sqsh")
+	cfg := awkwardConfig()
+	b := New(WithClock(func() time.Time { return time.Unix(1700000000, 0) }))
+	if err := b.Build(ctx, testImage(t, cfg), providers.BuildRequest{Ref: "nginx:1", Processors: 1}, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Verify(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := squashfs.VerifyFile(out, 0)
+	if err != nil || sb.CompressionName() != "lzo" {
+		t.Errorf("superblock %+v %v", sb, err)
+	}
+	es, err := squashfs.List(ctx, out, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]squashfs.Entry{}
+	for _, e := range es {
+		m[e.Path] = e
+		if e.Uid != 0 || e.Gid != 0 {
+			t.Errorf("%s owned by %d/%d", e.Path, e.Uid, e.Gid)
+		}
+		if strings.HasPrefix(e.Path, "/dev/") {
+			t.Errorf("%s: /dev not empty", e.Path)
+		}
+	}
+	mode := func(p, want string) {
+		t.Helper()
+		if e, ok := m[p]; !ok || e.Mode != want {
+			t.Errorf("%s: %+v, want mode %s", p, e, want)
+		}
+	}
+	mode("/dev", "drwxr-xr-x")
+	mode("/etc/shadow", "-r--------")
+	mode("/usr/bin/sudo", "-rws--x--x")
+	mode("/srv", "drwxr-xr-x")
+	mode("/srv/my app", "drwxr-xr-x") // WORKDIR created
+	mode("/home/u/f", "-rw-------")
+	for _, f := range []string{"/etc/rc", "/etc/rc.local", "/etc/fstab", "/etc/environment"} {
+		mode(f, "-rw-r--r--")
+	}
+	files, err := Configure(rawConfig(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"/etc/rc": files.RC, "/etc/environment": files.Environment,
+		"/etc/fstab": files.Fstab, "/etc/rc.local": files.RCLocal} {
+		got, err := squashfs.Cat(ctx, out, 0, name)
+		if err != nil || string(got) != want {
+			t.Errorf("%s = %q (%v), want %q", name, got, err, want)
+		}
+	}
+}
+
+func TestBuildCompressionOverride(t *testing.T) {
+	requireTools(t, "mksquashfs")
+	out := filepath.Join(t.TempDir(), "img.sqsh")
+	if err := New().Build(context.Background(), testImage(t, v1.Config{}), providers.BuildRequest{Compression: "zstd"}, out); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := squashfs.VerifyFile(out, 0)
+	if err != nil || sb.CompressionName() != "zstd" {
+		t.Errorf("superblock %+v %v", sb, err)
+	}
+}
+
+func TestBuildFailureLeavesNothing(t *testing.T) {
+	requireTools(t, "mksquashfs")
+	out := filepath.Join(t.TempDir(), "img.sqsh")
+	if err := New().Build(context.Background(), testImage(t, v1.Config{}), providers.BuildRequest{Compression: "bogus"}, out); err == nil {
+		t.Fatal("no error")
+	}
+	if _, err := os.Lstat(out); !os.IsNotExist(err) {
+		t.Errorf("output left behind: %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "garbage.sqsh")
+	os.WriteFile(p, []byte("garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage"), 0o644)
+	if err := New().Verify(context.Background(), p); err == nil {
+		t.Error("garbage verified")
+	}
+}
