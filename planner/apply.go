@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/rootfs"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -77,9 +78,19 @@ type applier struct {
 
 	mu      sync.Mutex
 	pulls   map[string]*pullCall
+	trees   map[string]*treeCall
 	result  ApplyResult
 	resMu   sync.Mutex
 	resolve map[ResolveKey]Resolution
+}
+
+// treeCall shares one flattened tree among the builds of one image that
+// can use it (SIF and .sqsh); the last user drops it.
+type treeCall struct {
+	once  sync.Once
+	tree  *rootfs.Tree
+	err   error
+	users int
 }
 
 type pullCall struct {
@@ -105,6 +116,25 @@ func Apply(ctx context.Context, p *Plan, deps ApplyDeps, opts ApplyOptions) (App
 		buildSem: make(chan struct{}, opts.BuildParallelism),
 		procs:    max(1, runtime.NumCPU()/opts.BuildParallelism),
 		pulls:    map[string]*pullCall{},
+		trees:    map[string]*treeCall{},
+	}
+	for _, ch := range p.Changes {
+		if ch.Manifest == "" || (ch.Action != ActionCreate && ch.Action != ActionReplace) {
+			continue
+		}
+		if b, err := deps.Builder(spec.Runtime(ch.Runtime)); err == nil {
+			if _, ok := b.(providers.TreeBuilder); ok {
+				if a.trees[ch.Manifest] == nil {
+					a.trees[ch.Manifest] = &treeCall{}
+				}
+				a.trees[ch.Manifest].users++
+			}
+		}
+	}
+	for m, t := range a.trees {
+		if t.users < 2 {
+			delete(a.trees, m) // one build: it flattens by itself
+		}
 	}
 	byCache := map[string][]Change{}
 	for _, ch := range p.Changes {
@@ -280,6 +310,34 @@ func (a *applier) fetch(ctx context.Context, ch *Change) (v1.Image, error) {
 	return c.img, c.err
 }
 
+// sharedTree returns the shared flatten of a manifest that more than one
+// build needs (nil otherwise).
+func (a *applier) sharedTree(manifest string) *treeCall {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.trees[manifest]
+}
+
+func (a *applier) flatten(ctx context.Context, manifest string, img v1.Image) (*rootfs.Tree, error) {
+	a.mu.Lock()
+	t := a.trees[manifest]
+	a.mu.Unlock()
+	t.once.Do(func() { t.tree, t.err = rootfs.Flatten(ctx, img, rootfs.Options{}) })
+	return t.tree, t.err
+}
+
+// releaseTree drops a shared tree after its last user.
+func (a *applier) releaseTree(manifest string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t := a.trees[manifest]; t != nil {
+		t.users--
+		if t.users <= 0 {
+			delete(a.trees, manifest)
+		}
+	}
+}
+
 func randomName() string {
 	var b [8]byte
 	rand.Read(b[:])
@@ -311,10 +369,20 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
 		return ctx.Err()
 	}
 	a.event(ch, "build", b.Format())
-	err = b.Build(ctx, img, providers.BuildRequest{
+	req := providers.BuildRequest{
 		Ref: ch.Ref, NormalizedName: normalizedName(ch.Ref), Platform: *plat,
 		Compression: ch.Compression, Processors: a.procs, TempDir: work,
-	}, out)
+	}
+	if tb, ok := b.(providers.TreeBuilder); ok && a.sharedTree(ch.Manifest) != nil {
+		var tree *rootfs.Tree
+		tree, err = a.flatten(ctx, ch.Manifest, img)
+		if err == nil {
+			err = tb.BuildTree(ctx, tree, img, req, out)
+		}
+		a.releaseTree(ch.Manifest)
+	} else {
+		err = b.Build(ctx, img, req, out)
+	}
 	<-a.buildSem
 	if err != nil {
 		return fmt.Errorf("build %s: %w", b.Format(), err)

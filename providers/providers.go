@@ -7,6 +7,8 @@ import (
 	"context"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/providers/rootfs"
 )
 
 // BuildRequest describes the artifact a Builder makes.
@@ -39,4 +41,12 @@ type Builder interface {
 	// Verify checks that the file at path is a well-formed artifact of this
 	// format (used by import and -verify).
 	Verify(ctx context.Context, path string) error
+}
+
+// TreeBuilder is a Builder that can also build from a root file system
+// flattened once (rootfs.Flatten), so that one image needed as SIF and as
+// .sqsh in the same apply is flattened once, not twice.
+type TreeBuilder interface {
+	Builder
+	BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image, req BuildRequest, out string) error
 }

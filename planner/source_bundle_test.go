@@ -1,0 +1,275 @@
+package planner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+
+	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/bundle"
+	"github.com/cachectl/cachectl/providers/store"
+	"github.com/cachectl/cachectl/spec"
+)
+
+// bundleFixture makes images on a shared base layer, puts them in a
+// "connected host" store and writes a bundle of them.
+type bundleFixture struct {
+	src    *store.Store // the connected host's store
+	images map[string]v1.Image
+	dir    string
+}
+
+func newBundleFixture(t *testing.T, refs ...string) *bundleFixture {
+	t.Helper()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &bundleFixture{src: st, images: map[string]v1.Image{}, dir: t.TempDir()}
+	baseLayer, err := random.Layer(48<<10, "application/vnd.docker.image.rootfs.diff.tar.gzip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range refs {
+		f.add(t, r, baseLayer)
+	}
+	return f
+}
+
+func (f *bundleFixture) add(t *testing.T, ref string, base v1.Layer) {
+	t.Helper()
+	top, err := random.Layer(16<<10, "application/vnd.docker.image.rootfs.diff.tar.gzip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, base, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	raw, _ := img.RawManifest()
+	h, _ := img.Digest()
+	cfg, _ := img.RawConfigFile()
+	ch, _ := img.ConfigName()
+	if err := f.src.PutBytes(ctx, h, raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.src.PutBytes(ctx, ch, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	for _, l := range ls {
+		d, _ := l.Digest()
+		rc, _ := l.Compressed()
+		if _, err := f.src.Put(ctx, d, -1, rc); err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+	}
+	f.images[ref] = img
+}
+
+func (f *bundleFixture) write(t *testing.T, file string, base *bundle.Bundle, refs ...string) string {
+	t.Helper()
+	var imgs []bundle.Image
+	for _, r := range refs {
+		h, _ := f.images[r].Digest()
+		imgs = append(imgs, bundle.Image{Ref: r, Platform: "linux/amd64", Digest: h.String(), Manifest: h.String()})
+	}
+	p := filepath.Join(f.dir, file)
+	if _, err := bundle.Write(context.Background(), p, imgs, f.src, bundle.WriteOptions{Base: base}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func openSource(t *testing.T, paths ...string) *BundleSource {
+	t.Helper()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenBundleSource(st, paths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func reqs(refs ...string) []ResolveRequest {
+	var out []ResolveRequest
+	for _, r := range refs {
+		out = append(out, ResolveRequest{Ref: r, Platform: spec.DefaultPlatform})
+	}
+	return out
+}
+
+func TestBundleSourceResolveAndFetch(t *testing.T) {
+	f := newBundleFixture(t, "alpine:3.20", "example.com/tools:1")
+	s := openSource(t, f.write(t, "b.tar", nil, "alpine:3.20", "example.com/tools:1"))
+	res, err := s.ResolveAll(context.Background(), reqs("alpine:3.20", "example.com/tools:1", "alpine:3.20"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"alpine:3.20", "example.com/tools:1"} {
+		h, _ := f.images[ref].Digest()
+		r := res[ResolveKey{ref, "linux/amd64"}]
+		if r.Manifest != h.String() || r.Size < 64<<10 || r.Download != r.Size+int64(len(mustRaw(t, f.images[ref]))) {
+			t.Fatalf("%s resolved to %+v (manifest %s)", ref, r, h)
+		}
+	}
+	// fetch both: the shared base layer is copied once, every blob verified
+	for _, ref := range []string{"alpine:3.20", "example.com/tools:1"} {
+		h, _ := f.images[ref].Digest()
+		img, err := s.Fetch(context.Background(), ref, h.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := img.Digest(); got != h {
+			t.Fatalf("fetched %s, want %s", got, h)
+		}
+	}
+	st := s.Stats()
+	if st.BlobsDownloaded != 7 || st.BlobsCached != 1 { // 2 manifests, 2 configs, 3 distinct layers; 1 shared
+		t.Fatalf("stats %+v", st)
+	}
+	// once in the store, nothing more to copy
+	res, _ = s.ResolveAll(context.Background(), reqs("alpine:3.20"))
+	if d := res[ResolveKey{"alpine:3.20", "linux/amd64"}].Download; d != 0 {
+		t.Fatalf("download %d after fetch", d)
+	}
+}
+
+func mustRaw(t *testing.T, img v1.Image) []byte {
+	raw, err := img.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestBundleSourceMissingImages(t *testing.T) {
+	f := newBundleFixture(t, "alpine:3.20")
+	s := openSource(t, f.write(t, "b.tar", nil, "alpine:3.20"))
+	_, err := s.ResolveAll(context.Background(), append(reqs("alpine:3.20", "nosuch/a:1", "nosuch/b:2"),
+		ResolveRequest{Ref: "alpine:3.20", Platform: v1.Platform{OS: "linux", Architecture: "arm64"}}))
+	if err == nil {
+		t.Fatal("no error for images the bundle lacks")
+	}
+	for _, want := range []string{"lacks 3 image(s)", "nosuch/a:1 (linux/amd64)", "nosuch/b:2 (linux/amd64)", "alpine:3.20 (linux/arm64) (the bundle has it for linux/amd64 only)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestBundleSourceIncremental(t *testing.T) {
+	f := newBundleFixture(t, "alpine:3.20", "example.com/tools:1")
+	basePath := f.write(t, "base.tar", nil, "alpine:3.20")
+	base, err := bundle.Open(basePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	incPath := f.write(t, "inc.tar", base, "alpine:3.20", "example.com/tools:1")
+
+	// alone, over an empty store: alpine's blobs are nowhere
+	s := openSource(t, incPath)
+	_, err = s.ResolveAll(context.Background(), reqs("alpine:3.20", "example.com/tools:1"))
+	if err == nil || !strings.Contains(err.Error(), "alpine:3.20 (linux/amd64)") || !strings.Contains(err.Error(), "extends base.tar") {
+		t.Fatalf("incremental bundle without its base: %v", err)
+	}
+	// tools' own blobs are in the incremental bundle, but it shares the
+	// base layer with alpine, which only the base bundle holds
+	if !strings.Contains(err.Error(), "example.com/tools:1 (linux/amd64): 1 blob(s)") {
+		t.Fatalf("error does not name the shared layer tools lacks: %v", err)
+	}
+
+	// with the base given too
+	s = openSource(t, incPath, basePath)
+	res, err := s.ResolveAll(context.Background(), reqs("alpine:3.20", "example.com/tools:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range res {
+		if _, err := s.Fetch(context.Background(), k.Ref, r.Manifest); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// with the base applied before (its blobs in the store)
+	s2, err := OpenBundleSource(s.Store, incPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.ResolveAll(context.Background(), reqs("alpine:3.20", "example.com/tools:1")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBundleApplyTampered: a bundle with a flipped byte in a shared layer
+// is refused by Preload before anything is built, and the bad blob never
+// reaches the store; the intact bundle applies and converges.
+func TestBundleApplyTampered(t *testing.T) {
+	refs := []string{"alpine:3.20", "example.com/tools:1"}
+	f := newBundleFixture(t, refs...)
+	good := f.write(t, "b.tar", nil, refs...)
+	raw, _ := os.ReadFile(good)
+	layers, _ := f.images["alpine:3.20"].Layers()
+	shared, _ := layers[0].Digest()
+	content, _ := os.ReadFile(f.src.Path(shared))
+	at := bytes.Index(raw, content)
+	raw[at+len(content)/2] ^= 1
+	bad := filepath.Join(f.dir, "bad.tar")
+	os.WriteFile(bad, raw, 0o644)
+
+	root := filepath.Join(t.TempDir(), "sif")
+	m := model(t, root, false, refs...)
+	opts := Options{Refresh: true, Builder: func(spec.Runtime) BuilderInfo { return BuilderInfo{"txt", "1"} }}
+	deps := func(s *BundleSource) ApplyDeps {
+		return ApplyDeps{Resolver: s, Fetcher: s, Builder: func(spec.Runtime) (providers.Builder, error) { return textBuilder{}, nil }}
+	}
+
+	s := openSource(t, bad)
+	p, err := MakePlan(context.Background(), m, s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Preload(context.Background(), p)
+	if err == nil || !strings.Contains(err.Error(), "does not match its digest") || !strings.Contains(err.Error(), `cache.sif["alpine:3.20"]`) || !strings.Contains(err.Error(), `cache.sif["example.com/tools:1"]`) {
+		t.Fatalf("Preload of a tampered bundle: %v", err)
+	}
+	if s.Store.Has(shared) {
+		t.Fatal("the tampered blob reached the store")
+	}
+	if !errors.Is(err, store.ErrDigestMismatch) {
+		t.Fatalf("error does not wrap ErrDigestMismatch: %v", err)
+	}
+
+	s = openSource(t, good)
+	p, err = MakePlan(context.Background(), m, s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Preload(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(context.Background(), p, deps(s), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err = MakePlan(context.Background(), m, s, opts)
+	if err != nil || p.HasChanges() {
+		t.Fatalf("plan after apply from the bundle: changes %v, %v", p.HasChanges(), err)
+	}
+}
