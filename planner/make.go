@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -246,16 +247,5 @@ func freeBytes(path string) int64 {
 	}
 }
 
-// HumanBytes formats a byte count with binary units.
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// HumanBytes formats a byte count with binary units ("1.5 MiB").
+func HumanBytes(n int64) string { return progress.FormatBytes(n) }
