@@ -855,6 +855,7 @@ func (t *localTar) scan() error {
 		return errors.New("is gzip-compressed; decompress it first (gunzip), archives are read uncompressed")
 	}
 	tr := tar.NewReader(t.f)
+	var end int64 // where the data of the last entry ends (block aligned)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -863,16 +864,17 @@ func (t *localTar) scan() error {
 		if err != nil {
 			return fmt.Errorf("not a valid tar archive (truncated?): %w", err)
 		}
+		off, err := t.f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		end = off + (h.Size+511)/512*512
 		n, err := localCleanName(h.Name)
 		if err != nil {
 			continue // never addressable
 		}
 		switch h.Typeflag {
 		case tar.TypeReg, tar.TypeRegA:
-			off, err := t.f.Seek(0, io.SeekCurrent)
-			if err != nil {
-				return err
-			}
 			t.entries[n] = localTarEntry{off: off, size: h.Size}
 		case tar.TypeSymlink:
 			target := h.Linkname
@@ -893,6 +895,12 @@ func (t *localTar) scan() error {
 		if e.link == "" && e.off+e.size > fi.Size() {
 			return fmt.Errorf("not a valid tar archive: %s is cut off (truncated?)", n)
 		}
+	}
+	// An archive cut between two entries ends without the zero block that
+	// every tar writer puts after the last entry.
+	var zero [512]byte
+	if n, _ := t.f.ReadAt(zero[:], end); n < len(zero) || !bytes.Equal(zero[:], make([]byte, 512)) {
+		return errors.New("not a valid tar archive: no end-of-archive marker after the last file (truncated?)")
 	}
 	return nil
 }
@@ -927,3 +935,24 @@ func (t *localTar) open(n string) (io.ReadCloser, int64, error) {
 
 func (t *localTar) readSmall(n string) ([]byte, error) { return readSmallFile(t, n) }
 func (t *localTar) close()                             { t.f.Close() }
+
+// ImageName is the name an artifact built from ref records inside it (the
+// org.opencontainers.image.ref.name of a Podman archive): for a registry
+// reference the normalized reference (docker.io/library/alpine:3.20); for
+// a local source its image name, normalized when it is a registry-style
+// reference with a tag or digest ("app:1" → docker.io/library/app:1), else
+// as written ("v1"); for a local source without a name "localhost/" +
+// fileName, Podman's convention for images without a registry.
+func ImageName(ref, fileName string) string {
+	if !spec.IsLocalRef(ref) {
+		return normalizedName(ref)
+	}
+	lr, err := spec.ParseLocalRef(ref)
+	if err != nil || lr.Image == "" {
+		return "localhost/" + strings.ToLower(path.Base(fileName))
+	}
+	if info, err := spec.ParseRef(lr.Image); err == nil && (info.Tag != "" || info.Digest != "") {
+		return normalizedName(lr.Image)
+	}
+	return lr.Image
+}

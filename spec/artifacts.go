@@ -18,11 +18,23 @@ func (l *loader) buildArtifacts(ci *cacheInfo, entries []imageEntry, rtOK bool) 
 	for _, e := range entries {
 		a := byRef[e.ref]
 		if a == nil {
-			info, err := l.parseRef(e.ref)
+			info, local, err := l.parseRef(e.ref)
 			if err != nil {
 				continue // reported where the reference is written
 			}
-			a = &Artifact{Cache: c.Name, Ref: e.ref, Parsed: info.Parsed, Platform: c.Platform, Range: e.rng}
+			a = &Artifact{Cache: c.Name, Ref: e.ref, Platform: c.Platform, Range: e.rng}
+			if local != nil {
+				a.Local = local.Resolve(specDir(e.rng))
+				if local.Image != "" {
+					// A name without tag or digest ("v1") is a bare OCI
+					// ref.name, most likely a tag, not a repository.
+					if ii, err := ParseRef(local.Image); err == nil && (ii.Tag != "" || ii.Digest != "") {
+						a.Parsed = ii.Parsed
+					}
+				}
+			} else {
+				a.Parsed = info.Parsed
+			}
 			byRef[e.ref] = a
 			c.Artifacts = append(c.Artifacts, a)
 		}
@@ -43,7 +55,15 @@ func (l *loader) buildArtifacts(ci *cacheInfo, entries []imageEntry, rtOK bool) 
 	}
 	for _, a := range c.Artifacts {
 		if !custom[a] {
-			n, err := FileName(c.Runtime, a.Ref)
+			base := a.Ref
+			if a.Local != nil {
+				if a.Local.Image == "" {
+					l.errorf(a.Range.Ptr(), "Local image without a name", "%q names no image, so there is nothing to name the file after. Name the image in the reference (%s) or give it a file name with an image block in cache %q (name = \"...\").", a.Ref, localNameExample(a.Local), c.Name)
+					continue
+				}
+				base = a.Local.Image
+			}
+			n, err := FileName(c.Runtime, base)
 			if err != nil {
 				l.errorf(a.Range.Ptr(), "Invalid file name", "%s. Give the image its own file name with an image block (name = \"...\").", capitalize(err.Error()))
 				continue
@@ -116,4 +136,12 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// localNameExample shows how to name the image of a local reference.
+func localNameExample(r *LocalRef) string {
+	if r.Kind == LocalDockerArchive {
+		return string(r.Kind) + ":" + r.Path + ":REPO:TAG"
+	}
+	return string(r.Kind) + ":" + r.Path + ":REF"
 }

@@ -262,10 +262,13 @@ func (l *loader) decodeFlavors(m *Model, blocks []*hcl.Block) map[string]*flavor
 // checkRef parses a reference where it is written, reporting errors and the
 // warnings for references that will drift. It returns false on errors.
 func (l *loader) checkRef(it strItem) bool {
-	info, err := l.parseRef(it.val)
+	info, local, err := l.parseRef(it.val)
 	if err != nil {
 		l.errorf(&it.rng, "Invalid image reference", "%q: %s.", it.val, err)
 		return false
+	}
+	if local != nil {
+		return true // a local source does not drift with a registry tag
 	}
 	switch {
 	case info.Tag == "" && info.Digest == "":
@@ -276,13 +279,22 @@ func (l *loader) checkRef(it strItem) bool {
 	return true
 }
 
-func (l *loader) parseRef(s string) (*RefInfo, error) {
+// parseRef parses a registry reference (info) or a local source (local),
+// caching the result per string.
+func (l *loader) parseRef(s string) (info *RefInfo, local *LocalRef, err error) {
 	if r, ok := l.refs[s]; ok {
-		return r.info, r.err
+		return r.info, r.local, r.err
 	}
-	info, err := ParseRef(s)
-	l.refs[s] = refResult{info, err}
-	return info, err
+	switch {
+	case IsLocalRef(s):
+		local, err = ParseLocalRef(s)
+	case transportHint(s) != "":
+		err = fmt.Errorf("%s", transportHint(s))
+	default:
+		info, err = ParseRef(s)
+	}
+	l.refs[s] = refResult{info, local, err}
+	return info, local, err
 }
 
 // ParsePlatform parses "OS/ARCH" or "OS/ARCH/VARIANT", e.g. "linux/amd64"

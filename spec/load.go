@@ -129,8 +129,9 @@ type loader struct {
 }
 
 type refResult struct {
-	info *RefInfo
-	err  error
+	info  *RefInfo
+	local *LocalRef
+	err   error
 }
 
 func (l *loader) errorf(rng *hcl.Range, summary, detail string, args ...any) {

@@ -189,7 +189,15 @@ type Artifact struct {
 	// Ref is the image reference exactly as written in the spec (after evaluation).
 	Ref string
 	// Parsed is Ref parsed by go-containerregistry (normalized: docker.io/library/...).
+	// For a local source it is the image name of the reference parsed the
+	// same way, or nil when the source names no image or its name is not
+	// a registry-style reference with a tag or digest (an OCI ref.name
+	// such as "v1" is not).
 	Parsed name.Reference
+	// Local is the local source the image comes from (oci-layout,
+	// oci-archive, docker-archive), with its path resolved against the
+	// directory of the spec file; nil for registry references.
+	Local *LocalRef
 	// Name is the path of the file relative to the cache root, slash separated.
 	Name string
 	// Path is the absolute path of the file: Root joined with Name.
@@ -213,7 +221,16 @@ func Address(cache, ref string) string { return fmt.Sprintf("cache.%s[%q]", cach
 // go-containerregistry spells Docker Hub "index.docker.io"; this returns
 // the "docker.io" spelling that Docker, Podman and the OCI ref.name
 // annotation use.
+//
+// For a local source it is the normalized image name when that is a
+// registry-style reference, else the image name as written, else "".
 func (a *Artifact) NormalizedName() string {
+	if a.Parsed == nil {
+		if a.Local != nil {
+			return a.Local.Image
+		}
+		return ""
+	}
 	n := a.Parsed.Name()
 	if rest, ok := strings.CutPrefix(n, name.DefaultRegistry+"/"); ok {
 		return "docker.io/" + rest

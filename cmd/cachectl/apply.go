@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,10 +43,11 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	}
 	sink := c.sink(g, iox)
 	defer progress.Close(sink)
-	src, err := newSource(g, m, sink)
+	src, err := newSource(g, m, sink, c.Source)
 	if err != nil {
 		return err
 	}
+	defer src.Close()
 	var (
 		p     *planner.Plan
 		locks map[string]*planner.Lock
@@ -68,7 +70,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 		}
 		defer planner.ReleaseAll(held)
 		locks = held
-		var res *planner.RegistrySource
+		var res runSource
 		if c.Refresh {
 			res = src
 		}
@@ -96,14 +98,27 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 		fmt.Fprintln(iox.Stdout, "No changes. The cache matches the spec.")
 		return nil
 	}
+	if pl, ok := src.(interface {
+		Preload(context.Context, *planner.Plan) error
+	}); ok {
+		// Copy and verify every blob before building anything: a damaged
+		// bundle places nothing.
+		if err := pl.Preload(iox.Ctx, p); err != nil {
+			return fmt.Errorf("apply: nothing was changed: %w", err)
+		}
+	}
 	events := c.eventPrinter(iox)
 	res, err := planner.Apply(iox.Ctx, p, planner.ApplyDeps{
 		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
 	}, planner.ApplyOptions{Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks})
 	progress.Close(sink)
 	st := src.Stats()
-	fmt.Fprintf(iox.Stdout, "\nApply complete! Resources: %d added, %d changed, %d destroyed. Downloaded %s (%d blobs; %d already in the store).\n",
-		res.Added, res.Changed, res.Destroyed, planner.HumanBytes(st.BytesDownloaded), st.BlobsDownloaded, st.BlobsCached)
+	fetched := "Downloaded"
+	if len(c.Source) > 0 {
+		fetched = "Copied from the bundle"
+	}
+	fmt.Fprintf(iox.Stdout, "\nApply complete! Resources: %d added, %d changed, %d destroyed. %s %s (%d blobs; %d already in the store).\n",
+		res.Added, res.Changed, res.Destroyed, fetched, planner.HumanBytes(st.BytesDownloaded), st.BlobsDownloaded, st.BlobsCached)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}

@@ -67,8 +67,39 @@ func (f sourceFlags) sink(g *Globals, iox *IO) progress.Sink {
 	return nil
 }
 
-// newSource builds the registry client and blob store of a run.
-func newSource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.RegistrySource, error) {
+// runSource is where plan and apply get images: registries, or bundles
+// (--source FILE.tar).
+type runSource interface {
+	planner.Resolver
+	planner.Fetcher
+	Stats() registry.PullStats
+	Close() error
+}
+
+// registryRun is a RegistrySource as a runSource.
+type registryRun struct{ *planner.RegistrySource }
+
+func (registryRun) Close() error { return nil }
+
+// newSource opens the bundles when any are given (no network at all), else
+// builds the registry client; both over the run's blob store.
+func newSource(g *Globals, m *spec.Model, sink progress.Sink, bundles []string) (runSource, error) {
+	if len(bundles) == 0 {
+		src, err := newRegistrySource(g, m, sink)
+		if err != nil {
+			return nil, err
+		}
+		return registryRun{src}, nil
+	}
+	st, err := store.Open(storeDir(g, m))
+	if err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	return planner.OpenBundleSource(st, bundles...)
+}
+
+// newRegistrySource builds the registry client and blob store of a run.
+func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.RegistrySource, error) {
 	st, err := store.Open(storeDir(g, m))
 	if err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
@@ -111,10 +142,11 @@ type planFlags struct {
 	Verify  bool          `name:"verify" help:"Re-hash every managed file (reads every byte)."`
 	Target  []string      `name:"target" placeholder:"ADDRESS" help:"Limit to an artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
 	Replace []string      `name:"replace" placeholder:"ADDRESS" help:"Force replacement of an artifact (e.g. an imported one) (repeatable)."`
+	Source  []string      `name:"source" placeholder:"BUNDLE.tar" help:"Resolve and copy images from this bundle (made by 'cachectl bundle') instead of registries; no network. Repeat to add the base bundles of an incremental one."`
 	_       time.Duration `kong:"-"`
 }
 
-func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src *planner.RegistrySource) (*planner.Plan, error) {
+func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src runSource) (*planner.Plan, error) {
 	var res planner.Resolver
 	if src != nil {
 		res = src

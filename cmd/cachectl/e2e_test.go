@@ -104,6 +104,12 @@ func TestE2E(t *testing.T) {
 			g, _ := strconv.Atoi(args[2])
 			ts.Check(os.Lchown(ts.MkAbs(args[0]), u, g))
 		},
+		// registry start|stop — a private registry for one script (bundle_test.go)
+		"registry": registryCmd,
+		// bundledamage truncate|flip IN OUT — a damaged copy of a bundle (bundle_test.go)
+		"bundledamage": bundleDamageCmd,
+		// localsrc layout|ociarchive|dockerarchive|corrupt ... — local image sources (local_test.go)
+		"localsrc": localSrcCmd,
 		// touchfuture FILE — change mtime without changing content
 		"touchfuture": func(ts *testscript.TestScript, neg bool, args []string) {
 			t := time.Now().Add(time.Hour)

@@ -31,11 +31,12 @@ func (c *PlanCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
-	var src *planner.RegistrySource
+	var src runSource
 	if c.Refresh {
-		if src, err = newSource(g, m, nil); err != nil {
+		if src, err = newSource(g, m, nil, c.Source); err != nil {
 			return err
 		}
+		defer src.Close()
 	}
 	p, err := makePlan(g, iox, m, c.planFlags, src)
 	if err != nil {

@@ -158,10 +158,9 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 		Mksquashfs:  b.mksquashfs,
 		Stats:       b.stats,
 	}
-	topts := rootfs.TarOptions{Extra: meta.Files(now), AllRoot: b.allRoot}
-	filter := &squashfs.Filter{IfMissing: IfMissing(now), ModTime: now}
+	topts := rootfs.TarOptions{Extra: meta.Files(now), IfMissing: IfMissing(now), AllRoot: b.allRoot}
 	produce := func(ctx context.Context, w io.Writer) error { return tree.WriteTar(ctx, w, topts) }
-	if err := squashfs.Create(ctx, out, sqOpts, squashfs.Pipe(filter, produce)); err != nil {
+	if err := squashfs.Create(ctx, out, sqOpts, produce); err != nil {
 		return fmt.Errorf("apptainer: %w", err)
 	}
 	fi, err := f.Stat()
@@ -242,15 +241,15 @@ func (m *Meta) Files(now time.Time) []rootfs.Entry {
 }
 
 // IfMissing returns the directories and symlinks Apptainer creates only
-// when their path does not exist in the image.
-func IfMissing(now time.Time) []*tar.Header {
-	dir := func(p string) *tar.Header {
-		return &tar.Header{Name: p, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: now}
+// when their path does not exist in the image (rootfs.TarOptions.IfMissing).
+func IfMissing(now time.Time) []rootfs.Entry {
+	dir := func(p string) rootfs.Entry {
+		return rootfs.Entry{Path: p, Type: tar.TypeDir, Mode: 0o755, ModTime: now}
 	}
-	link := func(p, target string) *tar.Header {
-		return &tar.Header{Name: p, Typeflag: tar.TypeSymlink, Linkname: target, Mode: 0o777, ModTime: now}
+	link := func(p, target string) rootfs.Entry {
+		return rootfs.Entry{Path: p, Type: tar.TypeSymlink, Linkname: target, Mode: 0o777, ModTime: now}
 	}
-	return []*tar.Header{
+	return []rootfs.Entry{
 		dir(".singularity.d/libs"),
 		dir("dev"), dir("proc"), dir("root"), dir("var/tmp"), dir("tmp"),
 		dir("etc"), dir("sys"), dir("home"),

@@ -108,6 +108,9 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	topts := rootfs.TarOptions{
 		EmptyDirs: []string{"dev"},
 		AllRoot:   true,
+		// enroot's permission fix, applied to every header as it is written
+		// (no second decode and encode of the stream).
+		EditHeader: func(h *tar.Header) { fixPerms(h) },
 		Extra: []rootfs.Entry{
 			file("etc/fstab", files.Fstab),
 			file("etc/environment", files.Environment),
@@ -115,9 +118,8 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 			file("etc/rc.local", files.RCLocal),
 		},
 	}
-	filter := &squashfs.Filter{Edit: fixPerms, ModTime: now}
 	if wd := workdirPath(files.Workdir); wd != "" {
-		filter.IfMissing = []*tar.Header{{Name: wd, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: now}}
+		topts.IfMissing = []rootfs.Entry{{Path: wd, Type: tar.TypeDir, Mode: 0o755, ModTime: now}}
 	}
 	comp := req.Compression
 	if comp == "" {
@@ -133,7 +135,7 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 		Stats:             b.stats,
 	}
 	produce := func(ctx context.Context, w io.Writer) error { return tree.WriteTar(ctx, w, topts) }
-	if err := squashfs.Create(ctx, out, sqOpts, squashfs.Pipe(filter, produce)); err != nil {
+	if err := squashfs.Create(ctx, out, sqOpts, produce); err != nil {
 		return fmt.Errorf("enroot: %w", err)
 	}
 	return nil

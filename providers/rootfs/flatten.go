@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -41,13 +42,8 @@ func Flatten(ctx context.Context, img v1.Image, opts Options) (*Tree, error) {
 		root:   &node{ino: &inode{typ: tar.TypeDir, mode: 0o755, mtime: epoch}, kids: map[string]*node{}},
 	}
 	f := &flattener{t: t, maxEntries: opts.MaxEntries}
-	for i, l := range layers {
-		if err := f.applyLayer(ctx, i, l); err != nil {
-			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				return nil, err
-			}
-			return nil, t.layerError(i, err)
-		}
+	if err := f.applyLayers(ctx, layers); err != nil {
+		return nil, err
 	}
 	t.computeStats()
 	return t, nil
@@ -69,40 +65,137 @@ type flattener struct {
 	opaques    []*node    // directories made opaque by the current layer
 }
 
-func (f *flattener) applyLayer(ctx context.Context, i int, l v1.Layer) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return fmt.Errorf("opening: %w", err)
+// lookahead is how many layers after the one being applied have their
+// headers decoded at the same time (inflating a layer is the cost of
+// Flatten; the layers are independent until they are applied in order).
+const lookahead = 1
+
+// headerBatch is a run of consecutive headers of one layer, or the error
+// that ended the layer's stream (err == nil with no headers: clean end).
+type headerBatch struct {
+	hdrs []*tar.Header
+	err  error
+}
+
+// startHeaders reads the tar headers of layer l in a goroutine and sends them
+// in batches on the returned channel, which is closed at the end. An error
+// (with its context: "reading tar: ..." or "reading: ...") is sent last.
+func startHeaders(ctx context.Context, wg *sync.WaitGroup, l v1.Layer) <-chan headerBatch {
+	const batchSize, batches = 128, 16
+	ch := make(chan headerBatch, batches)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(ch)
+		send := func(b headerBatch) bool {
+			select {
+			case ch <- b:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		rc, err := openLayer(l)
+		if err != nil {
+			send(headerBatch{err: fmt.Errorf("opening: %w", err)})
+			return
+		}
+		defer rc.Close()
+		tr := tar.NewReader(rc)
+		batch := make([]*tar.Header, 0, batchSize)
+		for ord := 0; ; ord++ {
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err == nil && ord >= 1<<31-1 {
+				err = fmt.Errorf("too many entries")
+			} else if err != nil {
+				err = fmt.Errorf("reading tar: %w", err)
+			}
+			if err != nil {
+				if len(batch) > 0 && !send(headerBatch{hdrs: batch}) {
+					return
+				}
+				send(headerBatch{err: err})
+				return
+			}
+			batch = append(batch, hdr)
+			if len(batch) == batchSize {
+				if !send(headerBatch{hdrs: batch}) {
+					return
+				}
+				batch = make([]*tar.Header, 0, batchSize)
+			}
+		}
+		if len(batch) > 0 && !send(headerBatch{hdrs: batch}) {
+			return
+		}
+		// Read to the end so that trailing corruption (gzip checksum, digest
+		// verification of the blob) is reported.
+		if err := rc.finish(); err != nil {
+			send(headerBatch{err: fmt.Errorf("reading: %w", err)})
+		}
+	}()
+	return ch
+}
+
+// applyLayers applies the layers in order while the headers of the next
+// lookahead layers are decoded concurrently.
+func (f *flattener) applyLayers(ctx context.Context, layers []v1.Layer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	streams := make([]<-chan headerBatch, len(layers))
+	for i := range layers {
+		for j := i; j <= i+lookahead && j < len(layers); j++ {
+			if streams[j] == nil {
+				streams[j] = startHeaders(ctx, &wg, layers[j])
+			}
+		}
+		if err := f.applyLayer(ctx, i, streams[i]); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return err
+			}
+			return f.t.layerError(i, err)
+		}
+		streams[i] = nil
 	}
-	defer rc.Close()
+	return nil
+}
+
+func (f *flattener) applyLayer(ctx context.Context, i int, headers <-chan headerBatch) error {
 	f.layer = int32(i)
 	f.whiteouts = f.whiteouts[:0]
 	f.opaques = f.opaques[:0]
-	tr := tar.NewReader(rc)
-	for ord := 0; ; ord++ {
-		if ord&255 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+	ord := 0
+	for {
+		var b headerBatch
+		var ok bool
+		select {
+		case b, ok = <-headers:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
+		if !ok {
+			if err := ctx.Err(); err != nil {
+				return err // the producer stopped on cancellation
+			}
 			break
 		}
-		if err != nil {
-			return fmt.Errorf("reading tar: %w", err)
+		if b.err != nil {
+			return b.err
 		}
-		if ord >= 1<<31-1 {
-			return fmt.Errorf("too many entries")
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		if err := f.applyEntry(hdr, int32(ord)); err != nil {
-			return fmt.Errorf("member %q: %w", hdr.Name, err)
+		for _, hdr := range b.hdrs {
+			if err := f.applyEntry(hdr, int32(ord)); err != nil {
+				return fmt.Errorf("member %q: %w", hdr.Name, err)
+			}
+			ord++
 		}
-	}
-	// Read to the end so that trailing corruption (gzip checksum, digest
-	// verification of the blob) is reported.
-	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return fmt.Errorf("reading: %w", err)
 	}
 	return f.applyWhiteouts()
 }

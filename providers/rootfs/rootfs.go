@@ -119,6 +119,21 @@ type TarOptions struct {
 	DropDevices bool
 	// AllRoot writes uid and gid 0 for every entry.
 	AllRoot bool
+	// IfMissing are directories and symlinks (Type TypeDir or TypeSymlink)
+	// added only when their path is absent from the result (after
+	// EmptyDirs, Extra and DropDevices), like `mkdir -p` and "symlink unless
+	// it exists". Missing parent directories are created 0755 root:root
+	// with the entry's ModTime. An entry is skipped when its path exists (as
+	// anything) or when one of its parents is not a directory (a symlink is
+	// never followed).
+	IfMissing []Entry
+	// EditHeader, when set, is called with the tar header of every entry
+	// just before it is written (after AllRoot). It may change metadata
+	// (Mode, Uid, Gid, Uname, Gname, ModTime, PAXRecords) but not Name,
+	// Typeflag, Size or Linkname. It saves a consumer that only adjusts
+	// metadata (enroot's permission fix) a decode and re-encode of the
+	// whole stream.
+	EditHeader func(h *tar.Header)
 }
 
 // ErrUnsafe is wrapped by every error that rejects a member because it would

@@ -20,7 +20,7 @@ type view struct {
 
 func (t *Tree) newView(opts TarOptions) (*view, error) {
 	v := &view{root: t.root, owned: map[*node]bool{}, extraLinked: map[*inode]bool{}}
-	if len(opts.EmptyDirs) == 0 && len(opts.Extra) == 0 {
+	if len(opts.EmptyDirs) == 0 && len(opts.Extra) == 0 && len(opts.IfMissing) == 0 {
 		return v, nil
 	}
 	v.root = v.own(t.root)
@@ -51,7 +51,76 @@ func (t *Tree) newView(opts TarOptions) (*view, error) {
 			return nil, fmt.Errorf("extra entry %q: %w", e.Path, err)
 		}
 	}
+	for i := range opts.IfMissing {
+		e := &opts.IfMissing[i]
+		if err := v.addIfMissing(e, opts.DropDevices); err != nil {
+			return nil, fmt.Errorf("if-missing entry %q: %w", e.Path, err)
+		}
+	}
 	return v, nil
+}
+
+// addIfMissing adds the directory or symlink e unless its path exists or a
+// parent is not a directory; missing parents are created.
+func (v *view) addIfMissing(e *Entry, dropDevices bool) error {
+	if e.Type != tar.TypeDir && e.Type != tar.TypeSymlink {
+		return fmt.Errorf("only directories and symlinks can be added if missing")
+	}
+	if e.Type == tar.TypeSymlink && e.Linkname == "" {
+		return fmt.Errorf("symlink with an empty target")
+	}
+	if e.Uid < 0 || e.Gid < 0 {
+		return fmt.Errorf("negative uid or gid")
+	}
+	comps, err := cleanPath(e.Path)
+	if err != nil {
+		return err
+	}
+	if len(comps) == 0 {
+		return fmt.Errorf("cannot add the root")
+	}
+	mtime := e.ModTime
+	if mtime.IsZero() {
+		mtime = epoch
+	}
+	absent := func(n *node) bool { return n == nil || dropDevices && isDevice(n.ino.typ) }
+	// Check first, without changing the view: the path must be absent and
+	// every existing parent a directory.
+	cur := v.root
+	for i, c := range comps {
+		k := cur.kids[c]
+		if absent(k) {
+			break
+		}
+		if i == len(comps)-1 || !k.ino.isDir() {
+			return nil // exists, or a parent is not a directory
+		}
+		cur = k
+	}
+	v.root = v.own(v.root)
+	cur = v.root
+	for _, c := range comps[:len(comps)-1] {
+		k := cur.kids[c]
+		if absent(k) {
+			k = &node{ino: &inode{typ: tar.TypeDir, mode: 0o755, mtime: mtime, layer: -1}, kids: map[string]*node{}}
+			v.owned[k] = true
+		} else {
+			k = v.own(k)
+		}
+		cur.kids[c] = k
+		cur = k
+	}
+	ino := &inode{typ: e.Type, mode: e.Mode & 0o7777, uid: e.Uid, gid: e.Gid, mtime: mtime, layer: -1, linkname: e.Linkname, xattrs: e.Xattrs}
+	if e.Type != tar.TypeSymlink {
+		ino.linkname = ""
+	}
+	n := &node{ino: ino}
+	if ino.isDir() {
+		n.kids = map[string]*node{}
+	}
+	v.owned[n] = true
+	cur.kids[comps[len(comps)-1]] = n
+	return nil
 }
 
 // own returns a private copy of n whose children may be changed.
@@ -296,6 +365,19 @@ func (it item) header(allRoot bool) *tar.Header {
 	return h
 }
 
+// writeHeader writes the header of it, edited by opts.EditHeader.
+func writeHeader(tw *tar.Writer, it item, opts *TarOptions) error {
+	h := it.header(opts.AllRoot)
+	if opts.EditHeader != nil {
+		name, typ, size, link := h.Name, h.Typeflag, h.Size, h.Linkname
+		opts.EditHeader(h)
+		if h.Name != name || h.Typeflag != typ || h.Size != size || h.Linkname != link {
+			return fmt.Errorf("EditHeader changed the name, type, size or link target")
+		}
+	}
+	return tw.WriteHeader(h)
+}
+
 // WriteTar writes the flattened tree, changed by opts, as one tar stream to
 // w, in an order that sequential consumers such as `mksquashfs - OUT -tar`
 // accept: first every directory (parents before children), symlink, device
@@ -316,7 +398,7 @@ func (t *Tree) WriteTar(ctx context.Context, w io.Writer, opts TarOptions) error
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := tw.WriteHeader(it.header(opts.AllRoot)); err != nil {
+		if err := writeHeader(tw, it, &opts); err != nil {
 			return fmt.Errorf("writing %q: %w", it.path, err)
 		}
 		if it.ino.typ == tar.TypeReg {
@@ -325,19 +407,11 @@ func (t *Tree) WriteTar(ctx context.Context, w io.Writer, opts TarOptions) error
 			}
 		}
 	}
-	for i, items := range p.byLayer {
-		if len(items) == 0 {
-			continue
-		}
-		if err := t.copyLayer(ctx, tw, i, items, opts.AllRoot); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return t.layerError(i, err)
-		}
+	if err := t.copyLayers(ctx, tw, p.byLayer, &opts); err != nil {
+		return err
 	}
 	for _, it := range p.links {
-		if err := tw.WriteHeader(it.header(opts.AllRoot)); err != nil {
+		if err := writeHeader(tw, it, &opts); err != nil {
 			return fmt.Errorf("writing %q: %w", it.path, err)
 		}
 	}
@@ -347,15 +421,87 @@ func (t *Tree) WriteTar(ctx context.Context, w io.Writer, opts TarOptions) error
 	return nil
 }
 
-// copyLayer streams layer i and writes the regular files of items (sorted by
-// ordinal) with their content.
-func (t *Tree) copyLayer(ctx context.Context, tw *tar.Writer, i int, items []item, allRoot bool) error {
-	rc, err := t.layers[i].Uncompressed()
-	if err != nil {
-		return fmt.Errorf("opening: %w", err)
+// Read-ahead of WriteTar's second pass: each layer being copied, and the
+// next one, are inflated in their own goroutine up to readAheadChunks chunks
+// of readAheadChunk bytes ahead of the tar writer.
+const (
+	readAheadChunks = 8
+	readAheadChunk  = 1 << 20
+)
+
+// openedLayer is a layer stream being inflated ahead of its use.
+type openedLayer struct {
+	ls  *layerStream
+	ra  *readAhead
+	err error
+}
+
+func (o *openedLayer) close() {
+	if o.ra != nil {
+		o.ra.Close()
 	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
+	if o.ls != nil {
+		o.ls.Close()
+	}
+}
+
+// copyLayers copies the winning regular files of every layer that has one,
+// in layer order, inflating the next such layer while the current one is
+// written.
+func (t *Tree) copyLayers(ctx context.Context, tw *tar.Writer, byLayer [][]item, opts *TarOptions) error {
+	var todo []int
+	for i, items := range byLayer {
+		if len(items) > 0 {
+			todo = append(todo, i)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	open := make([]*openedLayer, len(todo))
+	defer func() {
+		for _, o := range open {
+			if o != nil {
+				o.close()
+			}
+		}
+	}()
+	start := func(k int) {
+		o := &openedLayer{}
+		o.ls, o.err = openLayer(t.layers[todo[k]])
+		if o.err == nil {
+			o.ra = newReadAhead(ctx, o.ls, readAheadChunks, readAheadChunk)
+		}
+		open[k] = o
+	}
+	for k, i := range todo {
+		for j := k; j <= k+lookahead && j < len(todo); j++ {
+			if open[j] == nil {
+				start(j)
+			}
+		}
+		o := open[k]
+		err := o.err
+		if err != nil {
+			err = fmt.Errorf("opening: %w", err)
+		} else {
+			err = copyLayer(ctx, tw, o.ra, byLayer[i], opts)
+		}
+		o.close()
+		open[k] = nil
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return t.layerError(i, err)
+		}
+	}
+	return nil
+}
+
+// copyLayer reads the tar stream r of one layer and writes the regular files
+// of items (sorted by ordinal) with their content.
+func copyLayer(ctx context.Context, tw *tar.Writer, r io.Reader, items []item, opts *TarOptions) error {
+	tr := tar.NewReader(r)
 	next := 0
 	for ord := int32(0); next < len(items); ord++ {
 		hdr, err := tr.Next()
@@ -373,7 +519,7 @@ func (t *Tree) copyLayer(ctx context.Context, tw *tar.Writer, i int, items []ite
 		if hdr.Size != it.ino.size || !isRegular(hdr.Typeflag) {
 			return fmt.Errorf("member %d (%q) changed since Flatten", ord, hdr.Name)
 		}
-		if err := tw.WriteHeader(it.header(allRoot)); err != nil {
+		if err := writeHeader(tw, it, opts); err != nil {
 			return fmt.Errorf("writing %q: %w", it.path, err)
 		}
 		if _, err := io.CopyN(tw, ctxReader{ctx, tr}, hdr.Size); err != nil {
