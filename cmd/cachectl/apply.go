@@ -43,7 +43,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	}
 	sink := c.sink(g, iox)
 	defer progress.Close(sink)
-	src, err := newSource(g, m, sink, c.Source)
+	src, err := newSource(g, iox, m, sink, c.Source)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 			return fmt.Errorf("apply: nothing was changed: %w", err)
 		}
 	}
-	events := c.eventPrinter(iox)
+	events := c.eventPrinter(g, iox)
 	res, err := planner.Apply(iox.Ctx, p, planner.ApplyDeps{
 		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
 	}, planner.ApplyOptions{Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks})
@@ -142,8 +142,9 @@ func confirm(iox *IO) (bool, error) {
 }
 
 // eventPrinter prints apply progress: plain lines, or JSON with --progress=json.
-func (c *ApplyCmd) eventPrinter(iox *IO) func(planner.ApplyEvent) {
+func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO) func(planner.ApplyEvent) {
 	var mu sync.Mutex
+	log := g.Logger(iox.Stderr)
 	switch c.Progress {
 	case "none":
 		return nil
@@ -168,6 +169,7 @@ func (c *ApplyCmd) eventPrinter(iox *IO) func(planner.ApplyEvent) {
 		case "error":
 			msg = fmt.Sprintf("%s: failed: %s", e.Address, e.Message)
 		default:
+			log.Debug("apply", "address", e.Address, "phase", e.Phase, "detail", e.Message)
 			return
 		}
 		mu.Lock()

@@ -39,7 +39,7 @@ Examples:
 type BundleCreateCmd struct {
 	sourceFlags
 	Output string   `short:"o" name:"output" required:"" placeholder:"FILE.tar" help:"The bundle file to write (atomically: a temporary file renamed into place)."`
-	Target []string `name:"target" placeholder:"ADDRESS" help:"Only the image of this artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
+	Target []string `name:"target" sep:"none" placeholder:"ADDRESS" help:"Only the image of this artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
 	Since  string   `name:"since" type:"existingfile" placeholder:"OLD.tar" help:"Write an incremental bundle: leave out the blobs that the images of OLD.tar need."`
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -51,6 +52,23 @@ type IO struct {
 	Stderr  io.Writer
 	Getenv  func(string) string
 	Environ []string
+}
+
+// Logger returns the run's logger: plain text lines on w (stderr) at the
+// --log-level threshold. Library packages never log; commands do.
+func (g *Globals) Logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	switch g.LogLevel {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "info":
+		lvl = slog.LevelInfo
+	case "error":
+		lvl = slog.LevelError
+	default:
+		lvl = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
 }
 
 // IsTerminalFile reports whether f is a terminal.

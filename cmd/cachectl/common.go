@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/cachectl/cachectl/planner"
@@ -27,6 +26,11 @@ func loadModel(g *Globals, iox *IO) (*spec.Model, error) {
 	if diags != nil && diags.HasErrors() || m == nil {
 		return nil, errReported
 	}
+	n := 0
+	for _, c := range m.Caches {
+		n += len(c.Artifacts)
+	}
+	g.Logger(iox.Stderr).Debug("spec loaded", "files", m.Files, "caches", len(m.Caches), "artifacts", n)
 	return m, nil
 }
 
@@ -83,7 +87,8 @@ func (registryRun) Close() error { return nil }
 
 // newSource opens the bundles when any are given (no network at all), else
 // builds the registry client; both over the run's blob store.
-func newSource(g *Globals, m *spec.Model, sink progress.Sink, bundles []string) (runSource, error) {
+func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles []string) (runSource, error) {
+	g.Logger(iox.Stderr).Info("blob store", "dir", storeDir(g, m), "bundles", bundles)
 	if len(bundles) == 0 {
 		src, err := newRegistrySource(g, m, sink)
 		if err != nil {
@@ -138,12 +143,11 @@ func builderInfo(rt spec.Runtime) planner.BuilderInfo {
 
 // planFlags are shared by plan and apply.
 type planFlags struct {
-	Refresh bool          `name:"refresh" default:"true" negatable:"" help:"Resolve every reference against its registry (--refresh=false plans from the index only, offline)."`
-	Verify  bool          `name:"verify" help:"Re-hash every managed file (reads every byte)."`
-	Target  []string      `name:"target" placeholder:"ADDRESS" help:"Limit to an artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
-	Replace []string      `name:"replace" placeholder:"ADDRESS" help:"Force replacement of an artifact (e.g. an imported one) (repeatable)."`
-	Source  []string      `name:"source" placeholder:"BUNDLE.tar" help:"Resolve and copy images from this bundle (made by 'cachectl bundle') instead of registries; no network. Repeat to add the base bundles of an incremental one."`
-	_       time.Duration `kong:"-"`
+	Refresh bool     `name:"refresh" default:"true" negatable:"" help:"Resolve every reference against its registry (--refresh=false plans from the index only, offline)."`
+	Verify  bool     `name:"verify" help:"Re-hash every managed file (reads every byte)."`
+	Target  []string `name:"target" sep:"none" placeholder:"ADDRESS" help:"Limit to an artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
+	Replace []string `name:"replace" sep:"none" placeholder:"ADDRESS" help:"Force replacement of an artifact (e.g. an imported one) (repeatable)."`
+	Source  []string `name:"source" sep:"none" placeholder:"BUNDLE.tar" help:"Resolve and copy images from this bundle (made by 'cachectl bundle') instead of registries; no network. Repeat to add the base bundles of an incremental one."`
 }
 
 func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src runSource) (*planner.Plan, error) {
@@ -151,18 +155,19 @@ func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src runSource) (*
 	if src != nil {
 		res = src
 	}
-	return planner.MakePlan(iox.Ctx, m, res, planner.Options{
+	start := time.Now()
+	p, err := planner.MakePlan(iox.Ctx, m, res, planner.Options{
 		Refresh: f.Refresh, Verify: f.Verify, Targets: f.Target, Replace: f.Replace,
 		Builder: builderInfo, Version: Version,
 	})
+	if p != nil {
+		g.Logger(iox.Stderr).Info("planned", "refresh", f.Refresh, "verify", f.Verify, "changes", len(p.Changes),
+			"add", p.Summary.Add, "change", p.Summary.Change, "destroy", p.Summary.Destroy, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return p, err
 }
 
 // writePlanText renders a plan for people.
 func writePlanText(g *Globals, w io.Writer, p *planner.Plan) error {
 	return planner.RenderText(w, p, planner.RenderOptions{Color: g.Color(w)})
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
