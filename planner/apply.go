@@ -370,7 +370,7 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
 	}
 	a.event(ch, "build", b.Format())
 	req := providers.BuildRequest{
-		Ref: ch.Ref, NormalizedName: normalizedName(ch.Ref), Platform: *plat,
+		Ref: ch.Ref, NormalizedName: ImageName(ch.Ref, ch.Name), Platform: *plat,
 		Compression: ch.Compression, Processors: a.procs, TempDir: work,
 	}
 	if tb, ok := b.(providers.TreeBuilder); ok && a.sharedTree(ch.Manifest) != nil {
@@ -589,6 +589,12 @@ func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[s
 			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
 		}
 		held[c.Root] = l
+		// Whatever an interrupted apply left in staging goes now, even
+		// when this root has nothing to change.
+		if err := os.RemoveAll(filepath.Join(MetaDir(c.Root), stagingDir)); err != nil {
+			ReleaseAll(held)
+			return nil, fmt.Errorf("cache %q: clean staging area: %w", c.Name, err)
+		}
 		if created {
 			if err := recordDirs(c.Root, "."); err != nil {
 				ReleaseAll(held)

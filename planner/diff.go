@@ -207,7 +207,11 @@ func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bo
 		why = append(why, Reason{ReasonBuilderChanged, fmt.Sprintf("builder changed: %s %s → %s %s", e.Builder, e.BuilderVersion, ci.Builder.Format, ci.Builder.Version)})
 	}
 	if resolved && !e.Imported && res.Digest != e.Digest && e.Ref == a.Ref {
-		why = append(why, Reason{ReasonTagMoved, fmt.Sprintf("tag moved: %s → %s", short(e.Digest), short(res.Digest))})
+		if a.Local != nil {
+			why = append(why, Reason{ReasonSourceChanged, fmt.Sprintf("source changed: %s → %s", short(e.Digest), short(res.Digest))})
+		} else {
+			why = append(why, Reason{ReasonTagMoved, fmt.Sprintf("tag moved: %s → %s", short(e.Digest), short(res.Digest))})
+		}
 	}
 	if forceReplace {
 		why = append(why, Reason{ReasonReplaceAsked, "replacement requested with -replace"})

@@ -53,6 +53,7 @@ const (
 	ReasonCorrupt         = "corrupt"
 	ReasonNotRegular      = "not_regular"
 	ReasonTagMoved        = "tag_moved"
+	ReasonSourceChanged   = "source_changed"
 	ReasonRefChanged      = "ref_changed"
 	ReasonPlatformChanged = "platform_changed"
 	ReasonBuilderChanged  = "builder_changed"

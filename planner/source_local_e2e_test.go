@@ -185,7 +185,7 @@ cache "oci" {
 	for _, ch := range p.Changes {
 		if ch.Action == ActionReplace {
 			replaced = append(replaced, ch.Address)
-			if len(ch.Reasons) != 1 || ch.Reasons[0].Code != ReasonTagMoved {
+			if len(ch.Reasons) != 1 || ch.Reasons[0].Code != ReasonSourceChanged {
 				t.Errorf("%s: reasons %+v", ch.Address, ch.Reasons)
 			}
 		} else if ch.Action != ActionNoop {

@@ -479,6 +479,53 @@ func (r *recordingSource) Fetch(ctx context.Context, ref, manifest string) (v1.I
 
 func (r *recordingSource) Stats() registry.PullStats { return registry.PullStats{BlobsCached: 7} }
 
+func (r *recordingSource) Preload(ctx context.Context, p *Plan) error {
+	for _, ch := range p.Changes {
+		r.refs = append(r.refs, "preload "+ch.Ref)
+	}
+	return nil
+}
+
+func (r *recordingSource) Close() error {
+	r.refs = append(r.refs, "close")
+	return nil
+}
+
+func TestMultiSourcePreload(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layout")
+	app, tools := testImage(t, 1, "amd64"), testImage(t, 2, "amd64")
+	if err := localtest.WriteLayout(dir, []localtest.Named{{Name: "app", Image: app}, {Name: "tools", Image: tools}}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := tools.Manifest()
+	b, _ := os.ReadFile(filepath.Join(dir, "blobs", "sha256", m.Layers[1].Digest.Hex))
+	b[0] ^= 0xff
+	os.WriteFile(filepath.Join(dir, "blobs", "sha256", m.Layers[1].Digest.Hex), b, 0o644)
+	local, st := newLocal(t)
+	fb := &recordingSource{}
+	ms := NewMultiSource(local, fb)
+	p := &Plan{Changes: []Change{
+		{Address: `cache.c["oci-layout:` + dir + `:app"]`, Ref: "oci-layout:" + dir + ":app", Action: ActionCreate, Manifest: digestOf(t, app)},
+		{Address: `cache.c["oci-layout:` + dir + `:tools"]`, Ref: "oci-layout:" + dir + ":tools", Action: ActionReplace, Manifest: digestOf(t, tools)},
+		{Address: `cache.c["alpine:3.20"]`, Ref: "alpine:3.20", Action: ActionCreate},
+	}}
+	err := ms.Preload(context.Background(), p)
+	wantErr(t, err, `cache.c["oci-layout:`+dir+`:tools"]`, "corrupt")
+	if strings.Contains(err.Error(), ":app") {
+		t.Errorf("the intact image is reported: %v", err)
+	}
+	h, _ := v1.NewHash(digestOf(t, app))
+	if !st.Has(h) {
+		t.Error("the intact local image was not preloaded")
+	}
+	if len(fb.refs) != 1 || fb.refs[0] != "preload alpine:3.20" {
+		t.Errorf("the fallback preloaded %q; want only the registry change", fb.refs)
+	}
+	if err := ms.Close(); err != nil || fb.refs[len(fb.refs)-1] != "close" {
+		t.Errorf("Close did not close the fallback: %v %q", err, fb.refs)
+	}
+}
+
 func TestMultiSourceDispatch(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	app := testImage(t, 1, "amd64")
@@ -519,4 +566,20 @@ func TestMultiSourceDispatch(t *testing.T) {
 	wantErr(t, err, "alpine:3.20: no registry or bundle source")
 	_, err = NewMultiSource(nil, fb).ResolveAll(context.Background(), []ResolveRequest{{Ref: lref, Platform: amd64}})
 	wantErr(t, err, "local sources are not available")
+}
+
+func TestImageName(t *testing.T) {
+	for _, tc := range []struct{ ref, file, want string }{
+		{"alpine:3.20", "alpine+3.20", "docker.io/library/alpine:3.20"},
+		{"oci-layout:/l:app:1", "app+1", "docker.io/library/app:1"},
+		{"oci-archive:a.tar:docker.io/library/alpine:3.20", "x", "docker.io/library/alpine:3.20"},
+		{"docker-archive:/d.tar:localhost:5000/x/y:2", "y", "localhost:5000/x/y:2"},
+		{"oci-layout:/l:v1", "v1", "v1"},
+		{"oci-layout:/l", "Base", "localhost/base"},
+		{"docker-archive:/d.tar", "tools/dock.sqsh", "localhost/dock.sqsh"},
+	} {
+		if got := ImageName(tc.ref, tc.file); got != tc.want {
+			t.Errorf("ImageName(%q, %q) = %q, want %q", tc.ref, tc.file, got, tc.want)
+		}
+	}
 }

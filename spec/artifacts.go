@@ -25,13 +25,6 @@ func (l *loader) buildArtifacts(ci *cacheInfo, entries []imageEntry, rtOK bool) 
 			a = &Artifact{Cache: c.Name, Ref: e.ref, Platform: c.Platform, Range: e.rng}
 			if local != nil {
 				a.Local = local.Resolve(specDir(e.rng))
-				if local.Image != "" {
-					// A name without tag or digest ("v1") is a bare OCI
-					// ref.name, most likely a tag, not a repository.
-					if ii, err := ParseRef(local.Image); err == nil && (ii.Tag != "" || ii.Digest != "") {
-						a.Parsed = ii.Parsed
-					}
-				}
 			} else {
 				a.Parsed = info.Parsed
 			}

@@ -109,19 +109,19 @@ cache "oci" {
 	type want struct{ name, abs, norm string }
 	for cache, arts := range map[string]map[string]want{
 		"sif": {
-			"oci-archive:archives/app.tar:app:1.0":                  {"app:1.0", filepath.Join(dir, "archives/app.tar"), "docker.io/library/app:1.0"},
+			"oci-archive:archives/app.tar:app:1.0":                 {"app:1.0", filepath.Join(dir, "archives/app.tar"), "docker.io/library/app:1.0"},
 			"oci-layout:/srv/layout:docker.io/library/alpine:3.20": {"docker.io/library/alpine:3.20", "/srv/layout", "docker.io/library/alpine:3.20"},
-			"docker-archive:d.tar:tools/x:2":                        {"tools/x:2", filepath.Join(dir, "d.tar"), "docker.io/tools/x:2"},
-			"oci-layout:layouts/anon":                               {"anon/base", filepath.Join(dir, "layouts/anon"), ""},
+			"docker-archive:d.tar:tools/x:2":                       {"tools/x:2", filepath.Join(dir, "d.tar"), "docker.io/tools/x:2"},
+			"oci-layout:layouts/anon":                              {"anon/base", filepath.Join(dir, "layouts/anon"), ""},
 		},
 		"sq": {
 			"oci-layout:/srv/layout:docker.io/library/alpine:3.20": {"docker.io+library+alpine+3.20.sqsh", "/srv/layout", "docker.io/library/alpine:3.20"},
-			"docker-archive:d.tar:tools/x:2":                        {"tools+x+2.sqsh", filepath.Join(dir, "d.tar"), "docker.io/tools/x:2"},
-			"oci-layout:/srv/l:v1":                                  {"v1.sqsh", "/srv/l", "v1"},
+			"docker-archive:d.tar:tools/x:2":                       {"tools+x+2.sqsh", filepath.Join(dir, "d.tar"), "docker.io/tools/x:2"},
+			"oci-layout:/srv/l:v1":                                 {"v1.sqsh", "/srv/l", "v1"},
 		},
 		"oci": {
 			"oci-layout:/srv/layout:docker.io/library/alpine:3.20": {"docker.io+library+alpine+3.20", "/srv/layout", "docker.io/library/alpine:3.20"},
-			"oci-archive:archives/app.tar:app:1.0":                  {"app", filepath.Join(dir, "archives/app.tar"), "docker.io/library/app:1.0"},
+			"oci-archive:archives/app.tar:app:1.0":                 {"app", filepath.Join(dir, "archives/app.tar"), "docker.io/library/app:1.0"},
 		},
 	} {
 		c := m.Cache(cache)
@@ -134,8 +134,8 @@ cache "oci" {
 				t.Errorf("cache %s: unexpected artifact %q", cache, a.Ref)
 				continue
 			}
-			if a.Local == nil {
-				t.Errorf("%s: Local is nil", a.Address())
+			if a.Local == nil || a.Parsed != nil {
+				t.Errorf("%s: Local %v, Parsed %v: want a local source only", a.Address(), a.Local, a.Parsed)
 				continue
 			}
 			if a.Name != w.name || a.Local.AbsPath != w.abs || a.NormalizedName() != w.norm {

@@ -189,10 +189,7 @@ type Artifact struct {
 	// Ref is the image reference exactly as written in the spec (after evaluation).
 	Ref string
 	// Parsed is Ref parsed by go-containerregistry (normalized: docker.io/library/...).
-	// For a local source it is the image name of the reference parsed the
-	// same way, or nil when the source names no image or its name is not
-	// a registry-style reference with a tag or digest (an OCI ref.name
-	// such as "v1" is not).
+	// It is nil exactly for local sources (see Local).
 	Parsed name.Reference
 	// Local is the local source the image comes from (oci-layout,
 	// oci-archive, docker-archive), with its path resolved against the
@@ -222,14 +219,20 @@ func Address(cache, ref string) string { return fmt.Sprintf("cache.%s[%q]", cach
 // the "docker.io" spelling that Docker, Podman and the OCI ref.name
 // annotation use.
 //
-// For a local source it is the normalized image name when that is a
-// registry-style reference, else the image name as written, else "".
+// For a local source it is its image name normalized the same way when
+// that is a registry-style reference with a tag or digest ("app:1" →
+// docker.io/library/app:1), else the image name as written (a bare OCI
+// ref.name such as "v1"), else "".
 func (a *Artifact) NormalizedName() string {
 	if a.Parsed == nil {
-		if a.Local != nil {
+		if a.Local == nil || a.Local.Image == "" {
+			return ""
+		}
+		info, err := ParseRef(a.Local.Image)
+		if err != nil || info.Tag == "" && info.Digest == "" {
 			return a.Local.Image
 		}
-		return ""
+		return (&Artifact{Parsed: info.Parsed}).NormalizedName()
 	}
 	n := a.Parsed.Name()
 	if rest, ok := strings.CutPrefix(n, name.DefaultRegistry+"/"); ok {

@@ -89,18 +89,21 @@ func (registryRun) Close() error { return nil }
 // builds the registry client; both over the run's blob store.
 func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles []string) (runSource, error) {
 	g.Logger(iox.Stderr).Info("blob store", "dir", storeDir(g, m), "bundles", bundles)
+	st, err := store.Open(storeDir(g, m))
+	if err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	var fallback runSource
 	if len(bundles) == 0 {
 		src, err := newRegistrySource(g, m, sink)
 		if err != nil {
 			return nil, err
 		}
-		return registryRun{src}, nil
+		fallback = registryRun{src}
+	} else if fallback, err = planner.OpenBundleSource(st, bundles...); err != nil {
+		return nil, err
 	}
-	st, err := store.Open(storeDir(g, m))
-	if err != nil {
-		return nil, fmt.Errorf("open blob store: %w", err)
-	}
-	return planner.OpenBundleSource(st, bundles...)
+	return planner.NewMultiSource(planner.NewLocalSource(st, m), fallback), nil
 }
 
 // newRegistrySource builds the registry client and blob store of a run.

@@ -219,12 +219,17 @@ func TestBenchChild(t *testing.T) {
 			err = sqB.Build(ctx, img, req, out+".sqsh")
 		}
 		res.Mksquashfs = []squashfs.ProcessStats{st1, st2}
-	case "flatten", "tar", "tar-filter":
-		// Breakdown: Flatten alone, plus WriteTar to io.Discard, plus the
-		// enroot filter.
+	case "flatten", "tar", "tar-filter", "tar-edit":
+		// Breakdown: Flatten alone, plus WriteTar to io.Discard, plus a
+		// squashfs.Filter (the old enroot path: tar decode and re-encode),
+		// or plus TarOptions.EditHeader (enroot's path now).
 		var tree *rootfs.Tree
 		if tree, err = rootfs.Flatten(ctx, img, rootfs.Options{}); err == nil && step != "flatten" {
-			w := func(ctx context.Context, w io.Writer) error { return tree.WriteTar(ctx, w, rootfs.TarOptions{}) }
+			topts := rootfs.TarOptions{}
+			if step == "tar-edit" {
+				topts.EditHeader = func(h *tar.Header) { h.Mode |= 0o400 }
+			}
+			w := func(ctx context.Context, w io.Writer) error { return tree.WriteTar(ctx, w, topts) }
 			if step == "tar-filter" {
 				w = squashfs.Pipe(&squashfs.Filter{Edit: func(*tar.Header) bool { return true }}, w)
 			}

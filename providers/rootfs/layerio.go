@@ -20,6 +20,8 @@ const compressedBufSize = 256 << 10
 
 var gzipMagic = []byte{0x1f, 0x8b}
 
+var errReadAheadClosed = errors.New("read-ahead closed")
+
 // layerStream is a layer's uncompressed tar stream.
 type layerStream struct {
 	r       io.Reader
@@ -131,6 +133,7 @@ func newReadAhead(ctx context.Context, r io.Reader, nbuf, chunkSize int) *readAh
 			select {
 			case buf = <-ra.free:
 			case <-ra.stop:
+				ra.err = errReadAheadClosed
 				return
 			case <-ctx.Done():
 				ra.err = ctx.Err()

@@ -32,6 +32,9 @@ func (l *blobLayer) Digest() (v1.Hash, error) {
 	h, _, err := v1.SHA256(bytes.NewReader(l.blob))
 	return h, err
 }
+
+// DiffID is not checked by Flatten; the digest stands in for it.
+func (l *blobLayer) DiffID() (v1.Hash, error)            { return l.Digest() }
 func (l *blobLayer) Size() (int64, error)                { return int64(len(l.blob)), nil }
 func (l *blobLayer) MediaType() (types.MediaType, error) { return l.mt, nil }
 func (l *blobLayer) Compressed() (io.ReadCloser, error) {
@@ -161,12 +164,12 @@ func TestIfMissingAndEditHeader(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	opts := TarOptions{
 		IfMissing: []Entry{
-			{Path: "etc", Type: tar.TypeDir, Mode: 0o755, ModTime: now},        // exists: kept as is
-			{Path: "var/tmp", Type: tar.TypeDir, Mode: 0o1777, ModTime: now},   // parent created
-			{Path: "home/user", Type: tar.TypeDir, Mode: 0o755, ModTime: now},  // parent is a symlink
-			{Path: "tmp", Type: tar.TypeDir, Mode: 0o755, ModTime: now},        // exists as a file
-			{Path: "tmp/sub", Type: tar.TypeDir, Mode: 0o755, ModTime: now},    // parent is a file
-			{Path: "dev/null", Type: tar.TypeDir, Mode: 0o755, ModTime: now},   // dropped device: absent
+			{Path: "etc", Type: tar.TypeDir, Mode: 0o755, ModTime: now},       // exists: kept as is
+			{Path: "var/tmp", Type: tar.TypeDir, Mode: 0o1777, ModTime: now},  // parent created
+			{Path: "home/user", Type: tar.TypeDir, Mode: 0o755, ModTime: now}, // parent is a symlink
+			{Path: "tmp", Type: tar.TypeDir, Mode: 0o755, ModTime: now},       // exists as a file
+			{Path: "tmp/sub", Type: tar.TypeDir, Mode: 0o755, ModTime: now},   // parent is a file
+			{Path: "dev/null", Type: tar.TypeDir, Mode: 0o755, ModTime: now},  // dropped device: absent
 			{Path: "singularity", Type: tar.TypeSymlink, Linkname: ".run", ModTime: now},
 			{Path: "etc/x", Type: tar.TypeSymlink, Linkname: "y", ModTime: now}, // below an existing dir
 		},

@@ -1,0 +1,71 @@
+package planner
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/cachectl/cachectl/planner/localtest"
+	"github.com/cachectl/cachectl/providers/store"
+)
+
+// BenchmarkLocalDockerArchive measures, for a docker archive with a 64 MiB
+// layer, resolving (a header scan that seeks over the layer data; run once
+// per plan) and fetching into an empty store (copy + sha256 of every blob).
+// Opt-in: CACHECTL_BENCH=1 go test -run '^$' -bench LocalDockerArchive ./planner
+func BenchmarkLocalDockerArchive(b *testing.B) {
+	if os.Getenv("CACHECTL_BENCH") == "" {
+		b.Skip("set CACHECTL_BENCH=1 to run")
+	}
+	base, err := localtest.Image(1, "amd64")
+	if err != nil {
+		b.Fatal(err)
+	}
+	big, err := random.Layer(64<<20, types.OCIUncompressedLayer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(base, big)
+	if err != nil {
+		b.Fatal(err)
+	}
+	file := filepath.Join(b.TempDir(), "d.tar")
+	if err := localtest.WriteDockerArchive(file, localtest.DockerClassic, localtest.Named{Name: "big:1", Image: img}); err != nil {
+		b.Fatal(err)
+	}
+	ref := "docker-archive:" + file + ":big:1"
+	reqs := []ResolveRequest{{Ref: ref, Platform: amd64}}
+	b.Run("resolve", func(b *testing.B) {
+		s := NewLocalSource(nil, nil)
+		for i := 0; i < b.N; i++ {
+			if _, err := s.ResolveAll(context.Background(), reqs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("fetch", func(b *testing.B) {
+		fi, _ := os.Stat(file)
+		b.SetBytes(fi.Size())
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			st, err := store.Open(filepath.Join(b.TempDir(), "store"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := NewLocalSource(st, nil)
+			out, err := s.ResolveAll(context.Background(), reqs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := s.Fetch(context.Background(), ref, out[ResolveKey{ref, "linux/amd64"}].Manifest); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
