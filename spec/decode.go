@@ -24,7 +24,7 @@ var Compressions = []string{"gzip", "lzo", "xz", "zstd", "lz4", "lzma"}
 var Architectures = []string{"386", "amd64", "arm", "arm64", "loong64", "mips64le", "ppc64le", "riscv64", "s390x"}
 
 var (
-	settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "store"}}}
+	settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "store"}, {Name: "source"}}}
 	registrySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "mirror"}, {Name: "ca_file"}, {Name: "auth_file"}, {Name: "insecure"}, {Name: "max_concurrency"},
 	}}
@@ -174,6 +174,38 @@ func (l *loader) decodeSettings(m *Model, blocks []*hcl.Block) {
 		if a := content.Attributes["store"]; a != nil {
 			l.pathAttr(a, &m.Store)
 		}
+		if a := content.Attributes["source"]; a != nil {
+			l.sourceAttr(a, m)
+		}
+	}
+}
+
+// sourceAttr decodes source = "bundle.tar" or ["new.tar", "base.tar"]:
+// bundles that plan and apply read images from instead of registries.
+func (l *loader) sourceAttr(a *hcl.Attribute, m *Model) {
+	v, ok := l.eval(a.Expr)
+	if !ok || v.IsNull() {
+		return
+	}
+	if v.Type() == cty.String {
+		var p string
+		l.pathAttr(a, &p)
+		if p != "" {
+			m.Sources = []string{p}
+		}
+		return
+	}
+	items, _ := l.stringList(a)
+	for _, it := range items {
+		p := it.val
+		if p == "" {
+			l.errorf(&it.rng, "Empty path", "A source bundle path must not be empty.")
+			continue
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(specDir(a.Range), p)
+		}
+		m.Sources = append(m.Sources, filepath.Clean(p))
 	}
 }
 

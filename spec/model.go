@@ -19,6 +19,11 @@ type Model struct {
 	// Store is the blob store directory from the spec ("" when unset; the
 	// CLI then applies its --store flag or the documented default).
 	Store string
+	// Sources are bundles (cachectl bundle) that plan and apply read images
+	// from instead of registries, from cachectl { source }; the first is
+	// looked up, the others supply blobs of an incremental one. The CLI's
+	// --source replaces them.
+	Sources []string
 	// Registries holds the per-registry settings, sorted by Host.
 	Registries []*Registry
 	// Caches in declaration order.

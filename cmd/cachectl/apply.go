@@ -43,7 +43,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	}
 	sink := c.sink(g, iox)
 	defer progress.Close(sink)
-	src, err := newSource(g, iox, m, sink, c.Source)
+	src, err := newSource(g, iox, m, sink, c.bundles(m))
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	progress.Close(sink)
 	st := src.Stats()
 	fetched := "Downloaded"
-	if len(c.Source) > 0 {
+	if len(c.bundles(m)) > 0 {
 		fetched = "Copied from the bundle"
 	}
 	fmt.Fprintf(iox.Stdout, "\nApply complete! Resources: %d added, %d changed, %d destroyed. %s %s (%d blobs; %d already in the store).\n",

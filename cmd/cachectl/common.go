@@ -153,6 +153,15 @@ type planFlags struct {
 	Source  []string `name:"source" sep:"none" placeholder:"BUNDLE.tar" help:"Resolve and copy images from this bundle (made by 'cachectl bundle') instead of registries; no network. Repeat to add the base bundles of an incremental one."`
 }
 
+// bundles are the bundles to read images from: --source, else the spec's
+// cachectl { source }; none means registries.
+func (f planFlags) bundles(m *spec.Model) []string {
+	if len(f.Source) > 0 {
+		return f.Source
+	}
+	return m.Sources
+}
+
 func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src runSource) (*planner.Plan, error) {
 	var res planner.Resolver
 	if src != nil {

@@ -33,7 +33,7 @@ func (c *PlanCmd) Run(g *Globals, iox *IO) error {
 	}
 	var src runSource
 	if c.Refresh {
-		if src, err = newSource(g, iox, m, nil, c.Source); err != nil {
+		if src, err = newSource(g, iox, m, nil, c.bundles(m)); err != nil {
 			return err
 		}
 		defer src.Close()
