@@ -63,6 +63,9 @@ func Inventory(m *spec.Model, only string, builder func(spec.Runtime) BuilderInf
 			flavors[a.Name] = a.Flavors
 		}
 		for _, ch := range changes {
+			if ch.Kind == "directory" {
+				continue // list is about artifacts; plan shows directory drift
+			}
 			it := Item{Cache: c.Name, Runtime: string(c.Runtime), Address: ch.Address, Ref: ch.Ref, Name: ch.Name, Path: ch.Path, Platform: ch.Platform, Flavors: flavors[ch.Name]}
 			if e := ch.Before; e != nil {
 				it.Digest, it.Manifest, it.Size, it.Placed, it.Imported = e.Digest, e.Manifest, e.Size, e.Placed, e.Imported

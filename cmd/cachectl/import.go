@@ -46,6 +46,9 @@ func (c *ImportCmd) Run(g *Globals, iox *IO) error {
 		}
 	}
 	if name == "" {
+		if _, err := spec.ParseRef(c.Ref); err != nil {
+			return fmt.Errorf("%q is not an image reference: %w", c.Ref, err)
+		}
 		if name, err = spec.FileName(cache.Runtime, c.Ref); err != nil {
 			return err
 		}
