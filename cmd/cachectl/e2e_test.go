@@ -110,6 +110,22 @@ func TestE2E(t *testing.T) {
 		"bundledamage": bundleDamageCmd,
 		// localsrc layout|ociarchive|dockerarchive|corrupt ... — local image sources (local_test.go)
 		"localsrc": localSrcCmd,
+		// corrupt FILE — flip one byte in the middle, keeping size and mtime
+		"corrupt": func(ts *testscript.TestScript, neg bool, args []string) {
+			p := ts.MkAbs(args[0])
+			fi, err := os.Stat(p)
+			ts.Check(err)
+			f, err := os.OpenFile(p, os.O_RDWR, 0)
+			ts.Check(err)
+			b := make([]byte, 1)
+			_, err = f.ReadAt(b, fi.Size()/2)
+			ts.Check(err)
+			b[0] ^= 0xff
+			_, err = f.WriteAt(b, fi.Size()/2)
+			ts.Check(err)
+			ts.Check(f.Close())
+			ts.Check(os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+		},
 		// touchfuture FILE — change mtime without changing content
 		"touchfuture": func(ts *testscript.TestScript, neg bool, args []string) {
 			t := time.Now().Add(time.Hour)
