@@ -53,7 +53,7 @@
 // Flatten keeps about 270 bytes of heap per path and no content; WriteTar
 // adds a list of the regular files to copy and up to 16 MiB of read-ahead.
 // Measured peak RSS: under 50 MiB for a 1 GiB 8-layer image, 92 MiB for
-// 100,000 paths (BENCHMARKS-rootfs.md).
+// 100,000 paths (BENCHMARKS.md).
 //
 // # Speed
 //
