@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cachectl/cachectl/providers/buildtest"
 	"io"
 	"math/rand"
 	"os"
@@ -304,7 +305,7 @@ func TestBenchBuilders(t *testing.T) {
 	if os.Getenv("CACHECTL_BENCH") == "" {
 		t.Skip("set CACHECTL_BENCH=1 to run the builder benchmark")
 	}
-	requireTools(t, "mksquashfs", "umoci")
+	buildtest.RequireTools(t, "mksquashfs", "umoci")
 	totalMB := 1024
 	if v := os.Getenv("CACHECTL_BENCH_MB"); v != "" {
 		totalMB, _ = strconv.Atoi(v)

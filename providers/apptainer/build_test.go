@@ -3,6 +3,7 @@ package apptainer
 import (
 	"archive/tar"
 	"context"
+	"github.com/cachectl/cachectl/providers/buildtest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -31,31 +32,31 @@ func configAwkward() v1.Config {
 
 func testImage(t *testing.T) v1.Image {
 	t.Helper()
-	base := layer(t,
-		dir("bin/", 0o755),
-		reg("bin/busybox", 0o755, "#!/bin/true\n"),
-		symlink("bin/sh", "busybox"),
-		reg("bin/su", 0o4755, "su"),
-		dir("etc/", 0o755),
-		reg("etc/hosts", 0o600, "127.0.0.1 image-hosts\n"),
-		symlink("etc/resolv.conf", "../run/resolv.conf"),
-		dir("tmp/", 0o1777),
-		dir("home/", 0o755),
-		member{name: "home/user/", typ: tar.TypeDir, mode: 0o700, uid: 1000, gid: 1000},
-		member{name: "home/user/notes", typ: tar.TypeReg, mode: 0o640, uid: 1000, gid: 1000, body: "mine\n"},
-		member{name: "dev/", typ: tar.TypeDir, mode: 0o755},
-		member{name: "dev/null", typ: tar.TypeChar, mode: 0o666},
-		symlink("environment", "/custom/env"),
+	base := buildtest.Layer(t,
+		buildtest.Dir("bin/", 0o755),
+		buildtest.Reg("bin/busybox", 0o755, "#!/bin/true\n"),
+		buildtest.Symlink("bin/sh", "busybox"),
+		buildtest.Reg("bin/su", 0o4755, "su"),
+		buildtest.Dir("etc/", 0o755),
+		buildtest.Reg("etc/hosts", 0o600, "127.0.0.1 image-hosts\n"),
+		buildtest.Symlink("etc/resolv.conf", "../run/resolv.conf"),
+		buildtest.Dir("tmp/", 0o1777),
+		buildtest.Dir("home/", 0o755),
+		buildtest.Member{Name: "home/user/", Type: tar.TypeDir, Mode: 0o700, UID: 1000, GID: 1000},
+		buildtest.Member{Name: "home/user/notes", Type: tar.TypeReg, Mode: 0o640, UID: 1000, GID: 1000, Body: "mine\n"},
+		buildtest.Member{Name: "dev/", Type: tar.TypeDir, Mode: 0o755},
+		buildtest.Member{Name: "dev/null", Type: tar.TypeChar, Mode: 0o666},
+		buildtest.Symlink("environment", "/custom/env"),
 	)
-	top := layer(t,
-		reg("bin/.wh.su", 0, ""),
-		reg("usr/local/bin/tool", 0o755, "tool v2\n"),
+	top := buildtest.Layer(t,
+		buildtest.Reg("bin/.wh.su", 0, ""),
+		buildtest.Reg("usr/local/bin/tool", 0o755, "tool v2\n"),
 	)
-	return image(t, configAwkward(), base, top)
+	return buildtest.Image(t, configAwkward(), base, top)
 }
 
 func TestBuildSIF(t *testing.T) {
-	requireTools(t, "mksquashfs", "unsquashfs")
+	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "img.sif")
 	now := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -204,7 +205,7 @@ func TestBuildSIF(t *testing.T) {
 }
 
 func TestBuildSIFAllRoot(t *testing.T) {
-	requireTools(t, "mksquashfs", "unsquashfs")
+	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "img.sif")
 	b := New(WithAllRoot(true))
@@ -232,7 +233,7 @@ func TestBuildSIFAllRoot(t *testing.T) {
 }
 
 func TestBuildFailureLeavesNothing(t *testing.T) {
-	requireTools(t, "mksquashfs")
+	buildtest.RequireTools(t, "mksquashfs")
 	out := filepath.Join(t.TempDir(), "img.sif")
 	err := New().Build(context.Background(), testImage(t), providers.BuildRequest{Ref: "a:b", Compression: "nosuchcomp"}, out)
 	if err == nil {
@@ -274,7 +275,7 @@ func TestVerifyRejects(t *testing.T) {
 // TestOneTreeTwoBuilders flattens once and builds a SIF and an enroot image
 // from the same tree at the same time.
 func TestOneTreeTwoBuilders(t *testing.T) {
-	requireTools(t, "mksquashfs", "unsquashfs")
+	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
 	ctx := context.Background()
 	img := testImage(t)
 	tree, err := rootfs.Flatten(ctx, img, rootfs.Options{})

@@ -2,6 +2,7 @@ package apptainer
 
 import (
 	"encoding/json"
+	"github.com/cachectl/cachectl/providers/buildtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,8 +33,8 @@ var awkwardEnv = []string{
 }
 
 func TestEnvScriptGolden(t *testing.T) {
-	golden(t, "env-awkward.golden", EnvScript(awkwardEnv))
-	golden(t, "env-empty.golden", EnvScript(nil))
+	buildtest.Golden(t, "env-awkward.golden", EnvScript(awkwardEnv), *update)
+	buildtest.Golden(t, "env-empty.golden", EnvScript(nil), *update)
 }
 
 func TestEnvScriptSkipsInvalidNames(t *testing.T) {
@@ -53,7 +54,7 @@ func TestEnvScriptSkipsInvalidNames(t *testing.T) {
 // run (the last expectation records that quirk, kept for compatibility;
 // BACKTICK is left out so that the test runs nothing).
 func TestEnvScriptIsValidShell(t *testing.T) {
-	requireTools(t, "sh")
+	buildtest.RequireTools(t, "sh")
 	p := filepath.Join(t.TempDir(), "env.sh")
 	var env []string
 	for _, e := range awkwardEnv {
@@ -90,14 +91,14 @@ func TestRunscriptGolden(t *testing.T) {
 		"runscript-emptystr.golden":   {{""}, {""}},
 	}
 	for name, c := range cases {
-		golden(t, name, Runscript(c[0], c[1]))
+		buildtest.Golden(t, name, Runscript(c[0], c[1]), *update)
 	}
 }
 
 // TestRunscriptRuns executes generated runscripts with sh and checks the
 // arguments the final command receives, with and without SINGULARITY_NO_EVAL.
 func TestRunscriptRuns(t *testing.T) {
-	requireTools(t, "sh", "printf")
+	buildtest.RequireTools(t, "sh", "printf")
 	dir := t.TempDir()
 	run := func(ep, cmd []string, noEval bool, args ...string) string {
 		t.Helper()
@@ -151,7 +152,7 @@ func TestLabelsAndInspect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "labels.golden", string(b))
+	buildtest.Golden(t, "labels.golden", string(b), *update)
 	meta, err := Metadata(configAwkward(), "alpine:3.20", "arm64", "v8", now)
 	if err != nil {
 		t.Fatal(err)

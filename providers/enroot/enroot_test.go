@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"encoding/json"
+	"github.com/cachectl/cachectl/providers/buildtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,7 @@ import (
 
 // TestBashQuoteMatchesBash compares bashQuote with bash's own ${a[@]@Q}.
 func TestBashQuoteMatchesBash(t *testing.T) {
-	requireTools(t, "bash")
+	buildtest.RequireTools(t, "bash")
 	in := []string{"", "plain", "a b", "it's", "''", "tab\there", "x\x01y", "esc\x1b[0m", "del\x7f",
 		`dollar$ and $(cmd) and "dq"`, "`bt`", `back\slash`, "ünïcødé ✓", "cr\rlf", "bell\a", "vt\vff\f", "bs\b", "q'\t'"}
 	script := `a=(); while IFS= read -r -d '' x; do a+=("$x"); done; printf '%s\n' "${a[@]@Q}"`
@@ -73,16 +74,16 @@ func TestConfigureGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, name+".rc.golden", f.RC)
-		golden(t, name+".environment.golden", f.Environment)
-		golden(t, name+".fstab.golden", f.Fstab)
+		buildtest.Golden(t, name+".rc.golden", f.RC, *update)
+		buildtest.Golden(t, name+".environment.golden", f.Environment, *update)
+		buildtest.Golden(t, name+".fstab.golden", f.Fstab, *update)
 	}
 }
 
 // TestRCRuns executes a generated /etc/rc with bash and checks the arguments
 // the entrypoint receives.
 func TestRCRuns(t *testing.T) {
-	requireTools(t, "bash", "printf")
+	buildtest.RequireTools(t, "bash", "printf")
 	dir := t.TempDir()
 	cfg := v1.Config{Entrypoint: []string{"printf", "[%s]"}, Cmd: []string{"a b", "it's", "$HOME", "t\tx"}, WorkingDir: dir}
 	f, err := Configure(rawConfig(t, cfg))
@@ -145,25 +146,25 @@ func TestFixPerms(t *testing.T) {
 }
 
 func testImage(t *testing.T, cfg v1.Config) v1.Image {
-	base := layer(t,
-		dir("bin/", 0o755),
-		reg("bin/sh", 0o755, "#!/bin/true\n"),
-		dir("etc/", 0o755),
-		reg("etc/shadow", 0o000, "root:*:1::::::\n"),
-		reg("etc/environment", 0o600, "OLD=1\n"),
-		member{name: "dev/", typ: tar.TypeDir, mode: 0o755},
-		member{name: "dev/null", typ: tar.TypeChar, mode: 0o666},
-		member{name: "dev/shm/", typ: tar.TypeDir, mode: 0o1777},
-		member{name: "home/u/", typ: tar.TypeDir, mode: 0o700, uid: 1000, gid: 1000},
-		member{name: "home/u/f", typ: tar.TypeReg, mode: 0o600, uid: 1000, gid: 1000, body: "f\n"},
-		member{name: "usr/bin/sudo", typ: tar.TypeReg, mode: 0o4711, body: "sudo"},
-		dir("srv/", 0o555),
+	base := buildtest.Layer(t,
+		buildtest.Dir("bin/", 0o755),
+		buildtest.Reg("bin/sh", 0o755, "#!/bin/true\n"),
+		buildtest.Dir("etc/", 0o755),
+		buildtest.Reg("etc/shadow", 0o000, "root:*:1::::::\n"),
+		buildtest.Reg("etc/environment", 0o600, "OLD=1\n"),
+		buildtest.Member{Name: "dev/", Type: tar.TypeDir, Mode: 0o755},
+		buildtest.Member{Name: "dev/null", Type: tar.TypeChar, Mode: 0o666},
+		buildtest.Member{Name: "dev/shm/", Type: tar.TypeDir, Mode: 0o1777},
+		buildtest.Member{Name: "home/u/", Type: tar.TypeDir, Mode: 0o700, UID: 1000, GID: 1000},
+		buildtest.Member{Name: "home/u/f", Type: tar.TypeReg, Mode: 0o600, UID: 1000, GID: 1000, Body: "f\n"},
+		buildtest.Member{Name: "usr/bin/sudo", Type: tar.TypeReg, Mode: 0o4711, Body: "sudo"},
+		buildtest.Dir("srv/", 0o555),
 	)
-	return image(t, cfg, base)
+	return buildtest.Image(t, cfg, base)
 }
 
 func TestBuildSqsh(t *testing.T) {
-	requireTools(t, "mksquashfs", "unsquashfs")
+	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "img.sqsh")
 	cfg := awkwardConfig()
@@ -221,7 +222,7 @@ func TestBuildSqsh(t *testing.T) {
 }
 
 func TestBuildCompressionOverride(t *testing.T) {
-	requireTools(t, "mksquashfs")
+	buildtest.RequireTools(t, "mksquashfs")
 	out := filepath.Join(t.TempDir(), "img.sqsh")
 	if err := New().Build(context.Background(), testImage(t, v1.Config{}), providers.BuildRequest{Compression: "zstd"}, out); err != nil {
 		t.Fatal(err)
@@ -233,7 +234,7 @@ func TestBuildCompressionOverride(t *testing.T) {
 }
 
 func TestBuildFailureLeavesNothing(t *testing.T) {
-	requireTools(t, "mksquashfs")
+	buildtest.RequireTools(t, "mksquashfs")
 	out := filepath.Join(t.TempDir(), "img.sqsh")
 	if err := New().Build(context.Background(), testImage(t, v1.Config{}), providers.BuildRequest{Compression: "bogus"}, out); err == nil {
 		t.Fatal("no error")

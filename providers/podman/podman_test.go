@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/cachectl/cachectl/providers/buildtest"
 	"io"
 	"os"
 	"os/exec"
@@ -23,9 +24,9 @@ const refName = "docker.io/library/app:1.0"
 
 func testImage(t *testing.T) v1.Image {
 	t.Helper()
-	l1 := layer(t, dir("etc/", 0o755), reg("etc/os-release", 0o644, "ID=test\n"), dir("bin/", 0o755), reg("bin/hello", 0o755, "#!/bin/sh\necho hi\n"))
-	l2 := layer(t, reg("etc/.wh.os-release", 0, ""), reg("etc/motd", 0o644, "welcome\n"))
-	return image(t, v1.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"/bin/hello"}, WorkingDir: "/w"}, l1, l2)
+	l1 := buildtest.Layer(t, buildtest.Dir("etc/", 0o755), buildtest.Reg("etc/os-release", 0o644, "ID=test\n"), buildtest.Dir("bin/", 0o755), buildtest.Reg("bin/hello", 0o755, "#!/bin/sh\necho hi\n"))
+	l2 := buildtest.Layer(t, buildtest.Reg("etc/.wh.os-release", 0, ""), buildtest.Reg("etc/motd", 0o644, "welcome\n"))
+	return buildtest.Image(t, v1.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"/bin/hello"}, WorkingDir: "/w"}, l1, l2)
 }
 
 func run(t *testing.T, name string, args ...string) []byte {
@@ -84,7 +85,7 @@ func TestConvertKeepsOCI(t *testing.T) {
 }
 
 func TestBuildSkopeoUmoci(t *testing.T) {
-	requireTools(t, "skopeo", "umoci")
+	buildtest.RequireTools(t, "skopeo", "umoci")
 	ctx := context.Background()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "app+1.0")

@@ -5,9 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/cachectl/cachectl/providers/buildtest"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,18 +16,6 @@ import (
 
 // requireTools skips (or fails when CACHECTL_REQUIRE_TOOLS is set) unless
 // every named program is on PATH.
-func requireTools(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CACHECTL_REQUIRE_TOOLS") != "" {
-				t.Fatalf("required tool %s not found: %v", n, err)
-			}
-			t.Skipf("%s not installed (set CACHECTL_REQUIRE_TOOLS=1 to fail instead)", n)
-		}
-	}
-}
-
 var mtime = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 
 func sampleTar(ctx context.Context, w io.Writer) error {
@@ -74,7 +62,7 @@ func byPath(es []Entry) map[string]Entry {
 }
 
 func TestCreateKeepsMetadata(t *testing.T) {
-	requireTools(t, "mksquashfs", "unsquashfs")
+	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "x.sqsh")
 	var st ProcessStats
@@ -133,7 +121,7 @@ func TestCreateKeepsMetadata(t *testing.T) {
 }
 
 func TestCreateAllRootAndCompression(t *testing.T) {
-	requireTools(t, "mksquashfs", "unsquashfs")
+	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "x.sqsh")
 	if err := Create(ctx, out, Options{AllRoot: true, Compression: "lzo", NoDataCompression: true}, sampleTar); err != nil {
@@ -155,7 +143,7 @@ func TestCreateAllRootAndCompression(t *testing.T) {
 }
 
 func TestCreateWriterErrorLeavesNothing(t *testing.T) {
-	requireTools(t, "mksquashfs")
+	buildtest.RequireTools(t, "mksquashfs")
 	out := filepath.Join(t.TempDir(), "x.sqsh")
 	boom := errors.New("layer truncated")
 	err := Create(context.Background(), out, Options{}, func(ctx context.Context, w io.Writer) error {
@@ -173,7 +161,7 @@ func TestCreateWriterErrorLeavesNothing(t *testing.T) {
 }
 
 func TestCreateMksquashfsErrorIncludesStderr(t *testing.T) {
-	requireTools(t, "mksquashfs")
+	buildtest.RequireTools(t, "mksquashfs")
 	out := filepath.Join(t.TempDir(), "x.sqsh")
 	err := Create(context.Background(), out, Options{Compression: "nosuchcomp"}, sampleTar)
 	if err == nil || !strings.Contains(err.Error(), "nosuchcomp") {
@@ -185,7 +173,7 @@ func TestCreateMksquashfsErrorIncludesStderr(t *testing.T) {
 }
 
 func TestCreateCancel(t *testing.T) {
-	requireTools(t, "mksquashfs")
+	buildtest.RequireTools(t, "mksquashfs")
 	out := filepath.Join(t.TempDir(), "x.sqsh")
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
@@ -213,7 +201,7 @@ func TestCreateCancel(t *testing.T) {
 }
 
 func TestCreateAtOffset(t *testing.T) {
-	requireTools(t, "mksquashfs", "unsquashfs")
+	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
 	out := filepath.Join(t.TempDir(), "x.img")
 	if err := os.WriteFile(out, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,5 @@
+package apptainer
+
+import "flag"
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")

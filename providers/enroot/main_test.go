@@ -1,0 +1,5 @@
+package enroot
+
+import "flag"
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
