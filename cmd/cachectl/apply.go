@@ -107,7 +107,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 			return fmt.Errorf("apply: nothing was changed: %w", err)
 		}
 	}
-	events := c.eventPrinter(g, iox)
+	events := c.eventPrinter(g, iox, sink)
 	res, err := planner.Apply(iox.Ctx, p, planner.ApplyDeps{
 		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
 	}, planner.ApplyOptions{Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks})
@@ -142,7 +142,7 @@ func confirm(iox *IO) (bool, error) {
 }
 
 // eventPrinter prints apply progress: plain lines, or JSON with --progress=json.
-func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO) func(planner.ApplyEvent) {
+func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO, sink progress.Sink) func(planner.ApplyEvent) {
 	var mu sync.Mutex
 	log := g.Logger(iox.Stderr)
 	switch c.Progress {
@@ -173,7 +173,7 @@ func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO) func(planner.ApplyEvent) {
 			return
 		}
 		mu.Lock()
-		fmt.Fprintln(iox.Stdout, msg)
+		progress.Println(sink, iox.Stdout, msg) // above the bars when they are drawn
 		mu.Unlock()
 	}
 }

@@ -62,7 +62,8 @@ func (f sourceFlags) sink(g *Globals, iox *IO) progress.Sink {
 	}
 	switch mode {
 	case "bars":
-		return progress.NewBars(iox.Stderr)
+		// Drawn from the first download on: not over a confirmation prompt.
+		return progress.Lazy(func() progress.Sink { return progress.NewBars(iox.Stderr) }, iox.Stdout)
 	case "lines":
 		return progress.NewLines(iox.Stderr)
 	case "json":

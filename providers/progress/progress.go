@@ -7,6 +7,7 @@
 package progress
 
 import (
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -73,6 +74,68 @@ func Close(s Sink) {
 	if c, ok := s.(Closer); ok {
 		c.Close()
 	}
+}
+
+// LinePrinter is implemented by sinks that own the screen (Bars): a line
+// of other output printed through it appears above the bars instead of
+// being overdrawn by them.
+type LinePrinter interface {
+	Println(line string)
+}
+
+// Lazy returns a sink that creates the real one (with make) at its first
+// event, so that nothing is drawn before there is something to show (for
+// example while a confirmation prompt waits). Lines printed before that go
+// to w. Close flushes the real sink if it was made.
+func Lazy(make func() Sink, w io.Writer) Sink {
+	return &lazy{make: make, w: w}
+}
+
+type lazy struct {
+	mu   sync.Mutex
+	make func() Sink
+	s    Sink
+	w    io.Writer
+}
+
+func (l *lazy) sink(create bool) Sink {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.s == nil && create && l.make != nil {
+		l.s, l.make = l.make(), nil
+	}
+	return l.s
+}
+
+func (l *lazy) Event(e Event) {
+	if s := l.sink(true); s != nil {
+		s.Event(e)
+	}
+}
+
+func (l *lazy) Println(line string) {
+	if lp, ok := l.sink(false).(LinePrinter); ok {
+		lp.Println(line)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintln(l.w, line)
+}
+
+func (l *lazy) Close() {
+	if s := l.sink(false); s != nil {
+		Close(s)
+	}
+}
+
+// Println prints a line through s when it owns the screen, else to w.
+func Println(s Sink, w io.Writer, line string) {
+	if lp, ok := s.(LinePrinter); ok {
+		lp.Println(line)
+		return
+	}
+	fmt.Fprintln(w, line)
 }
 
 // Multi returns a sink that forwards every event to each non-nil sink.

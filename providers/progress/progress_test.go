@@ -46,3 +46,31 @@ func TestJSONOneEventPerLine(t *testing.T) {
 		t.Errorf("event %+v, %v", e, err)
 	}
 }
+
+type recordSink struct {
+	events []progress.Event
+	lines  []string
+	closed bool
+}
+
+func (r *recordSink) Event(e progress.Event) { r.events = append(r.events, e) }
+func (r *recordSink) Println(line string)    { r.lines = append(r.lines, line) }
+func (r *recordSink) Close()                 { r.closed = true }
+
+func TestLazyMakesTheSinkAtTheFirstEvent(t *testing.T) {
+	var out bytes.Buffer
+	made := 0
+	rec := &recordSink{}
+	s := progress.Lazy(func() progress.Sink { made++; return rec }, &out)
+	progress.Println(s, &out, "before any download")
+	if made != 0 || out.String() != "before any download\n" {
+		t.Fatalf("made=%d out=%q", made, out.String())
+	}
+	s.Event(progress.Event{Type: Start, ID: "a"})
+	s.Event(progress.Event{Type: progress.Done, ID: "a"})
+	progress.Println(s, &out, "above the bars")
+	progress.Close(s)
+	if made != 1 || len(rec.events) != 2 || len(rec.lines) != 1 || !rec.closed {
+		t.Fatalf("made=%d rec=%+v", made, rec)
+	}
+}

@@ -128,7 +128,7 @@ func FormatBytes(n int64) string {
 // progress.Close) when done to flush the output.
 func NewBars(w io.Writer) Sink {
 	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond), mpb.WithAutoRefresh())
-	b := &barSink{p: p, bars: map[string]*barState{}}
+	b := &barSink{p: p, w: w, bars: map[string]*barState{}}
 	b.total = p.AddBar(0,
 		mpb.BarPriority(1<<30),
 		mpb.PrependDecorators(decor.Name("total ", decor.WCSyncSpaceR), decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace)),
@@ -144,6 +144,7 @@ type barState struct {
 
 type barSink struct {
 	p      *mpb.Progress
+	w      io.Writer
 	mu     sync.Mutex
 	bars   map[string]*barState
 	total  *mpb.Bar
@@ -195,6 +196,19 @@ func (b *barSink) Event(e Event) {
 		}
 		st.bar.Abort(false)
 		delete(b.bars, e.ID)
+	}
+}
+
+// Println prints a line above the bars.
+func (b *barSink) Println(line string) {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	// Write waits for the next refresh: never hold b.mu across it.
+	if closed {
+		fmt.Fprintln(b.w, line)
+	} else if _, err := b.p.Write([]byte(line + "\n")); err != nil {
+		fmt.Fprintln(b.w, line)
 	}
 }
 
