@@ -66,7 +66,7 @@ func TestLazyMakesTheSinkAtTheFirstEvent(t *testing.T) {
 	if made != 0 || out.String() != "before any download\n" {
 		t.Fatalf("made=%d out=%q", made, out.String())
 	}
-	s.Event(progress.Event{Type: Start, ID: "a"})
+	s.Event(progress.Event{Type: progress.Start, ID: "a"})
 	s.Event(progress.Event{Type: progress.Done, ID: "a"})
 	progress.Println(s, &out, "above the bars")
 	progress.Close(s)
