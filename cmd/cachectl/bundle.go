@@ -35,6 +35,14 @@ Examples:
   cachectl apply -source images.tar                    # on the air-gapped cluster`
 }
 
+// Help shows examples.
+func (BundleCreateCmd) Help() string {
+	return `Examples:
+  cachectl bundle -o images.tar
+  cachectl bundle create -o week2.tar --since images.tar
+  cachectl bundle -o sif-only.tar --target 'cache.sif["determinedai/pytorch-ngc:0.38.1"]'`
+}
+
 // BundleCreateCmd writes a bundle.
 type BundleCreateCmd struct {
 	sourceFlags
@@ -173,6 +181,17 @@ func bundleRequests(m *spec.Model, targets []string) ([]planner.ResolveRequest, 
 // BundleVerifyCmd checks a bundle.
 type BundleVerifyCmd struct {
 	File string `arg:"" name:"file" type:"existingfile" help:"The bundle to check."`
+}
+
+// Help shows examples.
+func (BundleVerifyCmd) Help() string {
+	return `Checks every member against SHA256SUMS, that every image's manifest, config
+and layers are there (or, in an incremental bundle, listed as left out), and
+that the index is consistent. Needs no spec. Prints the bundle ID to compare
+with the one printed where the bundle was made.
+
+Example:
+  cachectl bundle verify images.tar`
 }
 
 // Run verifies.
