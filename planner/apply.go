@@ -209,8 +209,8 @@ func (a *applier) applyRoot(ctx context.Context, rp RootPlan, changes []Change) 
 	if createdRoot {
 		job.ix.AddDir(".")
 	}
-	if err := os.RemoveAll(job.staging); err != nil {
-		return fail(fmt.Errorf("clean staging area: %w", err))
+	if err := cleanLeftovers(rp.Root); err != nil {
+		return fail(err)
 	}
 	if err := os.MkdirAll(job.staging, 0o700); err != nil {
 		return fail(err)
@@ -591,9 +591,9 @@ func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[s
 		held[c.Root] = l
 		// Whatever an interrupted apply left in staging goes now, even
 		// when this root has nothing to change.
-		if err := os.RemoveAll(filepath.Join(MetaDir(c.Root), stagingDir)); err != nil {
+		if err := cleanLeftovers(c.Root); err != nil {
 			ReleaseAll(held)
-			return nil, fmt.Errorf("cache %q: clean staging area: %w", c.Name, err)
+			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
 		}
 		if created {
 			if err := recordDirs(c.Root, "."); err != nil {
@@ -603,6 +603,22 @@ func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[s
 		}
 	}
 	return held, nil
+}
+
+// cleanLeftovers removes what an interrupted run left in a root's hidden
+// directory: the staging area and temporary index files. The lock must be
+// held.
+func cleanLeftovers(root string) error {
+	if err := os.RemoveAll(filepath.Join(MetaDir(root), stagingDir)); err != nil {
+		return fmt.Errorf("clean staging area: %w", err)
+	}
+	tmps, _ := filepath.Glob(filepath.Join(MetaDir(root), "."+indexFile+".tmp-*"))
+	for _, t := range tmps {
+		if err := os.Remove(t); err != nil {
+			return fmt.Errorf("clean %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 // recordDirs adds created directories to a root's index (lock held).

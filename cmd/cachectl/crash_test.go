@@ -186,6 +186,9 @@ func TestCrashSafety(t *testing.T) {
 		if len(ents) != 0 {
 			t.Errorf("%s: staging not cleaned: %v", d, ents)
 		}
+		if tmps, _ := filepath.Glob(filepath.Join(root, d, spec.IndexDir, ".index.json.tmp-*")); len(tmps) != 0 {
+			t.Errorf("%s: temporary index files left: %v", d, tmps)
+		}
 	}
 }
 
