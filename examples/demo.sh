@@ -24,6 +24,7 @@ set -e
 echo "(plan exit code $code: 2 means changes are pending)"
 step $bin "${args[@]}" apply --auto-approve --progress lines
 step $bin "${args[@]}" list
+step $bin "${args[@]}" list --determined
 step $bin "${args[@]}" plan --detailed-exitcode
 echo
 echo "Artifacts:"
