@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/cachectl/cachectl/planner/localtest"
+	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
 	"github.com/cachectl/cachectl/providers/store"
 )
 
@@ -22,7 +22,7 @@ func BenchmarkLocalDockerArchive(b *testing.B) {
 	if os.Getenv("CACHECTL_BENCH") == "" {
 		b.Skip("set CACHECTL_BENCH=1 to run")
 	}
-	base, err := localtest.Image(1, "amd64")
+	base, err := localsrctest.Image(1, "amd64")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func BenchmarkLocalDockerArchive(b *testing.B) {
 		b.Fatal(err)
 	}
 	file := filepath.Join(b.TempDir(), "d.tar")
-	if err := localtest.WriteDockerArchive(file, localtest.DockerClassic, localtest.Named{Name: "big:1", Image: img}); err != nil {
+	if err := localsrctest.WriteDockerArchive(file, localsrctest.DockerClassic, localsrctest.Named{Name: "big:1", Image: img}); err != nil {
 		b.Fatal(err)
 	}
 	ref := "docker-archive:" + file + ":big:1"

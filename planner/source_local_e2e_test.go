@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cachectl/cachectl/planner/localtest"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/apptainer"
 	"github.com/cachectl/cachectl/providers/enroot"
+	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
 	"github.com/cachectl/cachectl/providers/podman"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
 	"github.com/cachectl/cachectl/providers/store"
@@ -52,34 +52,34 @@ func TestLocalSourcesEndToEnd(t *testing.T) {
 	tmp := t.TempDir()
 	write := func(variant int) {
 		t.Helper()
-		app, err := localtest.Image(variant, "amd64")
+		app, err := localsrctest.Image(variant, "amd64")
 		if err != nil {
 			t.Fatal(err)
 		}
-		tools, err := localtest.Image(100, "amd64")
+		tools, err := localsrctest.Image(100, "amd64")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := localtest.WriteLayout(filepath.Join(tmp, "src", "layout"), []localtest.Named{{Name: "app:1", Image: app}, {Name: "tools:2", Image: tools}}); err != nil {
+		if err := localsrctest.WriteLayout(filepath.Join(tmp, "src", "layout"), []localsrctest.Named{{Name: "app:1", Image: app}, {Name: "tools:2", Image: tools}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	write(1)
-	arch, err := localtest.Image(200, "amd64")
+	arch, err := localsrctest.Image(200, "amd64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := localtest.WriteLayout(filepath.Join(tmp, "src", "for-archive"), []localtest.Named{{Name: "docker.io/library/arch:3", Image: arch}}); err != nil {
+	if err := localsrctest.WriteLayout(filepath.Join(tmp, "src", "for-archive"), []localsrctest.Named{{Name: "docker.io/library/arch:3", Image: arch}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := localtest.TarDir(filepath.Join(tmp, "src", "for-archive"), filepath.Join(tmp, "src", "oci.tar")); err != nil {
+	if err := localsrctest.TarDir(filepath.Join(tmp, "src", "for-archive"), filepath.Join(tmp, "src", "oci.tar")); err != nil {
 		t.Fatal(err)
 	}
-	dock, err := localtest.Image(300, "amd64")
+	dock, err := localsrctest.Image(300, "amd64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := localtest.WriteDockerArchive(filepath.Join(tmp, "src", "docker.tar"), localtest.DockerClassic, localtest.Named{Name: "dock:4", Image: dock}); err != nil {
+	if err := localsrctest.WriteDockerArchive(filepath.Join(tmp, "src", "docker.tar"), localsrctest.DockerClassic, localsrctest.Named{Name: "dock:4", Image: dock}); err != nil {
 		t.Fatal(err)
 	}
 	hcl := `

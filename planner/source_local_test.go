@@ -4,30 +4,19 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/cachectl/cachectl/planner/localtest"
+	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
 	"github.com/cachectl/cachectl/providers/registry"
-	"github.com/cachectl/cachectl/providers/registry/registrytest"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
 
 var amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
-
-func testImage(t *testing.T, variant int, arch string) v1.Image {
-	t.Helper()
-	img, err := localtest.Image(variant, arch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
 
 func digestOf(t *testing.T, img interface{ Digest() (v1.Hash, error) }) string {
 	t.Helper()
@@ -104,10 +93,27 @@ func fetchCheck(t *testing.T, s *LocalSource, st *store.Store, ref string, res R
 	}
 }
 
-func TestLocalOCILayout(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "layout")
-	app, tools := testImage(t, 1, "amd64"), testImage(t, 2, "amd64")
-	if err := localtest.WriteLayout(dir, []localtest.Named{{Name: "app:1", Image: app}, {Name: "tools:2", Image: tools}}); err != nil {
+// TestLocalSource checks the adapter over providers/localsrc (whose tests
+// cover the formats): resolutions per reference and platform with the
+// bytes still to copy, fetches into the store with stats, and errors that
+// name the reference.
+func TestLocalSource(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "layout")
+	app, tools := localsrctest.MustImage(t, 1, "amd64"), localsrctest.MustImage(t, 2, "amd64")
+	idx, err := localsrctest.Index(3, "amd64", "arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := localsrctest.WriteLayout(dir, []localsrctest.Named{{Name: "app:1", Image: app}}, localsrctest.NamedIndex{Name: "multi", Index: idx}); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(tmp, "app.tar")
+	if err := localsrctest.TarDir(dir, archive); err != nil {
+		t.Fatal(err)
+	}
+	docker := filepath.Join(tmp, "d.tar")
+	if err := localsrctest.WriteDockerArchive(docker, localsrctest.DockerClassic, localsrctest.Named{Name: "tools:2", Image: tools}); err != nil {
 		t.Fatal(err)
 	}
 	s, st := newLocal(t)
@@ -124,222 +130,60 @@ func TestLocalOCILayout(t *testing.T) {
 		t.Errorf("size %d download %d: want the whole image missing from an empty store", res.Size, res.Download)
 	}
 	fetchCheck(t, s, st, ref, res, app)
-	if res2, _ := resolve1(t, s, ref); res2.Download != 0 {
-		t.Errorf("after a fetch, %d bytes still to copy", res2.Download)
-	}
 	if got := s.Stats(); got.BlobsDownloaded != 3 || got.BytesDownloaded != res.Size {
 		t.Errorf("stats %+v; want 3 blobs, %d bytes", got, res.Size)
 	}
-
-	// Without a name the layout must hold exactly one image.
-	_, err = resolve1(t, s, "oci-layout:"+dir)
-	wantErr(t, err, "holds 2 images", `"app:1", "tools:2"`, "oci-layout:"+dir+":REF")
-	// An unknown name lists the names there are.
-	_, err = resolve1(t, s, "oci-layout:"+dir+":app:2")
-	wantErr(t, err, `no image named "app:2"`, `"app:1", "tools:2"`)
-
-	one := filepath.Join(t.TempDir(), "one")
-	if err := localtest.WriteLayout(one, []localtest.Named{{Image: tools}}); err != nil {
-		t.Fatal(err)
+	// The same image from the archive is resolved alike and is stored
+	// already: nothing to copy, all blobs cached on fetch.
+	aref := "oci-archive:" + archive + ":app:1"
+	ares, err := resolve1(t, s, aref)
+	if err != nil || ares.Manifest != res.Manifest || ares.Download != 0 {
+		t.Errorf("archive: %+v, %v; want %s with nothing to copy", ares, err, res.Manifest)
 	}
-	res, err = resolve1(t, s, "oci-layout:"+one)
-	if err != nil || res.Manifest != digestOf(t, tools) {
-		t.Fatalf("single unnamed image: %+v, %v", res, err)
+	fetchCheck(t, s, st, aref, ares, app)
+	if got := s.Stats(); got.BlobsCached != 3 {
+		t.Errorf("stats %+v; want 3 blobs cached", got)
 	}
 
-	// Not a layout, missing directory, a file.
-	_, err = resolve1(t, s, "oci-layout:"+t.TempDir())
-	wantErr(t, err, "no oci-layout file")
-	_, err = resolve1(t, s, "oci-layout:/nonexistent/dir")
-	wantErr(t, err, "/nonexistent/dir", "no such file")
-	_, err = resolve1(t, s, "oci-layout:"+filepath.Join(dir, "index.json"))
-	wantErr(t, err, "not a directory", "oci-archive:")
-}
-
-func TestLocalMultiPlatform(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "layout")
-	idx, err := localtest.Index(1, "amd64", "arm64")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := localtest.WriteLayout(dir, nil, localtest.NamedIndex{Name: "multi", Index: idx}); err != nil {
-		t.Fatal(err)
-	}
-	s, st := newLocal(t)
-	ref := "oci-layout:" + dir + ":multi"
+	// An index: Digest is the index, Manifest the platform's image.
+	mref := "oci-layout:" + dir + ":multi"
 	im, _ := idx.IndexManifest()
-	for i, p := range []v1.Platform{amd64, {OS: "linux", Architecture: "arm64", Variant: "v8"}} {
-		res, err := resolveFor(t, s, ref, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Digest != digestOf(t, idx) || res.Manifest != im.Manifests[i].Digest.String() {
-			t.Errorf("%s: resolved %+v; want index %s, manifest %s", PlatformString(p), res, digestOf(t, idx), im.Manifests[i].Digest)
-		}
-		want, _ := idx.Image(im.Manifests[i].Digest)
-		fetchCheck(t, s, st, ref, res, want)
-	}
-	_, err = resolveFor(t, s, ref, v1.Platform{OS: "linux", Architecture: "ppc64le"})
-	wantErr(t, err, "no image for platform linux/ppc64le", "available: linux/amd64, linux/arm64")
-
-	// A single-platform image for another platform is refused.
-	one := filepath.Join(t.TempDir(), "arm")
-	if err := localtest.WriteLayout(one, []localtest.Named{{Name: "x", Image: testImage(t, 1, "arm64")}}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = resolve1(t, s, "oci-layout:"+one+":x")
-	wantErr(t, err, "is for platform linux/arm64 only, not linux/amd64")
-}
-
-func TestLocalOCIArchive(t *testing.T) {
-	tmp := t.TempDir()
-	dir := filepath.Join(tmp, "layout")
-	app := testImage(t, 1, "amd64")
-	if err := localtest.WriteLayout(dir, []localtest.Named{{Name: "app:1", Image: app}, {Name: "tools:2", Image: testImage(t, 2, "amd64")}}); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(tmp, "app.tar")
-	if err := localtest.TarDir(dir, file); err != nil {
-		t.Fatal(err)
-	}
-	s, st := newLocal(t)
-	ref := "oci-archive:" + file + ":app:1"
-	res, err := resolve1(t, s, ref)
+	arm := v1.Platform{OS: "linux", Architecture: "arm64"}
+	out, err := s.ResolveAll(context.Background(), []ResolveRequest{{Ref: mref, Platform: amd64}, {Ref: mref, Platform: arm}, {Ref: mref, Platform: amd64}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Manifest != digestOf(t, app) {
-		t.Errorf("resolved %s, want %s", res.Manifest, digestOf(t, app))
-	}
-	fetchCheck(t, s, st, ref, res, app)
-	_, err = resolve1(t, s, "oci-archive:"+file)
-	wantErr(t, err, "holds 2 images", `"app:1", "tools:2"`)
-
-	// A directory, a truncated archive, a gzipped one.
-	_, err = resolve1(t, s, "oci-archive:"+dir)
-	wantErr(t, err, "is a directory", "oci-layout:")
-	b, _ := os.ReadFile(file)
-	cut := filepath.Join(tmp, "cut.tar")
-	os.WriteFile(cut, b[:len(b)/2], 0o644)
-	_, err = resolve1(t, s, "oci-archive:"+cut+":app:1")
-	wantErr(t, err, "truncated")
-	gz := filepath.Join(tmp, "gz.tar")
-	os.WriteFile(gz, []byte{0x1f, 0x8b, 8, 0, 0, 0}, 0o644)
-	_, err = resolve1(t, s, "oci-archive:"+gz)
-	wantErr(t, err, "gzip-compressed")
-}
-
-func TestLocalDockerArchive(t *testing.T) {
-	tmp := t.TempDir()
-	app, tools := testImage(t, 1, "amd64"), testImage(t, 2, "amd64")
-	for _, f := range []struct {
-		name   string
-		format localtest.DockerFormat
-	}{{"classic", localtest.DockerClassic}, {"oci", localtest.DockerOCI}} {
-		t.Run(f.name, func(t *testing.T) {
-			one := filepath.Join(tmp, f.name+"-one.tar")
-			if err := localtest.WriteDockerArchive(one, f.format, localtest.Named{Name: "app:1", Image: app}); err != nil {
-				t.Fatal(err)
-			}
-			several := filepath.Join(tmp, f.name+"-several.tar")
-			if err := localtest.WriteDockerArchive(several, f.format, localtest.Named{Name: "app:1", Image: app}, localtest.Named{Name: "registry.local:5000/tools:2", Image: tools}); err != nil {
-				t.Fatal(err)
-			}
-			s, st := newLocal(t)
-			res, err := resolve1(t, s, "docker-archive:"+one)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Digest != res.Manifest || res.Size <= 0 {
-				t.Errorf("resolution %+v", res)
-			}
-			fetchCheck(t, s, st, "docker-archive:"+one, res, app)
-
-			// The conversion is deterministic: the same image in another
-			// archive (here with a second image) resolves to the same digest,
-			// also when named in the long form.
-			for _, ref := range []string{"docker-archive:" + several + ":app:1", "docker-archive:" + several + ":docker.io/library/app:1"} {
-				r2, err := resolve1(t, s, ref)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if r2.Manifest != res.Manifest {
-					t.Errorf("%s resolved to %s, want %s", ref, r2.Manifest, res.Manifest)
-				}
-			}
-			ref := "docker-archive:" + several + ":registry.local:5000/tools:2"
-			r3, err := resolve1(t, s, ref)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r3.Manifest == res.Manifest {
-				t.Error("two different images resolved to one digest")
-			}
-			fetchCheck(t, s, st, ref, r3, tools)
-
-			_, err = resolve1(t, s, "docker-archive:"+several)
-			wantErr(t, err, "holds 2 images", `"app:1", "registry.local:5000/tools:2"`, ":REPO:TAG")
-			_, err = resolve1(t, s, "docker-archive:"+several+":app:2")
-			wantErr(t, err, `no image tagged "app:2"`, `"app:1"`)
-			_, err = resolve1(t, s, "docker-archive:"+filepath.Join(tmp, "missing.tar"))
-			wantErr(t, err, "no such file")
-		})
-	}
-}
-
-// TestLocalSkopeoArchives reads archives written by skopeo (containers/image),
-// the reference implementation of these formats, and checks they resolve to
-// what cachectl resolves for the layout they were copied from.
-func TestLocalSkopeoArchives(t *testing.T) {
-	skopeo := registrytest.RequireTool(t, "skopeo")
-	tmp := t.TempDir()
-	dir := filepath.Join(tmp, "layout")
-	app := testImage(t, 3, "amd64")
-	if err := localtest.WriteLayout(dir, []localtest.Named{{Name: "app:1", Image: app}}); err != nil {
-		t.Fatal(err)
-	}
-	run := func(args ...string) {
-		t.Helper()
-		out, err := exec.Command(skopeo, append([]string{"--insecure-policy", "--override-os", "linux", "--override-arch", "amd64"}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("skopeo %s: %v\n%s", args, err, out)
+	for i, p := range []v1.Platform{amd64, arm} {
+		if r := out[ResolveKey{mref, PlatformString(p)}]; r.Digest != digestOf(t, idx) || r.Manifest != im.Manifests[i].Digest.String() {
+			t.Errorf("%s: %+v; want index %s, manifest %s", PlatformString(p), r, digestOf(t, idx), im.Manifests[i].Digest)
 		}
 	}
-	run("copy", "oci:"+dir+":app:1", "oci-archive:"+filepath.Join(tmp, "oci.tar")+":app:1")
-	run("copy", "oci:"+dir+":app:1", "docker-archive:"+filepath.Join(tmp, "docker.tar")+":app:1")
-	s, st := newLocal(t)
-	res, err := resolve1(t, s, "oci-archive:"+filepath.Join(tmp, "oci.tar")+":app:1")
+
+	dref := "docker-archive:" + docker
+	dres, err := resolve1(t, s, dref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetchCheck(t, s, st, "oci-archive:"+filepath.Join(tmp, "oci.tar")+":app:1", res, app)
-	for _, ref := range []string{"docker-archive:" + filepath.Join(tmp, "docker.tar"), "docker-archive:" + filepath.Join(tmp, "docker.tar") + ":app:1"} {
-		res, err := resolve1(t, s, ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := s.Fetch(context.Background(), ref, res.Manifest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// skopeo stores the layers uncompressed: the diff_ids and config survive.
-		gl, _ := img.Layers()
-		wl, _ := app.Layers()
-		for i := range wl {
-			g, _ := gl[i].DiffID()
-			w, _ := wl[i].DiffID()
-			if g != w {
-				t.Errorf("%s: layer %d diff_id %s, want %s", ref, i, g, w)
-			}
-		}
-	}
+	fetchCheck(t, s, st, dref, dres, tools)
+
+	// Errors name the reference (and the platform for resolving); several
+	// are reported together.
+	_, err = s.ResolveAll(context.Background(), []ResolveRequest{
+		{Ref: "oci-layout:" + dir + ":app:2", Platform: amd64},
+		{Ref: "oci-archive:" + dir, Platform: amd64},
+	})
+	wantErr(t, err, "oci-layout:"+dir+`:app:2: no image named "app:2"`, "(platform linux/amd64)", "oci-archive:"+dir+": ", "is a directory")
+	_, err = s.Fetch(context.Background(), ref, "sha256:"+strings.Repeat("a", 64))
+	wantErr(t, err, ref+": manifest sha256:aaaa", "no longer in", "plan again")
+	_, err = NewLocalSource(nil, nil).Fetch(context.Background(), ref, res.Manifest)
+	wantErr(t, err, "no blob store")
 }
 
 func TestLocalCorruptBlobs(t *testing.T) {
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "layout")
-	app := testImage(t, 1, "amd64")
-	if err := localtest.WriteLayout(dir, []localtest.Named{{Name: "app:1", Image: app}}); err != nil {
+	app := localsrctest.MustImage(t, 1, "amd64")
+	if err := localsrctest.WriteLayout(dir, []localsrctest.Named{{Name: "app:1", Image: app}}); err != nil {
 		t.Fatal(err)
 	}
 	m, _ := app.Manifest()
@@ -371,14 +215,9 @@ func TestLocalCorruptBlobs(t *testing.T) {
 		t.Error("the manifest of an image with a corrupt layer was stored")
 	}
 
-	// A corrupt manifest fails the plan already.
-	flip(filepath.Join(dir, "blobs", "sha256", h.Hex))
-	_, err = resolve1(t, s, ref)
-	wantErr(t, err, "is corrupt", res.Manifest)
-
 	// A docker archive whose layer does not match its diff_id.
 	file := filepath.Join(tmp, "d.tar")
-	if err := localtest.WriteDockerArchive(file, localtest.DockerClassic, localtest.Named{Name: "app:1", Image: app}); err != nil {
+	if err := localsrctest.WriteDockerArchive(file, localsrctest.DockerClassic, localsrctest.Named{Name: "app:1", Image: app}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(file)
@@ -396,43 +235,9 @@ func TestLocalCorruptBlobs(t *testing.T) {
 	wantErr(t, err, "corrupt", "digest mismatch")
 }
 
-func TestLocalSourceChanged(t *testing.T) {
-	tmp := t.TempDir()
-	dir := filepath.Join(tmp, "layout")
-	if err := localtest.WriteLayout(dir, []localtest.Named{{Name: "app", Image: testImage(t, 1, "amd64")}}); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := newLocal(t)
-	ref := "oci-layout:" + dir + ":app"
-	r1, err := resolve1(t, s, ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := localtest.WriteLayout(dir, []localtest.Named{{Name: "app", Image: testImage(t, 2, "amd64")}}); err != nil {
-		t.Fatal(err)
-	}
-	r2, err := resolve1(t, s, ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r1.Digest == r2.Digest {
-		t.Fatal("a new image in the layout resolved to the old digest")
-	}
-	// A plan made before the change cannot be applied from the new layout.
-	_, err = s.Fetch(context.Background(), ref, r1.Manifest)
-	wantErr(t, err, "no longer in", "plan again")
-
-	file := filepath.Join(tmp, "d.tar")
-	localtest.WriteDockerArchive(file, localtest.DockerClassic, localtest.Named{Image: testImage(t, 1, "amd64")})
-	d1, _ := resolve1(t, s, "docker-archive:"+file)
-	localtest.WriteDockerArchive(file, localtest.DockerClassic, localtest.Named{Image: testImage(t, 2, "amd64")})
-	_, err = s.Fetch(context.Background(), "docker-archive:"+file, d1.Manifest)
-	wantErr(t, err, "changed since the plan")
-}
-
 func TestLocalRelativePaths(t *testing.T) {
 	tmp := t.TempDir()
-	if err := localtest.WriteLayout(filepath.Join(tmp, "layouts", "app"), []localtest.Named{{Name: "v1", Image: testImage(t, 1, "amd64")}}); err != nil {
+	if err := localsrctest.WriteLayout(filepath.Join(tmp, "layouts", "app"), []localsrctest.Named{{Name: "v1", Image: localsrctest.MustImage(t, 1, "amd64")}}); err != nil {
 		t.Fatal(err)
 	}
 	m, d := spec.LoadSources([]spec.Source{{Filename: filepath.Join(tmp, "cachectl.hcl"), Bytes: []byte(`
@@ -493,8 +298,8 @@ func (r *recordingSource) Close() error {
 
 func TestMultiSourcePreload(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
-	app, tools := testImage(t, 1, "amd64"), testImage(t, 2, "amd64")
-	if err := localtest.WriteLayout(dir, []localtest.Named{{Name: "app", Image: app}, {Name: "tools", Image: tools}}); err != nil {
+	app, tools := localsrctest.MustImage(t, 1, "amd64"), localsrctest.MustImage(t, 2, "amd64")
+	if err := localsrctest.WriteLayout(dir, []localsrctest.Named{{Name: "app", Image: app}, {Name: "tools", Image: tools}}); err != nil {
 		t.Fatal(err)
 	}
 	m, _ := tools.Manifest()
@@ -528,8 +333,8 @@ func TestMultiSourcePreload(t *testing.T) {
 
 func TestMultiSourceDispatch(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
-	app := testImage(t, 1, "amd64")
-	if err := localtest.WriteLayout(dir, []localtest.Named{{Name: "app", Image: app}}); err != nil {
+	app := localsrctest.MustImage(t, 1, "amd64")
+	if err := localsrctest.WriteLayout(dir, []localsrctest.Named{{Name: "app", Image: app}}); err != nil {
 		t.Fatal(err)
 	}
 	local, _ := newLocal(t)

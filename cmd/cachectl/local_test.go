@@ -8,11 +8,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/cachectl/cachectl/planner/localtest"
+	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
 )
 
 // localSrcCmd writes local image sources for the e2e scripts
-// (testdata/script/e2e/local_*.txtar). Images are planner/localtest's
+// (testdata/script/e2e/local_*.txtar). Images are providers/localsrc/localsrctest's
 // deterministic two-layer images; VARIANT changes the top layer.
 //
 //	localsrc layout DIR NAME VARIANT [NAME VARIANT ...]   an OCI image layout (NAME "-": unnamed)
@@ -26,21 +26,21 @@ func localSrcCmd(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 3 {
 		ts.Fatalf("usage: localsrc layout|ociarchive|dockerarchive|corrupt PATH NAME [VARIANT] ...")
 	}
-	named := func(pairs []string) []localtest.Named {
+	named := func(pairs []string) []localsrctest.Named {
 		if len(pairs)%2 != 0 {
 			ts.Fatalf("localsrc: NAME VARIANT pairs expected, got %q", pairs)
 		}
-		var out []localtest.Named
+		var out []localsrctest.Named
 		for i := 0; i < len(pairs); i += 2 {
 			v, err := strconv.Atoi(pairs[i+1])
 			ts.Check(err)
-			img, err := localtest.Image(v, "amd64")
+			img, err := localsrctest.Image(v, "amd64")
 			ts.Check(err)
 			n := pairs[i]
 			if n == "-" {
 				n = ""
 			}
-			out = append(out, localtest.Named{Name: n, Image: img})
+			out = append(out, localsrctest.Named{Name: n, Image: img})
 		}
 		return out
 	}
@@ -48,14 +48,14 @@ func localSrcCmd(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.MkdirAll(filepath.Dir(p), 0o755))
 	switch args[0] {
 	case "layout":
-		ts.Check(localtest.WriteLayout(p, named(args[2:])))
+		ts.Check(localsrctest.WriteLayout(p, named(args[2:])))
 	case "ociarchive":
 		tmp := p + ".layout"
-		ts.Check(localtest.WriteLayout(tmp, named(args[2:])))
-		ts.Check(localtest.TarDir(tmp, p))
+		ts.Check(localsrctest.WriteLayout(tmp, named(args[2:])))
+		ts.Check(localsrctest.TarDir(tmp, p))
 		ts.Check(os.RemoveAll(tmp))
 	case "dockerarchive":
-		ts.Check(localtest.WriteDockerArchive(p, localtest.DockerClassic, named(args[2:])...))
+		ts.Check(localsrctest.WriteDockerArchive(p, localsrctest.DockerClassic, named(args[2:])...))
 	case "corrupt":
 		ts.Check(corruptTopLayer(p, args[2]))
 	default:
@@ -71,7 +71,7 @@ func corruptTopLayer(dir, name string) error {
 		return err
 	}
 	for _, d := range idx.Manifests {
-		if d.Annotations[localtest.RefName] != name {
+		if d.Annotations[localsrctest.RefName] != name {
 			continue
 		}
 		f, err := os.Open(filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex))

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/providers/tarindex"
 )
 
 // member is where one tar member's data lies in the file.
@@ -69,36 +71,12 @@ func (b *Bundle) Path() string { return b.path }
 func (b *Bundle) Close() error { return b.f.Close() }
 
 func (b *Bundle) load() error {
-	fi, err := b.f.Stat()
-	if err != nil {
-		return err
-	}
-	fileSize := fi.Size()
-	tr := tar.NewReader(b.f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("%w: the tar headers end early (after %d members)", ErrTruncated, len(b.order))
-			}
-			return corruptf("not a readable tar file (after %d members): %v", len(b.order), err)
-		}
+	_, err := tarindex.Scan(b.f, func(hdr *tar.Header, off int64) error {
 		if hdr.Typeflag == tar.TypeDir {
-			continue
+			return nil
 		}
 		if hdr.Typeflag != tar.TypeReg {
 			return corruptf("member %s is not a regular file", hdr.Name)
-		}
-		off, err := b.f.Seek(0, io.SeekCurrent)
-		if err != nil {
-			return err
-		}
-		if off+hdr.Size > fileSize {
-			return fmt.Errorf("%w: member %s needs %d bytes at offset %d but the file ends at %d (was the copy interrupted?)",
-				ErrTruncated, hdr.Name, hdr.Size, off, fileSize)
 		}
 		name := strings.TrimPrefix(hdr.Name, "./")
 		if _, dup := b.members[name]; dup {
@@ -106,6 +84,15 @@ func (b *Bundle) load() error {
 		}
 		b.members[name] = member{name: name, offset: off, size: hdr.Size}
 		b.order = append(b.order, name)
+		return nil
+	})
+	switch {
+	case errors.Is(err, tarindex.ErrTruncated):
+		return fmt.Errorf("%w: %v (was the copy interrupted?)", ErrTruncated, err)
+	case errors.Is(err, tarindex.ErrInvalid):
+		return corruptf("%v", err)
+	case err != nil:
+		return err
 	}
 	if len(b.order) == 0 {
 		return fmt.Errorf("%w: no members (empty or not a tar file)", ErrTruncated)

@@ -1,10 +1,10 @@
-// Package localtest writes local image sources for tests: OCI image layouts
+// Package localsrctest writes local image sources for tests: OCI image layouts
 // (with go-containerregistry's layout writer), OCI archives (a tar of a
 // layout) and docker archives in the formats `docker save` writes (the
 // classic one with ID/layer.tar files, and the newer one with an OCI layout
 // inside). Images are small and deterministic: the same variant gives the
 // same digests.
-package localtest
+package localsrctest
 
 import (
 	"archive/tar"
@@ -19,6 +19,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -116,6 +117,16 @@ func Image(variant int, arch string) (v1.Image, error) {
 	}
 	img = mutate.MediaType(img, types.OCIManifestSchema1)
 	return mutate.ConfigMediaType(img, types.OCIConfigJSON), nil
+}
+
+// MustImage is Image for tests: it fails tb on an error.
+func MustImage(tb testing.TB, variant int, arch string) v1.Image {
+	tb.Helper()
+	img, err := Image(variant, arch)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return img
 }
 
 // Named is an image and the name it is stored under (a ref.name
