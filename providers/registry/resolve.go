@@ -217,7 +217,7 @@ func (c *Client) resolveOn(ctx context.Context, t target, r name.Reference, plat
 		if err != nil {
 			return res, fmt.Errorf("parsing index %s: %w", top.Digest, err)
 		}
-		child, err := pickPlatform(idx, top.Digest, platform)
+		child, err := PickPlatform(idx, top.Digest, platform)
 		if err != nil {
 			return res, err
 		}
@@ -254,7 +254,7 @@ func (c *Client) resolveOn(ctx context.Context, t target, r name.Reference, plat
 		}
 		if p := cf.Platform(); p != nil && p.OS != "" && p.Architecture != "" {
 			res.Platform = *p
-			if !platformMatches(platform, *p) {
+			if !PlatformMatches(platform, *p) {
 				return res, fmt.Errorf("image %s is for platform %s only, not %s", top.Digest, p, platform)
 			}
 		} else {
@@ -264,15 +264,19 @@ func (c *Client) resolveOn(ctx context.Context, t target, r name.Reference, plat
 	return res, nil
 }
 
-// pickPlatform returns the index entry for want.
-func pickPlatform(idx *v1.IndexManifest, digest v1.Hash, want v1.Platform) (v1.Descriptor, error) {
+// PickPlatform returns the entry of an image index for the wanted platform.
+// Entries without a platform or for "unknown" (attestations) are skipped;
+// a wanted variant must match (arm64's missing variant is v8). When none
+// matches, the error lists the platforms the index has
+// (IsPlatformMissing reports it).
+func PickPlatform(idx *v1.IndexManifest, digest v1.Hash, want v1.Platform) (v1.Descriptor, error) {
 	var avail []string
 	seen := map[string]bool{}
 	for _, d := range idx.Manifests {
 		if d.Platform == nil || d.Platform.OS == "unknown" {
 			continue // attestations and the like
 		}
-		if platformMatches(want, *d.Platform) {
+		if PlatformMatches(want, *d.Platform) {
 			return d, nil
 		}
 		if s := d.Platform.String(); !seen[s] {
@@ -284,10 +288,10 @@ func pickPlatform(idx *v1.IndexManifest, digest v1.Hash, want v1.Platform) (v1.D
 	return v1.Descriptor{}, &errPlatform{want: want, digest: digest, available: avail}
 }
 
-// platformMatches reports whether have satisfies want: same OS and
+// PlatformMatches reports whether have satisfies want: same OS and
 // architecture, and the same variant when want names one (arm64's missing
 // variant means v8).
-func platformMatches(want, have v1.Platform) bool {
+func PlatformMatches(want, have v1.Platform) bool {
 	if want.OS != have.OS || want.Architecture != have.Architecture {
 		return false
 	}
