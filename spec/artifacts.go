@@ -86,6 +86,17 @@ func (l *loader) buildArtifacts(ci *cacheInfo, entries []imageEntry, rtOK bool) 
 		}
 		byName[a.Name] = a
 	}
+	byImage := map[string]*Artifact{}
+	for _, a := range c.Artifacts {
+		if a.Parsed == nil || a.Name == "" {
+			continue
+		}
+		if prev := byImage[a.Parsed.Name()]; prev != nil && prev.Platform.String() == a.Platform.String() {
+			l.warnf(a.Range.Ptr(), "The same image twice", "In cache %q, %q is the same image as %q (%s): both are pulled and stored, as %q and %q. Write the reference one way.", c.Name, a.Ref, prev.Ref, posString(prev.Range), a.Name, prev.Name)
+			continue
+		}
+		byImage[a.Parsed.Name()] = a
+	}
 	for _, a := range c.Artifacts {
 		if a.Name == "" || byName[a.Name] != a {
 			continue
@@ -95,6 +106,21 @@ func (l *loader) buildArtifacts(ci *cacheInfo, entries []imageEntry, rtOK bool) 
 				l.errorf(rangeOf(a), "An image file would have to be a directory", "In cache %q, %q lands on %q, below the file %q of %q (%s). Give one of them its own file name with an image block (name = \"...\").", c.Name, a.Ref, a.Name, other.Name, other.Ref, posString(*rangeOf(other)))
 				break
 			}
+		}
+	}
+}
+
+// checkFlavorsUsed warns about flavors that no cache names.
+func (l *loader) checkFlavorsUsed(m *Model) {
+	used := map[string]bool{}
+	for _, c := range m.Caches {
+		for _, f := range c.Flavors {
+			used[f] = true
+		}
+	}
+	for _, f := range m.Flavors {
+		if !used[f.Name] {
+			l.warnf(f.Range.Ptr(), "Flavor not used", "No cache names flavor %q, so its images are not pulled anywhere. Add it to a cache's flavors, or remove it.", f.Name)
 		}
 	}
 }

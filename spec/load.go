@@ -192,6 +192,7 @@ func loadSources(srcs []Source, opts Options, diags *Diagnostics) (*Model, *Diag
 	l.decodeRegistries(m, byType["registry"])
 	l.decodeFlavors(m, byType["flavor"])
 	l.decodeCaches(m, byType["cache"])
+	l.checkFlavorsUsed(m)
 	l.checkRoots(m)
 
 	diags.Diagnostics = append(diags.Diagnostics, l.diags...)
