@@ -131,11 +131,7 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped with -short")
 	}
-	registrytest.RequireTool(t, "mksquashfs")
-	srv := registrytest.StartDistribution(t)
-	for i := 0; i < 4; i++ {
-		pushBig(t, fmt.Sprintf("%s/crash/img%d:1", srv.Addr, i), i)
-	}
+	srv := startCrashRegistry(t)
 	root := t.TempDir()
 	r := newRunner(t, srv.Addr, root)
 	// Measure a full apply into a scratch root to spread the kills over it.
@@ -208,6 +204,18 @@ func removeRandomArtifact(t *testing.T, root string, rng *rand.Rand) {
 	}
 }
 
+// startCrashRegistry starts the real registry with the four images of
+// crashSpec.
+func startCrashRegistry(t *testing.T) *registrytest.Server {
+	t.Helper()
+	registrytest.RequireTool(t, "mksquashfs")
+	srv := registrytest.StartDistribution(t)
+	for i := 0; i < 4; i++ {
+		pushBig(t, fmt.Sprintf("%s/crash/img%d:1", srv.Addr, i), i)
+	}
+	return srv
+}
+
 // pushBig pushes an image with a few MiB of content so that builds take long
 // enough for kills to land mid-way.
 func pushBig(t *testing.T, ref string, seed int) {
@@ -222,11 +230,7 @@ func TestLockContention(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped with -short")
 	}
-	registrytest.RequireTool(t, "mksquashfs")
-	srv := registrytest.StartDistribution(t)
-	for i := 0; i < 4; i++ {
-		pushBig(t, fmt.Sprintf("%s/crash/img%d:1", srv.Addr, i), i)
-	}
+	srv := startCrashRegistry(t)
 	root := t.TempDir()
 	r := newRunner(t, srv.Addr, root)
 	sif := filepath.Join(root, "sif")

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/cachectl/cachectl/providers/registry/registrytest"
 )
 
 // TestPlanFailsWithoutSpace: on a root that lacks the space for what the
@@ -26,10 +23,7 @@ func TestPlanFailsWithoutSpace(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
-	srv := registrytest.StartDistribution(t)
-	for i := 0; i < 4; i++ {
-		pushBig(t, fmt.Sprintf("%s/crash/img%d:1", srv.Addr, i), i)
-	}
+	srv := startCrashRegistry(t)
 	r := newRunner(t, srv.Addr, dir)
 	out, code := r.run("plan")
 	if code != 1 || !strings.Contains(out, "free but the plan writes about") || !strings.Contains(out, filepath.Join(dir, "sif")) {
