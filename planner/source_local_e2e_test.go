@@ -2,33 +2,20 @@ package planner
 
 import (
 	"context"
-	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cachectl/cachectl/providers"
-	"github.com/cachectl/cachectl/providers/apptainer"
-	"github.com/cachectl/cachectl/providers/enroot"
+	"github.com/cachectl/cachectl/providers/builders"
 	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
-	"github.com/cachectl/cachectl/providers/podman"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
 
-func realBuilder(rt spec.Runtime) (providers.Builder, error) {
-	switch rt {
-	case spec.RuntimeApptainer, spec.RuntimeSingularity:
-		return apptainer.New(), nil
-	case spec.RuntimeEnroot:
-		return enroot.New(), nil
-	case spec.RuntimePodman:
-		return podman.New(), nil
-	}
-	return nil, fmt.Errorf("no builder for %q", rt)
-}
+func realBuilder(rt spec.Runtime) (providers.Builder, error) { return builders.For(string(rt)) }
 
 func realBuilderInfo(rt spec.Runtime) BuilderInfo {
 	b, _ := realBuilder(rt)

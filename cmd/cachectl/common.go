@@ -7,9 +7,7 @@ import (
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers"
-	"github.com/cachectl/cachectl/providers/apptainer"
-	"github.com/cachectl/cachectl/providers/enroot"
-	"github.com/cachectl/cachectl/providers/podman"
+	"github.com/cachectl/cachectl/providers/builders"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/store"
@@ -125,17 +123,7 @@ func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.
 }
 
 // builderFor returns the artifact builder of a runtime.
-func builderFor(rt spec.Runtime) (providers.Builder, error) {
-	switch rt {
-	case spec.RuntimeApptainer, spec.RuntimeSingularity:
-		return apptainer.New(), nil
-	case spec.RuntimeEnroot:
-		return enroot.New(), nil
-	case spec.RuntimePodman:
-		return podman.New(), nil
-	}
-	return nil, fmt.Errorf("no builder for runtime %q", rt)
-}
+func builderFor(rt spec.Runtime) (providers.Builder, error) { return builders.For(string(rt)) }
 
 func builderInfo(rt spec.Runtime) planner.BuilderInfo {
 	b, err := builderFor(rt)
