@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-multierror"
+
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers/progress"
 )
@@ -117,8 +119,23 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	if len(c.bundles(m)) > 0 {
 		fetched = "Copied from the bundle"
 	}
-	fmt.Fprintf(iox.Stdout, "\nApply complete! Resources: %d added, %d changed, %d destroyed. %s %s (%d blobs; %d already in the store).\n",
-		res.Added, res.Changed, res.Destroyed, fetched, planner.HumanBytes(st.BytesDownloaded), st.BlobsDownloaded, st.BlobsCached)
+	headline := "Apply complete!"
+	switch {
+	case err != nil && iox.Ctx.Err() != nil:
+		headline = "Apply interrupted."
+	case err != nil:
+		headline = "Apply finished with errors."
+	}
+	fmt.Fprintf(iox.Stdout, "\n%s Resources: %d added, %d changed, %d destroyed. %s %s (%d blobs; %d already in the store).\n",
+		headline, res.Added, res.Changed, res.Destroyed, fetched, planner.HumanBytes(st.BytesDownloaded), st.BlobsDownloaded, st.BlobsCached)
+	if err != nil && iox.Ctx.Err() != nil {
+		n := 1
+		var me *multierror.Error
+		if errors.As(err, &me) {
+			n = len(me.Errors)
+		}
+		return fmt.Errorf("interrupted: %d change(s) not made; nothing partial was left at a final path; run apply again to finish", n)
+	}
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}

@@ -9,9 +9,13 @@ import (
 	"syscall"
 )
 
-func main() {
+func main() { os.Exit(mainExit()) }
+
+// mainExit runs the command line with SIGINT/SIGTERM cancelling the run
+// (an interrupted apply stops cleanly: nothing partial at a final path,
+// locks released) and returns the exit code.
+func mainExit() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	defer stop()
+	return Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 }

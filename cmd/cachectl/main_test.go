@@ -13,9 +13,7 @@ var update = flag.Bool("update", false, "update golden output in testscript file
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"cachectl": func() {
-			os.Exit(Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
-		},
+		"cachectl": func() { os.Exit(mainExit()) },
 	})
 }
 
