@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cachectl/cachectl/planner"
+)
+
+// ReportCmd writes a drift report.
+type ReportCmd struct {
+	planFlags
+	Format           string `name:"format" default:"markdown" enum:"text,json,markdown,prometheus" help:"text, json (the plan format), markdown, or prometheus (text-file metrics for node_exporter)."`
+	Output           string `short:"o" name:"output" placeholder:"FILE" help:"Write the report to FILE atomically (temporary file + rename) instead of stdout."`
+	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when in sync, 1 on error, 2 when there is drift."`
+}
+
+// Help shows examples.
+func (ReportCmd) Help() string {
+	return `Plans (read-only) and writes the result as a report to publish from cron or CI.
+
+Examples:
+  cachectl report                                          # Markdown on stdout
+  cachectl report -format prometheus -o /var/lib/node_exporter/textfile/cachectl.prom
+  cachectl report -format json -refresh=false -detailed-exitcode`
+}
+
+// Run reports.
+func (c *ReportCmd) Run(g *Globals, iox *IO) error {
+	m, err := loadModel(g, iox)
+	if err != nil {
+		return err
+	}
+	var src runSource
+	if c.Refresh {
+		if src, err = newSource(g, iox, m, nil, c.bundles(m)); err != nil {
+			return err
+		}
+		defer src.Close()
+	}
+	p, err := makePlan(g, iox, m, c.planFlags, src)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	var buf bytes.Buffer
+	switch c.Format {
+	case "text":
+		err = planner.RenderText(&buf, p, planner.RenderOptions{})
+	case "json":
+		err = planner.RenderJSON(&buf, p)
+	case "markdown":
+		err = planner.RenderMarkdown(&buf, p)
+	case "prometheus":
+		err = planner.RenderPrometheus(&buf, p)
+	}
+	if err != nil {
+		return err
+	}
+	if c.Output == "" {
+		_, err = iox.Stdout.Write(buf.Bytes())
+	} else {
+		err = writeAtomic(c.Output, buf.Bytes())
+	}
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if c.DetailedExitcode && p.HasChanges() {
+		return &exitError{code: 2}
+	}
+	return nil
+}
+
+// writeAtomic writes data to path through a temporary file in the same
+// directory, so that readers (a metrics collector) never see half a file.
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(data); err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}

@@ -1,0 +1,155 @@
+package planner
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// CacheSummary counts a plan's changes for one cache.
+type CacheSummary struct {
+	Cache, Runtime, Root string
+	InSync               int
+	Add, Change, Destroy int
+	Orphaned, Unmanaged  int
+}
+
+// Drifted reports whether the cache differs from the spec.
+func (s CacheSummary) Drifted() bool { return s.Add+s.Change+s.Destroy > 0 }
+
+// PerCache summarises a plan per cache, in the plan's root order.
+func (p *Plan) PerCache() []CacheSummary {
+	out := make([]CacheSummary, 0, len(p.Roots))
+	idx := map[string]int{}
+	for _, r := range p.Roots {
+		idx[r.Cache] = len(out)
+		out = append(out, CacheSummary{Cache: r.Cache, Runtime: r.Runtime, Root: r.Root, Unmanaged: len(r.Unmanaged)})
+	}
+	for _, ch := range p.Changes {
+		i, ok := idx[ch.Cache]
+		if !ok {
+			continue
+		}
+		s := &out[i]
+		switch ch.Action {
+		case ActionNoop:
+			s.InSync++
+		case ActionCreate:
+			s.Add++
+		case ActionReplace:
+			s.Add++
+			s.Destroy++
+		case ActionUpdate:
+			s.Change++
+		case ActionDelete:
+			s.Destroy++
+		case ActionOrphan:
+			s.Orphaned++
+		}
+	}
+	return out
+}
+
+// RenderMarkdown writes a drift report for a wiki, a CI summary or a
+// ticket: a table per cache, then every change with its reasons.
+func RenderMarkdown(w io.Writer, p *Plan) error {
+	bw := &errWriter{w: w}
+	bw.printf("# cachectl drift report\n\n")
+	state := "**in sync**"
+	if p.HasChanges() {
+		state = fmt.Sprintf("**drift**: %d to add, %d to change, %d to destroy", p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+	}
+	refreshed := "registries checked"
+	if !p.Refreshed {
+		refreshed = "from the index only (-refresh=false)"
+	}
+	bw.printf("%s, %s, %s (spec: %s).\n\n", p.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"), state, refreshed, strings.Join(p.SpecFiles, ", "))
+	bw.printf("| cache | runtime | root | in sync | add | change | destroy | orphaned | unmanaged |\n|---|---|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, s := range p.PerCache() {
+		bw.printf("| %s | %s | `%s` | %d | %d | %d | %d | %d | %d |\n", mdEscape(s.Cache), s.Runtime, s.Root, s.InSync, s.Add, s.Change, s.Destroy, s.Orphaned, s.Unmanaged)
+	}
+	var rows []Change
+	for _, ch := range p.Changes {
+		if ch.Action != ActionNoop {
+			rows = append(rows, ch)
+		}
+	}
+	if len(rows) > 0 {
+		bw.printf("\n## Changes\n\n| | address | path | why |\n|---|---|---|---|\n")
+		for _, ch := range rows {
+			var why []string
+			for _, r := range ch.Reasons {
+				why = append(why, r.Message)
+			}
+			bw.printf("| `%s` %s | `%s` | `%s` | %s |\n", ch.Action.Symbol(), ch.Action, ch.Address, ch.Path, mdEscape(strings.Join(why, "; ")))
+		}
+	}
+	var unmanaged []string
+	for _, r := range p.Roots {
+		for _, u := range r.Unmanaged {
+			unmanaged = append(unmanaged, fmt.Sprintf("- `%s/%s` (%s, cache %s)", strings.TrimSuffix(r.Root, "/"), u.Name, HumanBytes(u.Size), r.Cache))
+		}
+	}
+	if len(unmanaged) > 0 {
+		bw.printf("\n## Unmanaged files\n\nNot placed by cachectl; never deleted; adopt with `cachectl import`.\n\n%s\n", strings.Join(unmanaged, "\n"))
+	}
+	return bw.err
+}
+
+func mdEscape(s string) string { return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s) }
+
+// RenderPrometheus writes the plan as Prometheus text-format metrics, for
+// node_exporter's textfile collector (write to a temporary file in the
+// collector directory and rename it).
+func RenderPrometheus(w io.Writer, p *Plan) error {
+	bw := &errWriter{w: w}
+	metric := func(name, typ, help string) {
+		bw.printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	per := p.PerCache()
+	metric("cachectl_drift", "gauge", "1 when the cache differs from the spec (apply would change it), else 0.")
+	for _, s := range per {
+		d := 0
+		if s.Drifted() {
+			d = 1
+		}
+		bw.printf("cachectl_drift{cache=%s,runtime=%s} %d\n", promLabel(s.Cache), promLabel(s.Runtime), d)
+	}
+	metric("cachectl_artifacts", "gauge", "Artifacts of the cache by planned action (no-op means in sync).")
+	for _, s := range per {
+		counts := map[string]int{}
+		for _, a := range []Action{ActionNoop, ActionCreate, ActionUpdate, ActionReplace, ActionDelete, ActionOrphan} {
+			counts[string(a)] = 0 // every series present, also at zero
+		}
+		for _, ch := range p.Changes {
+			if ch.Cache == s.Cache && ch.Kind != "directory" {
+				counts[string(ch.Action)]++
+			}
+		}
+		var actions []string
+		for a := range counts {
+			actions = append(actions, a)
+		}
+		sort.Strings(actions)
+		for _, a := range actions {
+			bw.printf("cachectl_artifacts{cache=%s,action=%s} %d\n", promLabel(s.Cache), promLabel(a), counts[a])
+		}
+	}
+	metric("cachectl_unmanaged_files", "gauge", "Files under the cache root that cachectl did not place.")
+	for _, s := range per {
+		bw.printf("cachectl_unmanaged_files{cache=%s} %d\n", promLabel(s.Cache), s.Unmanaged)
+	}
+	metric("cachectl_plan_download_bytes", "gauge", "Bytes apply would download (blobs not in the store).")
+	bw.printf("cachectl_plan_download_bytes %d\n", p.Summary.DownloadBytes)
+	metric("cachectl_plan_write_bytes", "gauge", "Estimated bytes apply would write.")
+	bw.printf("cachectl_plan_write_bytes %d\n", p.Summary.WriteBytes)
+	metric("cachectl_check_timestamp_seconds", "gauge", "When the check ran (Unix time).")
+	bw.printf("cachectl_check_timestamp_seconds %d\n", p.CreatedAt.Unix())
+	return bw.err
+}
+
+// promLabel quotes a label value per the Prometheus text format.
+func promLabel(v string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v) + `"`
+}

@@ -1,0 +1,73 @@
+package planner
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func reportPlan() *Plan {
+	p := &Plan{FormatVersion: FormatVersion, CreatedAt: time.Unix(1700000000, 0), Refreshed: true, SpecFiles: []string{"cachectl.hcl"},
+		Roots: []RootPlan{
+			{Cache: "sif", Runtime: "apptainer", Root: "/shared/sif", Unmanaged: []UnmanagedFile{{Name: "x.sif", Size: 10}}},
+			{Cache: `we"ird\`, Runtime: "enroot", Root: "/shared/sqsh"},
+		},
+		Changes: []Change{
+			{Address: `cache.sif["a:1"]`, Kind: "artifact", Cache: "sif", Action: ActionNoop},
+			{Address: `cache.sif["b:1"]`, Kind: "artifact", Cache: "sif", Action: ActionReplace, Reasons: []Reason{{ReasonTagMoved, "tag moved: x | y"}}},
+			{Address: `cache.sif.dir["team"]`, Kind: "directory", Cache: "sif", Action: ActionUpdate},
+			{Address: `cache.we"ird\["c:1"]`, Kind: "artifact", Cache: `we"ird\`, Action: ActionNoop},
+		}}
+	p.summarize()
+	return p
+}
+
+func TestRenderPrometheus(t *testing.T) {
+	var b strings.Builder
+	if err := RenderPrometheus(&b, reportPlan()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	sample := regexp.MustCompile(`^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+]+$`)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "# HELP ") || strings.HasPrefix(line, "# TYPE ") {
+			continue
+		}
+		if !sample.MatchString(line) {
+			t.Errorf("not a valid sample line: %q", line)
+		}
+	}
+	for _, want := range []string{
+		`cachectl_drift{cache="sif",runtime="apptainer"} 1`,
+		`cachectl_drift{cache="we\"ird\\",runtime="enroot"} 0`,
+		`cachectl_artifacts{cache="sif",action="replace"} 1`,
+		`cachectl_artifacts{cache="sif",action="no-op"} 1`,
+		`cachectl_artifacts{cache="sif",action="update"} 0`, // directories are not artifacts
+		`cachectl_unmanaged_files{cache="sif"} 1`,
+		`cachectl_check_timestamp_seconds 1700000000`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
+
+func TestRenderMarkdown(t *testing.T) {
+	var b strings.Builder
+	if err := RenderMarkdown(&b, reportPlan()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"**drift**: 1 to add, 1 to change, 1 to destroy",
+		"| sif | apptainer | `/shared/sif` | 1 | 1 | 1 | 1 | 0 | 1 |",
+		"| `-/+` replace | `cache.sif[\"b:1\"]` |",
+		`tag moved: x \| y`,
+		"`/shared/sif/x.sif`",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
