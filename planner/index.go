@@ -183,11 +183,13 @@ func WriteIndex(root string, ix *Index) error {
 	if err := os.MkdirAll(MetaDir(root), 0o755); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
-	return writeFileAtomic(IndexPath(root), b, 0o644)
+	return WriteFileAtomic(IndexPath(root), b, 0o644)
 }
 
-// writeFileAtomic writes data to path via a temp file in the same directory.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+// WriteFileAtomic writes data to path via a temporary file in the same
+// directory (fsync, rename, fsync of the directory): readers see the old
+// file or the new one, never half of one.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

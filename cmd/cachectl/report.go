@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/cachectl/cachectl/planner"
 )
@@ -61,7 +59,7 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 	if c.Output == "" {
 		_, err = iox.Stdout.Write(buf.Bytes())
 	} else {
-		err = writeAtomic(c.Output, buf.Bytes())
+		err = planner.WriteFileAtomic(c.Output, buf.Bytes(), 0o644)
 	}
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
@@ -70,27 +68,4 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 		return &exitError{code: 2}
 	}
 	return nil
-}
-
-// writeAtomic writes data to path through a temporary file in the same
-// directory, so that readers (a metrics collector) never see half a file.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
