@@ -144,25 +144,38 @@ func TestCrashSafety(t *testing.T) {
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewSource(seed))
 	t.Logf("full apply takes %v; kill seed %d", full, seed)
-	kills := 0
-	for i := 0; i < 24; i++ {
+	// Only kills that hit a running apply count: a process that already
+	// exited is a zombie until waited for, and signalling it "succeeds".
+	kills, midway, tries := 0, 0, 0
+	placed := 0
+	for ; (kills < 20 || midway < 5) && tries < 200; tries++ {
 		c := r.cmd("apply", "--auto-approve", "--progress", "none")
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Duration(rng.Int63n(int64(full))))
-		if err := c.Process.Signal(syscall.SIGKILL); err == nil {
-			kills++
-		}
+		c.Process.Signal(syscall.SIGKILL)
 		c.Wait()
-		placed := checkFinalPaths(t, root)
-		// Keep work to do: remove some placed files, move a tag now and then.
-		if placed > 0 && rng.Intn(2) == 0 {
+		before := placed
+		placed = checkFinalPaths(t, root)
+		if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			kills++
+			if placed > before {
+				midway++ // killed after it had placed some artifacts
+			}
+		}
+		// Keep work to do: remove placed files, move a tag now and then.
+		for n := 2 + rng.Intn(5); n > 0 && placed > 0; n-- {
 			removeRandomArtifact(t, root, rng)
+			placed--
 		}
 		if rng.Intn(4) == 0 {
-			pushBig(t, fmt.Sprintf("%s/crash/img%d:1", srv.Addr, rng.Intn(4)), 10+i)
+			pushBig(t, fmt.Sprintf("%s/crash/img%d:1", srv.Addr, rng.Intn(4)), 10+tries)
 		}
+	}
+	t.Logf("%d kills landed mid-apply (%d after some artifacts were placed) in %d tries", kills, midway, tries)
+	if midway < 5 {
+		t.Fatalf("only %d kills landed after placement had started", midway)
 	}
 	if kills < 20 {
 		t.Fatalf("only %d kills landed", kills)
