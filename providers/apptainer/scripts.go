@@ -17,8 +17,18 @@ import (
 // labels) are the compatibility surface Apptainer and users rely on; the
 // static scripts are written here with the same behaviour.
 
-// Deffile returns the definition Apptainer records for a docker:// build.
+// Deffile returns the definition Apptainer records for a build from ref:
+// bootstrap docker for registry references, oci, oci-archive or
+// docker-archive for local sources.
 func Deffile(ref string) string {
+	// Local sources use the bootstrap agent Apptainer has for them.
+	for _, agent := range []struct{ prefix, bootstrap string }{
+		{"oci-layout:", "oci"}, {"oci-archive:", "oci-archive"}, {"docker-archive:", "docker-archive"},
+	} {
+		if rest, ok := strings.CutPrefix(ref, agent.prefix); ok {
+			return "bootstrap: " + agent.bootstrap + "\nfrom: " + rest + "\n"
+		}
+	}
 	return "bootstrap: docker\nfrom: " + ref + "\n"
 }
 

@@ -182,3 +182,17 @@ func TestLabelsAndInspect(t *testing.T) {
 		t.Errorf("oci-config.json: %s (%v)", meta.OCIConfigJSON, err)
 	}
 }
+
+func TestDeffileBootstrapAgents(t *testing.T) {
+	for ref, want := range map[string]string{
+		"determinedai/pytorch-ngc:0.38.1":     "bootstrap: docker\nfrom: determinedai/pytorch-ngc:0.38.1\n",
+		"oci-layout:/srv/images/layout:app:1": "bootstrap: oci\nfrom: /srv/images/layout:app:1\n",
+		"oci-archive:/srv/images/app.tar":     "bootstrap: oci-archive\nfrom: /srv/images/app.tar\n",
+		"docker-archive:/srv/images/app.tar":  "bootstrap: docker-archive\nfrom: /srv/images/app.tar\n",
+		"127.0.0.1:5000/oci-archive/thing:v1": "bootstrap: docker\nfrom: 127.0.0.1:5000/oci-archive/thing:v1\n",
+	} {
+		if got := Deffile(ref); got != want {
+			t.Errorf("Deffile(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}
