@@ -163,23 +163,28 @@ func (a Action) IsChange() bool {
 	return false
 }
 
+// count adds one change to the counters (a replace adds and destroys).
+func (s *Summary) count(a Action) {
+	switch a {
+	case ActionCreate:
+		s.Add++
+	case ActionReplace:
+		s.Add++
+		s.Destroy++
+	case ActionUpdate:
+		s.Change++
+	case ActionDelete:
+		s.Destroy++
+	case ActionOrphan:
+		s.Orphaned++
+	}
+}
+
 func (p *Plan) summarize() {
 	s := Summary{}
 	manifests := map[string]bool{}
 	for _, c := range p.Changes {
-		switch c.Action {
-		case ActionCreate:
-			s.Add++
-		case ActionReplace:
-			s.Add++
-			s.Destroy++
-		case ActionUpdate:
-			s.Change++
-		case ActionDelete:
-			s.Destroy++
-		case ActionOrphan:
-			s.Orphaned++
-		}
+		s.count(c.Action)
 		if c.Action == ActionCreate || c.Action == ActionReplace {
 			s.WriteBytes += c.WriteBytes
 			if c.Manifest == "" || !manifests[c.Manifest] {

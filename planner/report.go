@@ -11,8 +11,7 @@ import (
 type CacheSummary struct {
 	Cache, Runtime, Root string
 	InSync               int
-	Add, Change, Destroy int
-	Orphaned, Unmanaged  int
+	Summary              // counts of this cache's changes (bytes left zero)
 }
 
 // Drifted reports whether the cache differs from the spec.
@@ -24,7 +23,7 @@ func (p *Plan) PerCache() []CacheSummary {
 	idx := map[string]int{}
 	for _, r := range p.Roots {
 		idx[r.Cache] = len(out)
-		out = append(out, CacheSummary{Cache: r.Cache, Runtime: r.Runtime, Root: r.Root, Unmanaged: len(r.Unmanaged)})
+		out = append(out, CacheSummary{Cache: r.Cache, Runtime: r.Runtime, Root: r.Root, Summary: Summary{Unmanaged: len(r.Unmanaged)}})
 	}
 	for _, ch := range p.Changes {
 		i, ok := idx[ch.Cache]
@@ -32,21 +31,10 @@ func (p *Plan) PerCache() []CacheSummary {
 			continue
 		}
 		s := &out[i]
-		switch ch.Action {
-		case ActionNoop:
+		if ch.Action == ActionNoop {
 			s.InSync++
-		case ActionCreate:
-			s.Add++
-		case ActionReplace:
-			s.Add++
-			s.Destroy++
-		case ActionUpdate:
-			s.Change++
-		case ActionDelete:
-			s.Destroy++
-		case ActionOrphan:
-			s.Orphaned++
 		}
+		s.count(ch.Action)
 	}
 	return out
 }

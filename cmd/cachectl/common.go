@@ -151,6 +151,23 @@ func (f planFlags) bundles(m *spec.Model) []string {
 	return m.Sources
 }
 
+// planSpec loads the spec, opens its image source (unless -refresh=false)
+// and plans: the read-only path shared by plan and report.
+func planSpec(g *Globals, iox *IO, f planFlags) (*planner.Plan, error) {
+	m, err := loadModel(g, iox)
+	if err != nil {
+		return nil, err
+	}
+	var src runSource
+	if f.Refresh {
+		if src, err = newSource(g, iox, m, nil, f.bundles(m)); err != nil {
+			return nil, err
+		}
+		defer src.Close()
+	}
+	return makePlan(g, iox, m, f, src)
+}
+
 func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src runSource) (*planner.Plan, error) {
 	var res planner.Resolver
 	if src != nil {

@@ -27,18 +27,7 @@ Examples:
 
 // Run reports.
 func (c *ReportCmd) Run(g *Globals, iox *IO) error {
-	m, err := loadModel(g, iox)
-	if err != nil {
-		return err
-	}
-	var src runSource
-	if c.Refresh {
-		if src, err = newSource(g, iox, m, nil, c.bundles(m)); err != nil {
-			return err
-		}
-		defer src.Close()
-	}
-	p, err := makePlan(g, iox, m, c.planFlags, src)
+	p, err := planSpec(g, iox, c.planFlags)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
