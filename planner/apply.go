@@ -2,24 +2,18 @@ package planner
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-multierror"
-	"golang.org/x/sys/unix"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/rootfs"
 	"github.com/cachectl/cachectl/spec"
@@ -59,14 +53,32 @@ type ApplyOptions struct {
 	BuildParallelism int
 	// LockTimeout is how long to wait for another apply on the same root.
 	LockTimeout time.Duration
-	// Held are locks the caller already holds (LockRoots), by root; Apply
-	// does not take or release those.
-	Held map[string]*Lock
+	// Held are sessions the caller already holds (LockRoots), by root;
+	// Apply does not take or release those.
+	Held map[string]*cacheroot.Session
+	// Spec is the loaded spec. Apply checks the plan against it before it
+	// changes anything (CheckPlan): a plan can only do what the spec allows.
+	Spec *spec.Model
+	// Builder returns the builder identity of a runtime (for that check).
+	BuilderInfo func(spec.Runtime) BuilderInfo
+	// Prefetch fetches every image the plan builds before anything is
+	// changed, so that a plan naming an image that cannot be had changes
+	// nothing (apply of a saved plan).
+	Prefetch bool
 }
 
 // ApplyResult counts what Apply did.
 type ApplyResult struct {
 	Added, Changed, Destroyed int
+}
+
+// count adds one change done (counted as the plan's Summary counts it).
+func (r *ApplyResult) count(a Action) {
+	var s Summary
+	s.count(a)
+	r.Added += s.Add
+	r.Changed += s.Change
+	r.Destroyed += s.Destroy
 }
 
 type applier struct {
@@ -99,9 +111,12 @@ type pullCall struct {
 	err  error
 }
 
-// Apply carries out the plan's changes. Each root is locked, checked
-// against the plan's fingerprint (a changed root makes the plan stale and
-// nothing is done there), and its changes run in parallel. One failure does
+// Apply carries out the plan's changes. Every root the plan changes is
+// locked (or its held session used), scanned and checked against the
+// plan's fingerprint (a changed root makes the plan stale and nothing is
+// done there); then the whole plan is checked against the spec (see
+// ApplyOptions.Spec) and refused, before anything changes, when it asks
+// for anything else. Each root's changes run in parallel; one failure does
 // not stop the others; all errors are returned together.
 func Apply(ctx context.Context, p *Plan, deps ApplyDeps, opts ApplyOptions) (ApplyResult, error) {
 	if opts.Parallelism <= 0 {
@@ -109,6 +124,12 @@ func Apply(ctx context.Context, p *Plan, deps ApplyDeps, opts ApplyOptions) (App
 	}
 	if opts.BuildParallelism <= 0 {
 		opts.BuildParallelism = max(1, runtime.NumCPU()/4)
+	}
+	if opts.Spec == nil {
+		return ApplyResult{}, fmt.Errorf("apply: no spec to check the plan against")
+	}
+	if err := checkPlanSpec(p, opts.Spec); err != nil {
+		return ApplyResult{}, err
 	}
 	a := &applier{
 		deps: deps, opts: opts,
@@ -118,11 +139,59 @@ func Apply(ctx context.Context, p *Plan, deps ApplyDeps, opts ApplyOptions) (App
 		pulls:    map[string]*pullCall{},
 		trees:    map[string]*treeCall{},
 	}
+	a.planTrees(p)
+	byCache := map[string][]Change{}
+	for _, ch := range p.Changes {
+		if ch.Action.IsChange() {
+			byCache[ch.Cache] = append(byCache[ch.Cache], ch)
+		}
+	}
+	jobs, errs := a.openRoots(ctx, p, byCache)
+	defer func() {
+		for _, j := range jobs {
+			if j.own {
+				j.sess.Release()
+			}
+		}
+	}()
+	if err := a.checkChanges(p, jobs); err != nil {
+		return a.result, err
+	}
+	if opts.Prefetch {
+		if err := a.prefetch(ctx, jobs); err != nil {
+			return a.result, fmt.Errorf("nothing was changed: %w", err)
+		}
+	}
+	var (
+		wg  sync.WaitGroup
+		emu sync.Mutex
+	)
+	for _, job := range jobs {
+		wg.Add(1)
+		go func(job *rootJob) {
+			defer wg.Done()
+			rerrs := a.applyRoot(ctx, job)
+			emu.Lock()
+			errs = multierror.Append(errs, rerrs...)
+			emu.Unlock()
+		}(job)
+	}
+	wg.Wait()
+	if err := errs.ErrorOrNil(); err != nil {
+		errs.ErrorFormat = listErrors
+		return a.result, errs
+	}
+	return a.result, nil
+}
+
+// planTrees finds the manifests that more than one tree builder needs, so
+// that they are flattened once.
+func (a *applier) planTrees(p *Plan) {
 	for _, ch := range p.Changes {
 		if ch.Manifest == "" || (ch.Action != ActionCreate && ch.Action != ActionReplace) {
 			continue
 		}
-		if b, err := deps.Builder(spec.Runtime(ch.Runtime)); err == nil {
+		if b, err := a.deps.Builder(spec.Runtime(ch.Runtime)); err == nil {
 			if _, ok := b.(providers.TreeBuilder); ok {
 				if a.trees[ch.Manifest] == nil {
 					a.trees[ch.Manifest] = &treeCall{}
@@ -136,37 +205,104 @@ func Apply(ctx context.Context, p *Plan, deps ApplyDeps, opts ApplyOptions) (App
 			delete(a.trees, m) // one build: it flattens by itself
 		}
 	}
-	byCache := map[string][]Change{}
-	for _, ch := range p.Changes {
-		if ch.Action.IsChange() {
-			byCache[ch.Cache] = append(byCache[ch.Cache], ch)
-		}
-	}
-	var (
-		wg   sync.WaitGroup
-		emu  sync.Mutex
-		errs *multierror.Error
-	)
-	for _, rp := range p.Roots {
+}
+
+// openRoots locks (or takes the held session of) every root with changes,
+// in root order, scans it and checks the plan's fingerprint. A root that
+// cannot be opened or whose plan is stale is left out with an error.
+func (a *applier) openRoots(ctx context.Context, p *Plan, byCache map[string][]Change) ([]*rootJob, *multierror.Error) {
+	var errs *multierror.Error
+	roots := append([]RootPlan(nil), p.Roots...)
+	sort.Slice(roots, func(i, j int) bool { return roots[i].Root < roots[j].Root })
+	var jobs []*rootJob
+	for _, rp := range roots {
 		changes := byCache[rp.Cache]
 		if len(changes) == 0 {
 			continue
 		}
-		wg.Add(1)
-		go func(rp RootPlan, changes []Change) {
-			defer wg.Done()
-			rerrs := a.applyRoot(ctx, rp, changes)
-			emu.Lock()
-			errs = multierror.Append(errs, rerrs...)
-			emu.Unlock()
-		}(rp, changes)
+		fail := func(err error) { errs = multierror.Append(errs, fmt.Errorf("cache %q: %w", rp.Cache, err)) }
+		c := a.opts.Spec.Cache(rp.Cache)
+		job := &rootJob{rp: rp, cache: c, changes: changes, sess: a.opts.Held[rp.Root]}
+		if job.sess == nil {
+			sess, err := cacheroot.Begin(ctx, rp.Root, cacheroot.Settings{Runtime: c.Runtime, DirMode: c.DirMode, UID: rp.UID, GID: rp.GID}, a.opts.LockTimeout)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			job.sess, job.own = sess, true
+		}
+		st, err := job.sess.Scan(cacheroot.ScanOptions{SkipUnmanaged: true, Names: wantedNames(c)})
+		if err != nil {
+			fail(err)
+		} else if st.Fingerprint != rp.Fingerprint {
+			fail(fmt.Errorf("plan is stale: %s changed since the plan was made; run \"cachectl plan\" again", rp.Root))
+		} else {
+			job.state = st
+			jobs = append(jobs, job)
+			continue
+		}
+		if job.own {
+			job.sess.Release()
+		}
 	}
-	wg.Wait()
-	if err := errs.ErrorOrNil(); err != nil {
-		errs.ErrorFormat = listErrors
-		return a.result, errs
+	return jobs, errs
+}
+
+// checkChanges diffs the spec against the roots as found under the locks,
+// with the plan's digests, and refuses the whole plan when its changes are
+// not exactly those (see checkPlanChanges).
+func (a *applier) checkChanges(p *Plan, jobs []*rootJob) error {
+	var inputs []CacheInput
+	for _, j := range jobs {
+		ci := CacheInput{Cache: j.cache, State: j.state, UID: j.rp.UID, GID: j.rp.GID}
+		if a.opts.BuilderInfo != nil {
+			ci.Builder = a.opts.BuilderInfo(j.cache.Runtime)
+		}
+		inputs = append(inputs, ci)
 	}
-	return a.result, nil
+	in := DiffInput{Caches: inputs, Refreshed: p.Refreshed, Targets: p.Targets, Replace: plannedReplaces(p)}
+	if p.Refreshed {
+		in.Resolved = planResolutions(p)
+	}
+	want, _ := Diff(in)
+	var planned []Change
+	for _, ch := range p.Changes {
+		for _, j := range jobs {
+			if ch.Cache == j.rp.Cache {
+				planned = append(planned, ch)
+			}
+		}
+	}
+	return checkPlanChanges(&Plan{Changes: planned}, want)
+}
+
+// prefetch fetches every image the open roots' changes build.
+func (a *applier) prefetch(ctx context.Context, jobs []*rootJob) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, j := range jobs {
+		for i := range j.changes {
+			ch := &j.changes[i]
+			if ch.Action != ActionCreate && ch.Action != ActionReplace {
+				continue
+			}
+			g.Go(func() error {
+				if _, err := a.fetch(gctx, ch); err != nil {
+					return fmt.Errorf("%s: pull %s: %w", ch.Address, ch.Ref, err)
+				}
+				return nil
+			})
+		}
+	}
+	return g.Wait()
+}
+
+// wantedNames are the names a cache's spec places.
+func wantedNames(c *spec.Cache) []string {
+	names := make([]string, len(c.Artifacts))
+	for i, a := range c.Artifacts {
+		names[i] = a.Name
+	}
+	return names
 }
 
 func (a *applier) event(ch Change, phase, msg string) {
@@ -178,50 +314,20 @@ func (a *applier) event(ch Change, phase, msg string) {
 // rootJob is the per-root state during apply.
 type rootJob struct {
 	rp      RootPlan
-	staging string
-	mu      sync.Mutex // guards ix and index writes
-	ix      *Index
+	cache   *spec.Cache
+	changes []Change
+	sess    *cacheroot.Session
+	own     bool // the session was opened by Apply
+	state   *cacheroot.RootState
 }
 
-func (a *applier) applyRoot(ctx context.Context, rp RootPlan, changes []Change) []error {
-	fail := func(err error) []error { return []error{fmt.Errorf("cache %q: %w", rp.Cache, err)} }
-	dirMode, err := spec.ParseMode(rp.DirMode)
-	if err != nil {
-		return fail(err)
-	}
-	createdRoot := false
-	if a.opts.Held[rp.Root] == nil {
-		lock, created, err := lockRoot(ctx, rp.Root, dirMode, rp.UID, rp.GID, a.opts.LockTimeout)
-		if err != nil {
-			return fail(err)
-		}
-		defer lock.Release()
-		createdRoot = created
-	}
-	st, err := Scan(rp.Root, ScanOptions{SkipUnmanaged: true})
-	if err != nil {
-		return fail(err)
-	}
-	if st.Fingerprint != rp.Fingerprint {
-		return fail(fmt.Errorf("plan is stale: %s changed since the plan was made; run \"cachectl plan\" again", rp.Root))
-	}
-	job := &rootJob{rp: rp, ix: st.Index, staging: filepath.Join(MetaDir(rp.Root), stagingDir)}
-	if createdRoot {
-		job.ix.AddDir(".")
-	}
-	if err := cleanLeftovers(rp.Root); err != nil {
-		return fail(err)
-	}
-	if err := os.MkdirAll(job.staging, 0o700); err != nil {
-		return fail(err)
-	}
-	defer os.RemoveAll(job.staging)
+func (a *applier) applyRoot(ctx context.Context, job *rootJob) []error {
 	var (
 		wg   sync.WaitGroup
 		emu  sync.Mutex
 		errs []error
 	)
-	for _, ch := range changes {
+	for _, ch := range job.changes {
 		wg.Add(1)
 		go func(ch Change) {
 			defer wg.Done()
@@ -236,17 +342,7 @@ func (a *applier) applyRoot(ctx context.Context, rp RootPlan, changes []Change) 
 			}
 			a.event(ch, "done", "")
 			a.resMu.Lock()
-			switch ch.Action {
-			case ActionCreate:
-				a.result.Added++
-			case ActionReplace:
-				a.result.Added++
-				a.result.Destroyed++
-			case ActionUpdate:
-				a.result.Changed++
-			case ActionDelete:
-				a.result.Destroyed++
-			}
+			a.result.count(ch.Action)
 			a.resMu.Unlock()
 		}(ch)
 	}
@@ -338,12 +434,6 @@ func (a *applier) releaseTree(manifest string) {
 	}
 }
 
-func randomName() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
 	b, err := a.deps.Builder(spec.Runtime(ch.Runtime))
 	if err != nil {
@@ -357,12 +447,17 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
 	if err != nil {
 		return err
 	}
-	work := filepath.Join(job.staging, randomName())
-	if err := os.Mkdir(work, 0o700); err != nil {
+	mode, err := spec.ParseMode(ch.Mode)
+	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	out := filepath.Join(work, "artifact")
+	work, err := job.sess.WorkDir()
+	if err != nil {
+		return err
+	}
+	defer work.Remove()
+	const artifact = "artifact"
+	out := filepath.Join(work.Path(), artifact)
 	select {
 	case a.buildSem <- struct{}{}:
 	case <-ctx.Done():
@@ -371,7 +466,7 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
 	a.event(ch, "build", b.Format())
 	req := providers.BuildRequest{
 		Ref: ch.Ref, NormalizedName: ImageName(ch.Ref, ch.Name), Platform: *plat,
-		Compression: ch.Compression, Processors: a.procs, TempDir: work,
+		Compression: ch.Compression, Processors: a.procs, TempDir: work.Path(),
 	}
 	if tb, ok := b.(providers.TreeBuilder); ok && a.sharedTree(ch.Manifest) != nil {
 		var tree *rootfs.Tree
@@ -387,101 +482,16 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
 	if err != nil {
 		return fmt.Errorf("build %s: %w", b.Format(), err)
 	}
-	mode, err := spec.ParseMode(ch.Mode)
+	fin, err := work.Finish(artifact, mode, ch.UID, ch.GID)
 	if err != nil {
 		return err
 	}
-	sum, fi, err := finishFile(out, mode, ch.UID, ch.GID)
-	if err != nil {
-		return err
-	}
-	e := Entry{
+	e := fin.Entry(cacheroot.Entry{
 		Name: ch.Name, Ref: ch.Ref, Digest: ch.Digest, Manifest: ch.Manifest, Platform: ch.Platform,
-		Size: fi.Size, SHA256: sum, ModTime: fi.ModTime, Mode: fi.Mode.String(), UID: fi.UID, GID: fi.GID,
 		Builder: b.Format(), BuilderVersion: b.Version(), Placed: time.Now().UTC(),
-	}
+	})
 	a.event(ch, "place", ch.Path)
-	return job.place(out, e, ch)
-}
-
-// finishFile fsyncs the built file and gives it its owner and mode
-// (chown first: it clears setuid/setgid bits), then hashes it.
-func finishFile(path string, mode spec.Mode, uid, gid int) (string, FileState, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return "", FileState{}, fmt.Errorf("builder left no file: %w", err)
-	}
-	defer f.Close()
-	if uid >= 0 || gid >= 0 {
-		if err := f.Chown(uid, gid); err != nil {
-			return "", FileState{}, fmt.Errorf("set owner: %w", err)
-		}
-	}
-	if err := f.Chmod(mode.FileMode()); err != nil {
-		return "", FileState{}, fmt.Errorf("set mode: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return "", FileState{}, fmt.Errorf("fsync: %w", err)
-	}
-	sum, err := hashFile(path)
-	if err != nil {
-		return "", FileState{}, err
-	}
-	st, err := statFile(path, false)
-	if err != nil {
-		return "", FileState{}, err
-	}
-	return sum, st, nil
-}
-
-// place renames a finished file into its final path. The index first
-// records it as pending, so that a crash right after the rename still lets
-// the next scan recognise the file as cachectl's.
-func (job *rootJob) place(tmp string, e Entry, _ Change) error {
-	root := job.rp.Root
-	dirMode, _ := spec.ParseMode(job.rp.DirMode)
-	dest := spec.JoinRoot(root, e.Name)
-	job.mu.Lock()
-	defer job.mu.Unlock()
-	created, err := ensureParents(root, e.Name, dirMode, job.rp.UID, job.rp.GID)
-	for _, d := range created {
-		job.ix.AddDir(d)
-	}
-	if err != nil {
-		WriteIndex(root, job.ix)
-		return err
-	}
-	fi, err := os.Lstat(dest)
-	switch {
-	case err == nil && fi.IsDir():
-		return fmt.Errorf("%s is a directory; not replaced", dest)
-	case err == nil:
-		if _, managed := job.ix.Lookup(e.Name); !managed {
-			return fmt.Errorf("%s appeared since the plan was made and was not placed by cachectl; not overwritten", dest)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return err
-	}
-	job.ix.setPending(e)
-	if err := WriteIndex(root, job.ix); err != nil {
-		return err
-	}
-	if _, managed := job.ix.Lookup(e.Name); managed {
-		err = os.Rename(tmp, dest)
-	} else {
-		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dest, unix.RENAME_NOREPLACE)
-	}
-	if err != nil {
-		job.ix.clearPending(e.Name)
-		WriteIndex(root, job.ix)
-		return fmt.Errorf("place %s: %w", dest, err)
-	}
-	if err := syncDir(filepath.Dir(dest)); err != nil {
-		return err
-	}
-	job.ix.clearPending(e.Name)
-	job.ix.Put(e)
-	return WriteIndex(root, job.ix)
+	return job.sess.Place(work, artifact, e)
 }
 
 func (a *applier) update(job *rootJob, ch Change) error {
@@ -489,249 +499,46 @@ func (a *applier) update(job *rootJob, ch Change) error {
 	if err != nil {
 		return err
 	}
-	if ch.Kind == "directory" {
-		return setDirAttrs(ch.Path, mode, ch.UID, ch.GID)
+	if ch.Kind == KindDirectory {
+		return job.sess.UpdateDir(ch.Name, mode, ch.UID, ch.GID)
 	}
-	dest := spec.JoinRoot(job.rp.Root, ch.Name)
-	f, err := os.OpenFile(dest, os.O_RDONLY|unix.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return fmt.Errorf("update %s: %w", dest, err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("update %s: not a regular file", dest)
-	}
-	if ch.UID >= 0 || ch.GID >= 0 {
-		if err := f.Chown(ch.UID, ch.GID); err != nil {
-			return fmt.Errorf("set owner of %s: %w", dest, err)
-		}
-	}
-	if err := f.Chmod(mode.FileMode()); err != nil {
-		return fmt.Errorf("set mode of %s: %w", dest, err)
-	}
-	st, err := statFile(dest, false)
-	if err != nil {
-		return err
-	}
-	job.mu.Lock()
-	defer job.mu.Unlock()
-	e, ok := job.ix.Lookup(ch.Name)
-	if !ok {
-		return fmt.Errorf("%s is not in the index", dest)
-	}
-	e.Mode, e.UID, e.GID, e.ModTime = st.Mode.String(), st.UID, st.GID, st.ModTime
-	return WriteIndex(job.rp.Root, job.ix)
+	return job.sess.Update(ch.Name, mode, ch.UID, ch.GID)
 }
 
-// delete removes a file the index says cachectl placed, never following
-// symlinks and never a file that changed since it was placed.
+// delete removes a file the index says cachectl placed (see
+// cacheroot.Session.Delete).
 func (a *applier) delete(job *rootJob, ch Change) error {
-	job.mu.Lock()
-	defer job.mu.Unlock()
-	e, ok := job.ix.Lookup(ch.Name)
-	if !ok {
-		return nil // already gone from the index
-	}
-	dest := spec.JoinRoot(job.rp.Root, ch.Name)
-	st, err := statFile(dest, false)
-	if err != nil {
-		return err
-	}
-	if st.Exists {
-		if !st.Regular {
-			return fmt.Errorf("%s is no longer the regular file cachectl placed; not deleted (remove it by hand)", dest)
-		}
-		if st.Size != e.Size || !st.ModTime.Equal(e.ModTime) {
-			return fmt.Errorf("%s changed since cachectl placed it; not deleted (remove it by hand, or adopt it with \"cachectl import\")", dest)
-		}
-		if err := os.Remove(dest); err != nil {
-			return fmt.Errorf("delete %s: %w", dest, err)
-		}
-		if err := syncDir(filepath.Dir(dest)); err != nil {
-			return err
-		}
-	}
-	job.ix.Remove(ch.Name)
-	job.removeEmptyDirs(ch.Name)
-	return WriteIndex(job.rp.Root, job.ix)
+	return job.sess.Delete(ch.Name)
 }
 
-// lockRoot creates the root if needed and takes its lock.
-func lockRoot(ctx context.Context, root string, dirMode spec.Mode, uid, gid int, timeout time.Duration) (*Lock, bool, error) {
-	created, err := ensureRoot(root, dirMode, uid, gid)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := os.MkdirAll(MetaDir(root), 0o755); err != nil {
-		return nil, false, err
-	}
-	l, err := AcquireLock(ctx, root, timeout)
-	return l, created, err
-}
-
-// LockRoots takes the lock of every cache root of the model (creating the
-// roots that do not exist yet), in a fixed order so that two processes
-// cannot deadlock. Apply without a saved plan locks before planning, so
-// its plan cannot go stale. Release the locks with ReleaseAll.
-func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[string]*Lock, error) {
+// LockRoots opens and locks every cache root of the model (creating the
+// roots that do not exist yet, with their directory mode and owner), in a
+// fixed order so that two processes cannot deadlock, and cleans what
+// interrupted runs left. Apply without a saved plan locks before planning,
+// so its plan cannot go stale. Release the sessions with ReleaseAll.
+func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[string]*cacheroot.Session, error) {
 	caches := append([]*spec.Cache(nil), m.Caches...)
 	sort.Slice(caches, func(i, j int) bool { return caches[i].Root < caches[j].Root })
-	held := map[string]*Lock{}
+	held := map[string]*cacheroot.Session{}
 	for _, c := range caches {
 		uid, gid, err := LookupOwner(c.Owner, c.Group)
 		if err != nil {
 			ReleaseAll(held)
 			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
 		}
-		l, created, err := lockRoot(ctx, c.Root, c.DirMode, uid, gid, timeout)
+		s, err := cacheroot.Begin(ctx, c.Root, cacheroot.Settings{Runtime: c.Runtime, DirMode: c.DirMode, UID: uid, GID: gid}, timeout)
 		if err != nil {
 			ReleaseAll(held)
 			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
 		}
-		held[c.Root] = l
-		// Whatever an interrupted apply left in staging goes now, even
-		// when this root has nothing to change.
-		if err := cleanLeftovers(c.Root); err != nil {
-			ReleaseAll(held)
-			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
-		}
-		if created {
-			if err := recordDirs(c.Root, "."); err != nil {
-				ReleaseAll(held)
-				return nil, fmt.Errorf("cache %q: %w", c.Name, err)
-			}
-		}
+		held[c.Root] = s
 	}
 	return held, nil
 }
 
-// cleanLeftovers removes what an interrupted run left in a root's hidden
-// directory: the staging area and temporary index files. The lock must be
-// held.
-func cleanLeftovers(root string) error {
-	if err := os.RemoveAll(filepath.Join(MetaDir(root), stagingDir)); err != nil {
-		return fmt.Errorf("clean staging area: %w", err)
+// ReleaseAll releases sessions taken with LockRoots.
+func ReleaseAll(held map[string]*cacheroot.Session) {
+	for _, s := range held {
+		s.Release()
 	}
-	tmps, _ := filepath.Glob(filepath.Join(MetaDir(root), "."+indexFile+".tmp-*"))
-	for _, t := range tmps {
-		if err := os.Remove(t); err != nil {
-			return fmt.Errorf("clean %s: %w", t, err)
-		}
-	}
-	return nil
-}
-
-// recordDirs adds created directories to a root's index (lock held).
-func recordDirs(root string, dirs ...string) error {
-	ix, err := ReadIndex(root)
-	if err != nil {
-		return err
-	}
-	for _, d := range dirs {
-		ix.AddDir(d)
-	}
-	return WriteIndex(root, ix)
-}
-
-// ReleaseAll releases locks taken with LockRoots.
-func ReleaseAll(locks map[string]*Lock) {
-	for _, l := range locks {
-		l.Release()
-	}
-}
-
-// removeEmptyDirs removes the parents of name that cachectl created and
-// that are now empty, deepest first (never the root itself).
-func (job *rootJob) removeEmptyDirs(name string) {
-	for i := strings.LastIndexByte(name, '/'); i > 0; i = strings.LastIndexByte(name[:i], '/') {
-		d := name[:i]
-		if !job.ix.HasDir(d) {
-			return
-		}
-		if err := os.Remove(spec.JoinRoot(job.rp.Root, d)); err != nil {
-			return // not empty (or gone): keep it recorded only if it exists
-		}
-		job.ix.RemoveDir(d)
-	}
-}
-
-// ensureRoot creates the cache root (and missing ancestors) with dirMode.
-func ensureRoot(root string, mode spec.Mode, uid, gid int) (created bool, err error) {
-	fi, err := os.Lstat(root)
-	if err == nil {
-		if !fi.IsDir() {
-			return false, fmt.Errorf("cache root %s exists and is not a directory", root)
-		}
-		return false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
-	if err := os.MkdirAll(filepath.Dir(root), 0o755); err != nil {
-		return false, fmt.Errorf("create cache root: %w", err)
-	}
-	if err := makeDir(root, mode, uid, gid); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, err
-	}
-	return true, nil
-}
-
-// ensureParents creates the directories between root and name, refusing
-// to pass through a symlink or a non-directory. It returns the names of the
-// directories it created.
-func ensureParents(root, name string, mode spec.Mode, uid, gid int) ([]string, error) {
-	parts := strings.Split(name, "/")
-	dir := root
-	var created []string
-	for i, p := range parts[:len(parts)-1] {
-		dir = filepath.Join(dir, p)
-		fi, err := os.Lstat(dir)
-		switch {
-		case err == nil && fi.IsDir():
-			continue
-		case err == nil && fi.Mode()&os.ModeSymlink != 0:
-			return created, fmt.Errorf("%s is a symlink; cachectl does not place files through symlinks", dir)
-		case err == nil:
-			return created, fmt.Errorf("%s is not a directory", dir)
-		case !errors.Is(err, fs.ErrNotExist):
-			return created, err
-		}
-		if err := makeDir(dir, mode, uid, gid); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				continue
-			}
-			return created, err
-		}
-		created = append(created, strings.Join(parts[:i+1], "/"))
-	}
-	return created, nil
-}
-
-func makeDir(dir string, mode spec.Mode, uid, gid int) error {
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	return setDirAttrs(dir, mode, uid, gid)
-}
-
-// setDirAttrs gives a directory its owner, then its mode (chown clears
-// setgid), never following a symlink.
-func setDirAttrs(dir string, mode spec.Mode, uid, gid int) error {
-	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	defer f.Close()
-	if uid >= 0 || gid >= 0 {
-		if err := f.Chown(uid, gid); err != nil {
-			return fmt.Errorf("set owner of %s: %w", dir, err)
-		}
-	}
-	if err := f.Chmod(mode.FileMode()); err != nil {
-		return fmt.Errorf("set mode of %s: %w", dir, err)
-	}
-	return nil
 }

@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/rootfs"
 	"github.com/cachectl/cachectl/spec"
@@ -93,9 +94,11 @@ func planAndApply(t *testing.T, m *spec.Model, src *fakeSource) (*Plan, error) {
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
-	_, err = Apply(context.Background(), p, ApplyDeps{Resolver: src, Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return textBuilder{}, nil }}, ApplyOptions{})
+	_, err = Apply(context.Background(), p, ApplyDeps{Resolver: src, Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return textBuilder{}, nil }}, ApplyOptions{Spec: m, BuilderInfo: txtInfo})
 	return p, err
 }
+
+func txtInfo(spec.Runtime) BuilderInfo { return BuilderInfo{"txt", "1"} }
 
 func replan(t *testing.T, m *spec.Model, src *fakeSource) *Plan {
 	t.Helper()
@@ -132,7 +135,7 @@ func TestApplyConverges(t *testing.T) {
 		t.Fatalf("second plan has changes: %+v", again.Changes)
 	}
 	// staging is gone
-	if ents, _ := os.ReadDir(filepath.Join(MetaDir(root), stagingDir)); len(ents) != 0 {
+	if ents, _ := os.ReadDir(filepath.Join(root, spec.IndexDir, "staging")); len(ents) != 0 {
 		t.Errorf("staging not clean: %v", ents)
 	}
 }
@@ -203,7 +206,7 @@ func TestApplyStalePlanRefused(t *testing.T) {
 	p := replan(t, m, src)
 	// Someone changes the root after the plan was made.
 	os.Chmod(filepath.Join(root, "a:1"), 0o600)
-	_, err := Apply(context.Background(), p, ApplyDeps{Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return textBuilder{}, nil }}, ApplyOptions{})
+	_, err := Apply(context.Background(), p, ApplyDeps{Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return textBuilder{}, nil }}, ApplyOptions{Spec: m, BuilderInfo: txtInfo})
 	if err == nil || !strings.Contains(err.Error(), "plan is stale") {
 		t.Fatalf("want stale error, got %v", err)
 	}
@@ -256,12 +259,14 @@ func TestPendingEntryRecovered(t *testing.T) {
 	if _, err := planAndApply(t, m, src); err != nil {
 		t.Fatal(err)
 	}
-	ix, _ := ReadIndex(root)
-	ep, _ := ix.Lookup("a:1")
-	e := *ep
-	ix.setPending(e)
-	ix.Remove("a:1")
-	if err := WriteIndex(root, ix); err != nil {
+	var e cacheroot.Entry
+	if err := cacheroot.EditIndex(context.Background(), root, spec.RuntimeApptainer, func(ix *cacheroot.Index) error {
+		ep, _ := ix.Lookup("a:1")
+		e = *ep
+		ix.SetPending(e)
+		ix.Remove("a:1")
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if p := replan(t, m, src); p.HasChanges() {
@@ -269,26 +274,10 @@ func TestPendingEntryRecovered(t *testing.T) {
 	}
 	// A pending entry whose file never arrived is dropped.
 	os.Remove(filepath.Join(root, "a:1"))
-	ix, _ = ReadIndex(root)
-	ix.setPending(e)
-	WriteIndex(root, ix)
+	cacheroot.EditIndex(context.Background(), root, spec.RuntimeApptainer, func(ix *cacheroot.Index) error { ix.SetPending(e); return nil })
 	p := replan(t, m, src)
 	if p.Summary.Add != 1 {
 		t.Fatalf("want a create, got %+v", p.Changes)
-	}
-}
-
-func TestLockHolderMessage(t *testing.T) {
-	root := t.TempDir()
-	os.MkdirAll(MetaDir(root), 0o755)
-	l, err := AcquireLock(context.Background(), root, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release()
-	_, err = AcquireLock(context.Background(), root, 0)
-	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
-		t.Fatalf("want lock error naming the holder, got %v", err)
 	}
 }
 
@@ -301,7 +290,7 @@ func TestPruneRemovesOnlyDirsItCreated(t *testing.T) {
 	if _, err := planAndApply(t, model(t, root, true, "team/a:1", "other/b:1"), src); err != nil {
 		t.Fatal(err)
 	}
-	ix, _ := ReadIndex(root)
+	ix, _ := cacheroot.ReadIndexAt(root, spec.RuntimeApptainer)
 	if ix.HasDir(".") || !ix.HasDir("team") || ix.HasDir("other") {
 		t.Fatalf("recorded dirs %v", ix.Dirs)
 	}
@@ -352,7 +341,7 @@ func TestApplyFlattensOncePerImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb := &treeBuilder{trees: map[*rootfs.Tree]int{}}
-	if _, err := Apply(context.Background(), p, ApplyDeps{Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return tb, nil }}, ApplyOptions{}); err != nil {
+	if _, err := Apply(context.Background(), p, ApplyDeps{Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return tb, nil }}, ApplyOptions{Spec: m, BuilderInfo: txtInfo}); err != nil {
 		t.Fatal(err)
 	}
 	// a:1 is needed twice: one tree, used by both builds; b:1 once: plain Build.

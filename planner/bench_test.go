@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
 	"github.com/cachectl/cachectl/providers/store"
@@ -36,7 +37,7 @@ func BenchmarkPlanOffline10k(b *testing.B) {
 	if diags.HasErrors() {
 		b.Fatal(diags.Error())
 	}
-	ix := &Index{Version: IndexVersion}
+	ix := &cacheroot.Index{Version: cacheroot.IndexVersion}
 	for _, a := range m.Caches[0].Artifacts {
 		p := filepath.Join(root, a.Name)
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -44,10 +45,10 @@ func BenchmarkPlanOffline10k(b *testing.B) {
 			b.Fatal(err)
 		}
 		fi, _ := os.Stat(p)
-		ix.Entries = append(ix.Entries, Entry{Name: a.Name, Ref: a.Ref, Digest: "sha256:00", Manifest: "sha256:00", Platform: "linux/amd64",
+		ix.Entries = append(ix.Entries, cacheroot.Entry{Name: a.Name, Ref: a.Ref, Digest: "sha256:00", Manifest: "sha256:00", Platform: "linux/amd64",
 			Size: fi.Size(), ModTime: fi.ModTime(), Mode: "0644", UID: os.Getuid(), GID: os.Getgid(), Builder: "sif", BuilderVersion: "1", Placed: time.Now()})
 	}
-	if err := WriteIndex(root, ix); err != nil {
+	if err := cacheroot.EditIndex(context.Background(), root, spec.RuntimeApptainer, func(x *cacheroot.Index) error { *x = *ix; return nil }); err != nil {
 		b.Fatal(err)
 	}
 	builder := func(spec.Runtime) BuilderInfo { return BuilderInfo{"sif", "1"} }

@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -38,7 +39,7 @@ type BuilderInfo struct {
 // to numeric ids (-1 = not enforced).
 type CacheInput struct {
 	Cache    *spec.Cache
-	State    *RootState
+	State    *cacheroot.RootState
 	UID, GID int
 	Builder  BuilderInfo
 }
@@ -138,7 +139,7 @@ func baseChange(ci CacheInput, addr, ref, name string) Change {
 	c := ci.Cache
 	return Change{
 		Address:     addr,
-		Kind:        "artifact",
+		Kind:        KindArtifact,
 		Cache:       c.Name,
 		Runtime:     string(c.Runtime),
 		Ref:         ref,
@@ -166,7 +167,10 @@ func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bo
 	e, managed := st.Index.Lookup(a.Name)
 	f := st.Files[a.Name]
 	if !managed {
-		if st.IsUnmanaged(a.Name) || existsUnder(st, a.Name) {
+		if o := st.Occupied[a.Name]; o.Blocked != "" {
+			return ch, fmt.Errorf("%s: %s cannot be placed: %s is a symbolic link or not a directory, and cachectl never follows symlinks below a cache root; move it away", a.Address(), ch.Path, o.Blocked)
+		}
+		if st.IsUnmanaged(a.Name) || st.Occupied[a.Name].Exists {
 			return ch, fmt.Errorf("%s: %s exists and was not placed by cachectl; adopt it with \"cachectl import %s %s %s\" or move it away", a.Address(), ch.Path, ci.Cache.Name, ch.Path, a.Ref)
 		}
 		if conflict := managedAncestor(st, a.Name); conflict != "" {
@@ -185,12 +189,16 @@ func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bo
 	}
 	var why []Reason
 	switch {
+	case f.Blocked != "":
+		return ch, fmt.Errorf("%s: %s cannot be reached: %s is a symbolic link or not a directory, and cachectl never follows symlinks below a cache root; move it away", a.Address(), ch.Path, f.Blocked)
 	case !f.Exists:
 		ch.Action = ActionCreate
 		ch.Reasons = []Reason{{ReasonFileMissing, "recorded in the index but the file is gone"}}
 		return ch, nil
 	case !f.Regular:
 		why = append(why, Reason{ReasonNotRegular, "the path is no longer a regular file"})
+	case e.Inode != 0 && f.Inode != e.Inode:
+		why = append(why, Reason{ReasonFileReplaced, fmt.Sprintf("the file at the path is not the one cachectl placed (inode %d, recorded %d)", f.Inode, e.Inode)})
 	case f.Size != e.Size || !f.ModTime.Equal(e.ModTime):
 		why = append(why, Reason{ReasonFileChanged, fmt.Sprintf("file changed since cachectl placed it (size %d → %d, mtime %s → %s)",
 			e.Size, f.Size, e.ModTime.UTC().Format("2006-01-02T15:04:05Z"), f.ModTime.UTC().Format("2006-01-02T15:04:05Z"))})
@@ -252,8 +260,11 @@ func diffDirs(ci CacheInput) []Change {
 	c := ci.Cache
 	for _, d := range ci.State.Index.Dirs {
 		f := ci.State.Dirs[d]
-		if !f.Exists {
+		if !f.Exists || !f.Dir || f.Blocked != "" {
 			continue
+		}
+		if want, ok := ci.State.Index.DirInodes[d]; ok && f.Inode != want {
+			continue // not the directory cachectl made: not ours to change
 		}
 		var why []Reason
 		if f.Mode != c.DirMode {
@@ -272,26 +283,15 @@ func diffDirs(ci CacheInput) []Change {
 		if d != "." {
 			path = spec.JoinRoot(c.Root, d)
 		}
-		out = append(out, Change{Address: DirAddress(c.Name, d), Kind: "directory", Cache: c.Name, Runtime: string(c.Runtime),
+		out = append(out, Change{Address: DirAddress(c.Name, d), Kind: KindDirectory, Cache: c.Name, Runtime: string(c.Runtime),
 			Name: d, Path: path, Action: ActionUpdate, Reasons: why, Mode: c.DirMode.String(), DirMode: c.DirMode.String(),
 			UID: ci.UID, GID: ci.GID, Owner: c.Owner, Group: c.Group})
 	}
 	return out
 }
 
-// existsUnder reports whether something other than an indexed file (an
-// unmanaged file or a directory) occupies name. Unmanaged files are found
-// by the scan; a directory at the name is checked here.
-func existsUnder(st *RootState, name string) bool {
-	if !st.Exists {
-		return false
-	}
-	fs, err := statFile(spec.JoinRoot(st.Root, name), false)
-	return err == nil && fs.Exists
-}
-
 // managedAncestor returns a managed file that is a parent path of name.
-func managedAncestor(st *RootState, name string) string {
+func managedAncestor(st *cacheroot.RootState, name string) string {
 	for i := strings.LastIndexByte(name, '/'); i > 0; i = strings.LastIndexByte(name[:i], '/') {
 		if _, ok := st.Index.Lookup(name[:i]); ok {
 			return name[:i]

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -30,13 +31,13 @@ func testCache(t *testing.T, prune bool, refs ...string) *spec.Cache {
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func entry(ref, digest string) Entry {
-	return Entry{Name: ref, Ref: ref, Digest: digest, Manifest: digest, Platform: "linux/amd64", Size: 100, SHA256: "sha256:aa",
+func entry(ref, digest string) cacheroot.Entry {
+	return cacheroot.Entry{Name: ref, Ref: ref, Digest: digest, Manifest: digest, Platform: "linux/amd64", Size: 100, SHA256: "sha256:aa",
 		ModTime: t0, Mode: "0644", Builder: "sif", BuilderVersion: "1"}
 }
 
-func okFile() FileState {
-	return FileState{Exists: true, Regular: true, Size: 100, ModTime: t0, Mode: 0o644}
+func okFile() cacheroot.FileState {
+	return cacheroot.FileState{Exists: true, Regular: true, Size: 100, ModTime: t0, Mode: 0o644}
 }
 
 func TestDiff(t *testing.T) {
@@ -46,8 +47,8 @@ func TestDiff(t *testing.T) {
 		name      string
 		prune     bool
 		refs      []string
-		entries   []Entry
-		files     map[string]FileState
+		entries   []cacheroot.Entry
+		files     map[string]cacheroot.FileState
 		resolved  map[ResolveKey]Resolution
 		uid       int
 		want      map[string]Action // address → action
@@ -55,49 +56,49 @@ func TestDiff(t *testing.T) {
 	}{
 		{name: "missing is created", refs: []string{"alpine:3.20"},
 			want: map[string]Action{`cache.sif["alpine:3.20"]`: ActionCreate}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonMissing}},
-		{name: "in sync is a no-op", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
-			files:    map[string]FileState{"alpine:3.20": okFile()},
+		{name: "in sync is a no-op", refs: []string{"alpine:3.20"}, entries: []cacheroot.Entry{entry("alpine:3.20", dA)},
+			files:    map[string]cacheroot.FileState{"alpine:3.20": okFile()},
 			resolved: map[ResolveKey]Resolution{{"alpine:3.20", "linux/amd64"}: {Digest: dA, Manifest: dA}},
 			want:     map[string]Action{`cache.sif["alpine:3.20"]`: ActionNoop}},
-		{name: "tag moved is replaced", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
-			files:     map[string]FileState{"alpine:3.20": okFile()},
+		{name: "tag moved is replaced", refs: []string{"alpine:3.20"}, entries: []cacheroot.Entry{entry("alpine:3.20", dA)},
+			files:     map[string]cacheroot.FileState{"alpine:3.20": okFile()},
 			resolved:  map[ResolveKey]Resolution{{"alpine:3.20", "linux/amd64"}: {Digest: dB, Manifest: dB}},
 			want:      map[string]Action{`cache.sif["alpine:3.20"]`: ActionReplace},
 			wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonTagMoved}},
-		{name: "file gone is created", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
+		{name: "file gone is created", refs: []string{"alpine:3.20"}, entries: []cacheroot.Entry{entry("alpine:3.20", dA)},
 			want: map[string]Action{`cache.sif["alpine:3.20"]`: ActionCreate}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonFileMissing}},
-		{name: "size changed is replaced", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
-			files: map[string]FileState{"alpine:3.20": {Exists: true, Regular: true, Size: 5, ModTime: t0, Mode: 0o644}},
+		{name: "size changed is replaced", refs: []string{"alpine:3.20"}, entries: []cacheroot.Entry{entry("alpine:3.20", dA)},
+			files: map[string]cacheroot.FileState{"alpine:3.20": {Exists: true, Regular: true, Size: 5, ModTime: t0, Mode: 0o644}},
 			want:  map[string]Action{`cache.sif["alpine:3.20"]`: ActionReplace}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonFileChanged}},
-		{name: "hash mismatch is corrupt", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
-			files: map[string]FileState{"alpine:3.20": {Exists: true, Regular: true, Size: 100, ModTime: t0, Mode: 0o644, SHA256: "sha256:bb"}},
+		{name: "hash mismatch is corrupt", refs: []string{"alpine:3.20"}, entries: []cacheroot.Entry{entry("alpine:3.20", dA)},
+			files: map[string]cacheroot.FileState{"alpine:3.20": {Exists: true, Regular: true, Size: 100, ModTime: t0, Mode: 0o644, SHA256: "sha256:bb"}},
 			want:  map[string]Action{`cache.sif["alpine:3.20"]`: ActionReplace}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonCorrupt}},
-		{name: "mode drift is updated", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)},
-			files: map[string]FileState{"alpine:3.20": {Exists: true, Regular: true, Size: 100, ModTime: t0, Mode: 0o600}},
+		{name: "mode drift is updated", refs: []string{"alpine:3.20"}, entries: []cacheroot.Entry{entry("alpine:3.20", dA)},
+			files: map[string]cacheroot.FileState{"alpine:3.20": {Exists: true, Regular: true, Size: 100, ModTime: t0, Mode: 0o600}},
 			want:  map[string]Action{`cache.sif["alpine:3.20"]`: ActionUpdate}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonModeDrift}},
-		{name: "owner drift is updated", refs: []string{"alpine:3.20"}, entries: []Entry{entry("alpine:3.20", dA)}, uid: 65534,
-			files: map[string]FileState{"alpine:3.20": okFile()},
+		{name: "owner drift is updated", refs: []string{"alpine:3.20"}, entries: []cacheroot.Entry{entry("alpine:3.20", dA)}, uid: 65534,
+			files: map[string]cacheroot.FileState{"alpine:3.20": okFile()},
 			want:  map[string]Action{`cache.sif["alpine:3.20"]`: ActionUpdate}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonOwnerDrift}},
-		{name: "left the spec with prune is deleted", prune: true, entries: []Entry{entry("old:1", dA)},
-			files: map[string]FileState{"old:1": okFile()},
+		{name: "left the spec with prune is deleted", prune: true, entries: []cacheroot.Entry{entry("old:1", dA)},
+			files: map[string]cacheroot.FileState{"old:1": okFile()},
 			want:  map[string]Action{`cache.sif["old:1"]`: ActionDelete}, wantCodes: map[string]string{`cache.sif["old:1"]`: ReasonLeftSpec}},
-		{name: "left the spec without prune is orphaned", entries: []Entry{entry("old:1", dA)},
-			files: map[string]FileState{"old:1": okFile()},
+		{name: "left the spec without prune is orphaned", entries: []cacheroot.Entry{entry("old:1", dA)},
+			files: map[string]cacheroot.FileState{"old:1": okFile()},
 			want:  map[string]Action{`cache.sif["old:1"]`: ActionOrphan}},
 		{name: "builder change is replaced", refs: []string{"alpine:3.20"},
-			entries: []Entry{func() Entry { e := entry("alpine:3.20", dA); e.BuilderVersion = "0"; return e }()},
-			files:   map[string]FileState{"alpine:3.20": okFile()},
+			entries: []cacheroot.Entry{func() cacheroot.Entry { e := entry("alpine:3.20", dA); e.BuilderVersion = "0"; return e }()},
+			files:   map[string]cacheroot.FileState{"alpine:3.20": okFile()},
 			want:    map[string]Action{`cache.sif["alpine:3.20"]`: ActionReplace}, wantCodes: map[string]string{`cache.sif["alpine:3.20"]`: ReasonBuilderChanged}},
 		{name: "imported is not replaced on a moved tag", refs: []string{"alpine:3.20"},
-			entries:  []Entry{func() Entry { e := entry("alpine:3.20", ""); e.Imported = true; e.Manifest = ""; return e }()},
-			files:    map[string]FileState{"alpine:3.20": okFile()},
+			entries:  []cacheroot.Entry{func() cacheroot.Entry { e := entry("alpine:3.20", ""); e.Imported = true; e.Manifest = ""; return e }()},
+			files:    map[string]cacheroot.FileState{"alpine:3.20": okFile()},
 			resolved: map[ResolveKey]Resolution{{"alpine:3.20", "linux/amd64"}: {Digest: dB, Manifest: dB}},
 			want:     map[string]Action{`cache.sif["alpine:3.20"]`: ActionNoop}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testCache(t, tc.prune, tc.refs...)
-			st := &RootState{Root: c.Root, Index: &Index{Version: IndexVersion}, Files: map[string]FileState{}}
+			st := &cacheroot.RootState{Root: c.Root, Index: &cacheroot.Index{Version: cacheroot.IndexVersion}, Files: map[string]cacheroot.FileState{}}
 			for _, e := range tc.entries {
 				st.Index.Put(e)
 			}
@@ -129,7 +130,7 @@ func TestDiff(t *testing.T) {
 
 func TestDiffTargets(t *testing.T) {
 	c := testCache(t, false, "alpine:3.20", "busybox:1")
-	st := &RootState{Root: c.Root, Index: &Index{Version: IndexVersion}, Files: map[string]FileState{}}
+	st := &cacheroot.RootState{Root: c.Root, Index: &cacheroot.Index{Version: cacheroot.IndexVersion}, Files: map[string]cacheroot.FileState{}}
 	changes, _ := Diff(DiffInput{Caches: []CacheInput{{Cache: c, State: st, UID: -1, GID: -1}}, Targets: []string{`cache.sif["busybox:1"]`}})
 	if len(changes) != 1 || changes[0].Ref != "busybox:1" {
 		t.Fatalf("targets not honoured: %+v", changes)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -45,7 +46,7 @@ func Inventory(m *spec.Model, only string, builder func(spec.Runtime) BuilderInf
 			continue
 		}
 		found = true
-		st, err := Scan(c.Root, ScanOptions{Verify: verify})
+		st, err := cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Verify: verify, Names: wantedNames(c)})
 		if err != nil {
 			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
 		}
@@ -63,7 +64,7 @@ func Inventory(m *spec.Model, only string, builder func(spec.Runtime) BuilderInf
 			flavors[a.Name] = a.Flavors
 		}
 		for _, ch := range changes {
-			if ch.Kind == "directory" {
+			if ch.Kind == KindDirectory {
 				continue // list is about artifacts; plan shows directory drift
 			}
 			it := Item{Cache: c.Name, Runtime: string(c.Runtime), Address: ch.Address, Ref: ch.Ref, Name: ch.Name, Path: ch.Path, Platform: ch.Platform, Flavors: flavors[ch.Name]}

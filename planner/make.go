@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -63,11 +64,12 @@ func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	p := &Plan{FormatVersion: FormatVersion, CachectlVersion: opts.Version, CreatedAt: now().UTC(), SpecFiles: m.Files, Refreshed: opts.Refresh, Targets: opts.Targets}
+	p := &Plan{FormatVersion: FormatVersion, CachectlVersion: opts.Version, CreatedAt: now().UTC(), SpecFiles: m.Files,
+		SpecDigest: SpecDigest(m), Refreshed: opts.Refresh, Targets: opts.Targets}
 	var errs *multierror.Error
 	var inputs []CacheInput
 	for _, c := range m.Caches {
-		st, err := Scan(c.Root, ScanOptions{Verify: opts.Verify})
+		st, err := cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Verify: opts.Verify, Names: wantedNames(c)})
 		if err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("cache %q: %w", c.Name, err))
 			continue
@@ -166,7 +168,7 @@ func checkTargets(m *spec.Model, addrs []string, flag string) error {
 				}
 			}
 			if !found {
-				if ix, err := ReadIndex(c.Root); err == nil {
+				if ix, err := cacheroot.ReadIndexAt(c.Root, c.Runtime); err == nil {
 					for _, e := range ix.Entries {
 						if spec.Address(c.Name, e.Ref) == a {
 							found = true

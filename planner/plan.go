@@ -6,13 +6,18 @@ package planner
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cachectl/cachectl/planner/cacheroot"
 )
 
 // FormatVersion is the version of the JSON plan format (plan -json, show
 // -json and saved plan files). Minor versions add fields only.
-const FormatVersion = "1.0"
+const FormatVersion = "1.1"
 
 // Action is what apply does to one artifact.
 type Action string
@@ -45,11 +50,21 @@ func (a Action) Symbol() string {
 	return " "
 }
 
+// Kind is what a change is about.
+type Kind string
+
+// The kinds of change.
+const (
+	KindArtifact  Kind = "artifact"
+	KindDirectory Kind = "directory"
+)
+
 // Reason codes.
 const (
 	ReasonMissing         = "missing"
 	ReasonFileMissing     = "file_missing"
 	ReasonFileChanged     = "file_changed"
+	ReasonFileReplaced    = "file_replaced"
 	ReasonCorrupt         = "corrupt"
 	ReasonNotRegular      = "not_regular"
 	ReasonTagMoved        = "tag_moved"
@@ -73,9 +88,9 @@ type Reason struct {
 // Change is the planned action for one artifact.
 type Change struct {
 	Address string `json:"address"`
-	// Kind is "artifact", or "directory" for a directory cachectl created
-	// (only ever updated: mode and owner).
-	Kind    string   `json:"kind"`
+	// Kind is KindArtifact, or KindDirectory for a directory cachectl
+	// created (only ever updated: mode and owner).
+	Kind    Kind     `json:"kind"`
 	Cache   string   `json:"cache"`
 	Runtime string   `json:"runtime"`
 	Ref     string   `json:"ref"`
@@ -101,7 +116,7 @@ type Change struct {
 	// Compression for squashfs formats ("" = default).
 	Compression string `json:"compression,omitempty"`
 	// Before is the index entry of the artifact as it is.
-	Before *Entry `json:"before,omitempty"`
+	Before *cacheroot.Entry `json:"before,omitempty"`
 	// DownloadBytes is what apply must fetch for this change (blobs already
 	// in the store excluded); WriteBytes estimates the file it writes.
 	DownloadBytes int64 `json:"download_bytes"`
@@ -119,7 +134,7 @@ type RootPlan struct {
 	DirMode     string          `json:"dir_mode"`
 	UID         int             `json:"uid"`
 	GID         int             `json:"gid"`
-	Unmanaged   []UnmanagedFile `json:"unmanaged,omitempty"`
+	Unmanaged   []cacheroot.UnmanagedFile `json:"unmanaged,omitempty"`
 	FreeBytes   int64           `json:"free_bytes,omitempty"`
 	WriteBytes  int64           `json:"write_bytes"`
 }
@@ -141,6 +156,9 @@ type Plan struct {
 	CachectlVersion string     `json:"cachectl_version,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
 	SpecFiles       []string   `json:"spec_files,omitempty"`
+	// SpecDigest is SpecDigest of the model the plan was made from: apply
+	// of a saved plan refuses it when the spec given now differs.
+	SpecDigest string     `json:"spec_digest,omitempty"`
 	Refreshed       bool       `json:"refreshed"`
 	Targets         []string   `json:"targets,omitempty"`
 	Roots           []RootPlan `json:"roots"`
@@ -218,11 +236,35 @@ func (p *Plan) WriteFile(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o600)
 }
 
-// ReadPlanFile loads a plan saved with plan -out.
+// maxPlanSize bounds a plan file cachectl reads.
+const maxPlanSize = 256 << 20
+
+// ReadPlanFile loads a plan saved with plan -out. A plan is input to
+// validate, not instructions: a file that group or others can write is
+// refused (anyone there could have edited it), and apply checks every
+// change against the spec (CheckPlan) before it changes anything.
 func ReadPlanFile(path string) (*Plan, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read plan: %s is not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("refusing plan %s: it is writable by group or others (mode %04o), so anyone there could have edited it; review it (cachectl show %s), then chmod go-w %s", path, fi.Mode().Perm(), path, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPlanSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	if len(b) > maxPlanSize {
+		return nil, fmt.Errorf("%s is not a cachectl plan file: larger than %d MiB", path, maxPlanSize>>20)
 	}
 	var p Plan
 	if err := json.Unmarshal(b, &p); err != nil {

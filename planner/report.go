@@ -111,7 +111,7 @@ func RenderPrometheus(w io.Writer, p *Plan) error {
 			counts[string(a)] = 0 // every series present, also at zero
 		}
 		for _, ch := range p.Changes {
-			if ch.Cache == s.Cache && ch.Kind != "directory" {
+			if ch.Cache == s.Cache && ch.Kind != KindDirectory {
 				counts[string(ch.Action)]++
 			}
 		}

@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cachectl/cachectl/planner/cacheroot"
 )
 
 func reportPlan() *Plan {
 	p := &Plan{FormatVersion: FormatVersion, CreatedAt: time.Unix(1700000000, 0), Refreshed: true, SpecFiles: []string{"cachectl.hcl"},
 		Roots: []RootPlan{
-			{Cache: "sif", Runtime: "apptainer", Root: "/shared/sif", Unmanaged: []UnmanagedFile{{Name: "x.sif", Size: 10}}},
+			{Cache: "sif", Runtime: "apptainer", Root: "/shared/sif", Unmanaged: []cacheroot.UnmanagedFile{{Name: "x.sif", Size: 10}}},
 			{Cache: `we"ird\`, Runtime: "enroot", Root: "/shared/sqsh"},
 		},
 		Changes: []Change{

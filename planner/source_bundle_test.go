@@ -265,7 +265,7 @@ func TestBundleApplyTampered(t *testing.T) {
 	if err := s.Preload(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Apply(context.Background(), p, deps(s), ApplyOptions{}); err != nil {
+	if _, err := Apply(context.Background(), p, deps(s), ApplyOptions{Spec: m, BuilderInfo: txtInfo}); err != nil {
 		t.Fatal(err)
 	}
 	p, err = MakePlan(context.Background(), m, s, opts)

@@ -124,7 +124,7 @@ cache "oci" {
 	}
 	apply := func(p *Plan) {
 		t.Helper()
-		if _, err := Apply(ctx, p, ApplyDeps{Resolver: src, Fetcher: src, Builder: realBuilder}, ApplyOptions{}); err != nil {
+		if _, err := Apply(ctx, p, ApplyDeps{Resolver: src, Fetcher: src, Builder: realBuilder}, ApplyOptions{Spec: m, BuilderInfo: realBuilderInfo}); err != nil {
 			t.Fatal(err)
 		}
 	}

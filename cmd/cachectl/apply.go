@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/progress"
 )
 
@@ -43,6 +44,11 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
+	storeLock, err := useStore(g, iox, m)
+	if err != nil {
+		return err
+	}
+	defer storeLock.Release()
 	sink := c.sink(g, iox)
 	defer progress.Close(sink)
 	src, err := newSource(g, iox, m, sink, c.bundles(m))
@@ -52,7 +58,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	defer src.Close()
 	var (
 		p     *planner.Plan
-		locks map[string]*planner.Lock
+		locks map[string]*cacheroot.Session
 	)
 	if c.PlanFile != "" {
 		if len(c.Target) > 0 || len(c.Replace) > 0 {
@@ -112,7 +118,10 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	events := c.eventPrinter(g, iox, sink)
 	res, err := planner.Apply(iox.Ctx, p, planner.ApplyDeps{
 		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
-	}, planner.ApplyOptions{Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks})
+	}, planner.ApplyOptions{
+		Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks,
+		Spec: m, BuilderInfo: builderInfo, Prefetch: c.PlanFile != "",
+	})
 	progress.Close(sink)
 	st := src.Stats()
 	fetched := "Downloaded"

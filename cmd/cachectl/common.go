@@ -122,6 +122,17 @@ func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.
 	return &planner.RegistrySource{Client: c, Store: st}, nil
 }
 
+// useStore holds the blob store's lock shared for a command that fetches
+// blobs and builds from them (apply, bundle), so that a gc waits for it
+// instead of removing blobs the command fetched and has not recorded yet.
+func useStore(g *Globals, iox *IO, m *spec.Model) (*store.Lock, error) {
+	st, err := store.Open(storeDir(g, m))
+	if err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	return st.LockShared(iox.Ctx)
+}
+
 // builderFor returns the artifact builder of a runtime.
 func builderFor(rt spec.Runtime) (providers.Builder, error) { return builders.For(string(rt)) }
 

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -99,7 +99,7 @@ func checkFinalPaths(t *testing.T, root string) int {
 		if _, err := os.Stat(dir); os.IsNotExist(err) {
 			continue
 		}
-		if _, err := planner.ReadIndex(dir); err != nil {
+		if _, err := cacheroot.ReadIndexAt(dir, c.rt); err != nil {
 			t.Fatalf("index of %s unreadable after a crash: %v", dir, err)
 		}
 		b, _ := builderFor(c.rt)
@@ -247,8 +247,7 @@ func TestLockContention(t *testing.T) {
 	root := t.TempDir()
 	r := newRunner(t, srv.Addr, root)
 	sif := filepath.Join(root, "sif")
-	os.MkdirAll(planner.MetaDir(sif), 0o755)
-	l, err := planner.AcquireLock(context.Background(), sif, 0)
+	l, err := cacheroot.Begin(context.Background(), sif, cacheroot.Settings{Runtime: spec.RuntimeApptainer, DirMode: 0o755, UID: -1, GID: -1}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

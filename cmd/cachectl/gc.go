@@ -1,17 +1,21 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/store"
 )
 
 // GCCmd removes blobs no cache index references.
 type GCCmd struct {
-	DryRun bool `name:"dry-run" help:"Only show what would be removed and how many bytes."`
+	DryRun      bool          `name:"dry-run" help:"Only show what would be removed and how many bytes."`
+	LockTimeout time.Duration `name:"lock-timeout" default:"0s" help:"How long to wait while an apply or bundle uses the blob store (0: skip this gc run, removing nothing)."`
 }
 
 // Help shows examples.
@@ -20,6 +24,9 @@ func (GCCmd) Help() string {
 download nothing twice. gc keeps every blob that an artifact recorded in the
 index of one of the spec's caches needs, and removes the rest. A store shared by
 several specs should be collected with a spec that lists all their caches.
+
+gc never runs while an apply or bundle uses the store (they hold its lock
+shared): it skips, removing nothing, or waits up to --lock-timeout.
 
 Examples:
   cachectl gc -dry-run
@@ -36,9 +43,20 @@ func (c *GCCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
+	lock, err := st.LockExclusive(iox.Ctx, c.LockTimeout, func() {
+		fmt.Fprintf(iox.Stderr, "gc: the blob store %s is in use by an apply or bundle; waiting up to %s…\n", st.Dir(), c.LockTimeout)
+	})
+	if errors.Is(err, store.ErrBusy) {
+		fmt.Fprintf(iox.Stdout, "gc skipped: the blob store %s is in use by an apply or bundle; nothing was removed. Run gc again later, or wait with --lock-timeout 1h.\n", st.Dir())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	var roots []v1.Hash
 	for _, cache := range m.Caches {
-		ix, err := planner.ReadIndex(cache.Root)
+		ix, err := cacheroot.ReadIndexAt(cache.Root, cache.Runtime)
 		if err != nil {
 			return fmt.Errorf("cache %q: %w", cache.Name, err)
 		}

@@ -11,7 +11,7 @@ type PlanCmd struct {
 	planFlags
 	sourceFlags
 	Out              string `name:"out" placeholder:"FILE" help:"Save the plan to FILE for review and 'cachectl apply FILE'."`
-	JSON             bool   `name:"json" help:"Print the plan as JSON (format_version 1.0)."`
+	JSON             bool   `name:"json" help:"Print the plan as JSON (format_version 1.1)."`
 	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when in sync, 1 on error, 2 when there are changes."`
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/cachectl/cachectl/planner"
 )
 
@@ -48,7 +50,7 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 	if c.Output == "" {
 		_, err = iox.Stdout.Write(buf.Bytes())
 	} else {
-		err = planner.WriteFileAtomic(c.Output, buf.Bytes(), 0o644)
+		err = renameio.WriteFile(c.Output, buf.Bytes(), 0o644)
 	}
 	if err != nil {
 		return fmt.Errorf("report: %w", err)

@@ -1,16 +1,18 @@
-package planner
+package cacheroot
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // LockHolder says who holds a root's lock.
@@ -25,8 +27,9 @@ func (h LockHolder) String() string {
 	return fmt.Sprintf("%s@%s pid %d since %s", h.User, h.Host, h.PID, h.Since.Format(time.RFC3339))
 }
 
-// Lock is a held lock on a cache root (.cachectl/lock, flock(2)). The
-// kernel releases it when the process dies, so a crashed apply never
+// Lock is a held lock on a cache root (<root>/.cachectl/lock, flock(2)):
+// a regular file owned by the runner, opened without following symlinks.
+// The kernel releases it when the process dies, so a crashed apply never
 // leaves a root locked.
 type Lock struct {
 	f *os.File
@@ -35,13 +38,11 @@ type Lock struct {
 // ErrLocked is returned (wrapped) when the lock could not be taken in time.
 var ErrLocked = errors.New("cache root is locked")
 
-// AcquireLock takes the root's lock, waiting up to timeout (0 = try once).
-// The root's .cachectl directory must exist.
-func AcquireLock(ctx context.Context, root string, timeout time.Duration) (*Lock, error) {
-	path := filepath.Join(MetaDir(root), lockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+// Lock takes the root's lock, waiting up to timeout (0 = try once).
+func (s *StateDir) Lock(ctx context.Context, timeout time.Duration) (*Lock, error) {
+	f, err := s.openFile(lockFile, unix.O_RDWR|unix.O_CREAT, false)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", root, err)
+		return nil, fmt.Errorf("lock %s: %w", s.root.path, err)
 	}
 	deadline := time.Now().Add(timeout)
 	delay := 50 * time.Millisecond
@@ -52,12 +53,12 @@ func AcquireLock(ctx context.Context, root string, timeout time.Duration) (*Lock
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", root, err)
+			return nil, fmt.Errorf("lock %s: %w", s.root.path, err)
 		}
 		if !time.Now().Before(deadline) {
-			holder := readHolder(path)
+			holder := readHolder(f)
 			f.Close()
-			return nil, fmt.Errorf("%w: %s is held by %s; wait for it to finish or raise -lock-timeout (now %s)", ErrLocked, root, holder, timeout)
+			return nil, fmt.Errorf("%w: %s is held by %s; wait for it to finish or raise -lock-timeout (now %s)", ErrLocked, s.root.path, holder, timeout)
 		}
 		select {
 		case <-ctx.Done():
@@ -83,8 +84,9 @@ func AcquireLock(ctx context.Context, root string, timeout time.Duration) (*Lock
 	return &Lock{f: f}, nil
 }
 
-func readHolder(path string) string {
-	b, err := os.ReadFile(path)
+// readHolder reads who holds the lock from the open lock file.
+func readHolder(f *os.File) string {
+	b, err := io.ReadAll(io.LimitReader(io.NewSectionReader(f, 0, 4096), 4096))
 	if err != nil {
 		return "another process"
 	}

@@ -1,27 +1,20 @@
-package planner
+package cacheroot
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"io"
 	"sort"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cachectl/cachectl/spec"
 )
 
 // IndexVersion is the on-disk format version of .cachectl/index.json.
 const IndexVersion = 1
-
-// Paths inside a cache root's hidden directory.
-const (
-	indexFile  = "index.json"
-	lockFile   = "lock"
-	stagingDir = "staging"
-)
 
 // Entry records one artifact cachectl placed in a cache root.
 type Entry struct {
@@ -53,6 +46,10 @@ type Entry struct {
 	Imported bool `json:"imported,omitempty"`
 	// Placed is when cachectl placed the file.
 	Placed time.Time `json:"placed"`
+	// Inode identifies the very file cachectl placed (recorded since index
+	// entries got it; 0 in older entries): update and delete act only on
+	// that file, and another file at the name is drift.
+	Inode uint64 `json:"inode,omitempty"`
 }
 
 // Index is the content of <root>/.cachectl/index.json.
@@ -66,6 +63,9 @@ type Index struct {
 	// itself), sorted: their mode and owner are desired state, and they are
 	// removed when a prune leaves them empty.
 	Dirs []string `json:"dirs,omitempty"`
+	// DirInodes identifies each directory of Dirs as cachectl created it
+	// (absent for directories recorded by older versions).
+	DirInodes map[string]uint64 `json:"dir_inodes,omitempty"`
 	// Pending holds artifacts whose rename into place may have happened
 	// without the index recording it (a crash between the two). The next
 	// scan promotes a pending entry whose file matches it, drops it otherwise.
@@ -124,14 +124,26 @@ func (ix *Index) RemoveDir(name string) {
 	if i < len(ix.Dirs) && ix.Dirs[i] == name {
 		ix.Dirs = append(ix.Dirs[:i], ix.Dirs[i+1:]...)
 	}
+	delete(ix.DirInodes, name)
 }
 
-func (ix *Index) setPending(e Entry) {
-	ix.clearPending(e.Name)
+// addDirInode records a directory cachectl created and its inode.
+func (ix *Index) addDirInode(name string, ino uint64) {
+	ix.AddDir(name)
+	if ix.DirInodes == nil {
+		ix.DirInodes = map[string]uint64{}
+	}
+	ix.DirInodes[name] = ino
+}
+
+// SetPending records an artifact about to be renamed into place.
+func (ix *Index) SetPending(e Entry) {
+	ix.ClearPending(e.Name)
 	ix.Pending = append(ix.Pending, e)
 }
 
-func (ix *Index) clearPending(name string) {
+// ClearPending forgets a pending artifact.
+func (ix *Index) ClearPending(name string) {
 	out := ix.Pending[:0]
 	for _, p := range ix.Pending {
 		if p.Name != name {
@@ -144,92 +156,127 @@ func (ix *Index) clearPending(name string) {
 	}
 }
 
-// MetaDir returns the hidden cachectl directory of a root.
-func MetaDir(root string) string { return filepath.Join(root, spec.IndexDir) }
+// maxIndexSize bounds the index file cachectl reads (an index of 100k
+// artifacts is about 60 MiB).
+const maxIndexSize = 256 << 20
 
-// IndexPath returns the path of a root's index file.
-func IndexPath(root string) string { return filepath.Join(MetaDir(root), indexFile) }
-
-// ReadIndex reads a root's index. A missing index (or root) is an empty index.
-func ReadIndex(root string) (*Index, error) {
-	b, err := os.ReadFile(IndexPath(root))
-	if errors.Is(err, fs.ErrNotExist) {
-		return &Index{Version: IndexVersion}, nil
-	}
+// ReadIndex reads the index through the state directory. A missing index
+// is an empty one. The index is input to validate, not instructions: every
+// name and directory in it must pass the spec's naming rules
+// (spec.CheckName) for the cache's runtime, and an error never quotes the
+// file's content.
+func (s *StateDir) ReadIndex(rt spec.Runtime) (*Index, error) {
+	f, err := s.openFile(indexFile, unix.O_RDONLY, true)
 	if err != nil {
+		if isMissing(err) {
+			return &Index{Version: IndexVersion}, nil
+		}
 		return nil, fmt.Errorf("read index: %w", err)
 	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxIndexSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read index %s: %w", f.Name(), err)
+	}
+	if len(b) > maxIndexSize {
+		return nil, fmt.Errorf("index %s is larger than %d MiB; it cannot be cachectl's (move it away to start over)", f.Name(), maxIndexSize>>20)
+	}
+	return parseIndex(b, f.Name(), rt)
+}
+
+// parseIndex decodes and validates an index file's content.
+func parseIndex(b []byte, path string, rt spec.Runtime) (*Index, error) {
 	var ix Index
 	if err := json.Unmarshal(b, &ix); err != nil {
-		return nil, fmt.Errorf("index %s is corrupt: %w (move it away to start over; files then show as unmanaged)", IndexPath(root), err)
+		return nil, fmt.Errorf("index %s is corrupt (%s); move it away to start over (files then show as unmanaged)", path, jsonProblem(err))
 	}
 	if ix.Version != IndexVersion {
-		return nil, fmt.Errorf("index %s has format version %d; this cachectl reads version %d", IndexPath(root), ix.Version, IndexVersion)
+		return nil, fmt.Errorf("index %s has format version %d; this cachectl reads version %d", path, ix.Version, IndexVersion)
+	}
+	bad := func(what string, i int, err error) error {
+		return fmt.Errorf("index %s is corrupt: %s %d has an invalid name: %v; move it away to start over (files then show as unmanaged)", path, what, i+1, err)
+	}
+	for i, e := range ix.Entries {
+		if err := spec.CheckName(rt, e.Name); err != nil {
+			return nil, bad("entry", i, err)
+		}
+	}
+	for i, e := range ix.Pending {
+		if err := spec.CheckName(rt, e.Name); err != nil {
+			return nil, bad("pending entry", i, err)
+		}
+	}
+	for i, d := range ix.Dirs {
+		if d == "." {
+			continue
+		}
+		if err := spec.CheckName(spec.RuntimeApptainer, d); err != nil {
+			return nil, bad("directory", i, err)
+		}
+	}
+	for d := range ix.DirInodes {
+		if !ix.HasDirSorted(d) {
+			delete(ix.DirInodes, d)
+		}
 	}
 	sort.Slice(ix.Entries, func(i, j int) bool { return ix.Entries[i].Name < ix.Entries[j].Name })
 	sort.Strings(ix.Dirs)
 	return &ix, nil
 }
 
-// WriteIndex writes a root's index atomically: temp file, fsync, rename,
-// fsync of the directory.
-func WriteIndex(root string, ix *Index) error {
+// HasDirSorted is HasDir for a Dirs list that may not be sorted yet.
+func (ix *Index) HasDirSorted(name string) bool {
+	for _, d := range ix.Dirs {
+		if d == name {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonProblem describes a JSON decoding error by position and kind,
+// without quoting the content.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("not valid JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q has the wrong type at byte %d", te.Field, te.Offset)
+	}
+	return "not a cachectl index"
+}
+
+// WriteIndex writes the index atomically through the state directory.
+func (s *StateDir) WriteIndex(ix *Index) error {
 	ix.Version = IndexVersion
 	b, err := json.MarshalIndent(ix, "", "  ")
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
-	if err := os.MkdirAll(MetaDir(root), 0o755); err != nil {
-		return fmt.Errorf("write index: %w", err)
-	}
-	return WriteFileAtomic(IndexPath(root), b, 0o644)
+	return s.writeFileAtomic(indexFile, append(b, '\n'))
 }
 
-// WriteFileAtomic writes data to path via a temporary file in the same
-// directory (fsync, rename, fsync of the directory): readers see the old
-// file or the new one, never half of one.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// ReadIndexAt reads the index of the cache root at path, read-only (for
+// gc, targets and reports). A missing root or state directory is an empty
+// index.
+func ReadIndexAt(path string, rt spec.Runtime) (*Index, error) {
+	r, err := OpenRoot(path)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
+		if isMissing(err) {
+			return &Index{Version: IndexVersion}, nil
 		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return nil, err
 	}
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	defer r.Close()
+	s, err := r.OpenState(false)
 	if err != nil {
-		return err
+		if isMissing(err) {
+			return &Index{Version: IndexVersion}, nil
+		}
+		return nil, err
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	defer s.Close()
+	return s.ReadIndex(rt)
 }

@@ -1,0 +1,266 @@
+package cacheroot
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cachectl/cachectl/spec"
+)
+
+// UnmanagedFile is a file under a root that the index does not know.
+type UnmanagedFile struct {
+	Name    string    `json:"name"`
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"mtime"`
+}
+
+// RootState is the actual state of one cache root.
+type RootState struct {
+	Root string
+	// Exists is false when the root directory does not exist yet.
+	Exists bool
+	Index  *Index
+	// Files holds the state of every indexed artifact's file, by Name.
+	Files map[string]FileState
+	// Dirs holds the state of the directories cachectl created, by name.
+	Dirs map[string]FileState
+	// Occupied holds the state of each of ScanOptions.Names that the index
+	// does not hold (Exists false when nothing is there).
+	Occupied map[string]FileState
+	// Unmanaged lists files cachectl did not place, sorted by name.
+	Unmanaged []UnmanagedFile
+	// Fingerprint summarises the index and the managed files' stat data;
+	// a saved plan records it and apply refuses the plan when it changed.
+	Fingerprint string
+}
+
+// ScanOptions tune Scan.
+type ScanOptions struct {
+	// Runtime of the cache: names in the index are checked by its rules.
+	Runtime spec.Runtime
+	// Verify re-hashes every managed file (slow: reads every byte).
+	Verify bool
+	// SkipUnmanaged skips the walk that finds unmanaged files.
+	SkipUnmanaged bool
+	// Names the spec wants in the root: those the index does not hold are
+	// looked at too (RootState.Occupied), so that the diff needs no file
+	// system access of its own.
+	Names []string
+}
+
+// Scan reads the index of the root at path and stats its files, read-only
+// and without following any symlink below the root.
+func Scan(rootPath string, opts ScanOptions) (*RootState, error) {
+	r, err := OpenRoot(rootPath)
+	if err != nil {
+		if isMissing(err) {
+			st := &RootState{Root: rootPath, Index: &Index{Version: IndexVersion}}
+			st.Occupied = map[string]FileState{}
+			st.Fingerprint = fingerprint(st)
+			return st, nil
+		}
+		return nil, fmt.Errorf("scan %s: %w", rootPath, err)
+	}
+	defer r.Close()
+	s, err := r.OpenState(false)
+	if err != nil && !isMissing(err) {
+		return nil, err
+	}
+	defer s.Close()
+	return r.Scan(s, opts)
+}
+
+// Scan reads the index through s (nil: no state directory yet, an empty
+// index) and stats the root's files.
+func (r *Root) Scan(s *StateDir, opts ScanOptions) (*RootState, error) {
+	st := &RootState{Root: r.path, Exists: true, Files: map[string]FileState{}, Dirs: map[string]FileState{}, Occupied: map[string]FileState{}}
+	ix := &Index{Version: IndexVersion}
+	if s != nil {
+		var err error
+		if ix, err = s.ReadIndex(opts.Runtime); err != nil {
+			return nil, err
+		}
+	}
+	st.Index = ix
+	r.resolvePending(ix)
+	for _, e := range ix.Entries {
+		fs, err := r.stat(e.Name, opts.Verify)
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", r.path, err)
+		}
+		st.Files[e.Name] = fs
+	}
+	for _, d := range ix.Dirs {
+		fs, err := r.Lstat(d)
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", r.path, err)
+		}
+		st.Dirs[d] = fs
+	}
+	for _, n := range opts.Names {
+		if _, ok := ix.Lookup(n); ok {
+			continue
+		}
+		fs, err := r.Lstat(n)
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", r.path, err)
+		}
+		st.Occupied[n] = fs
+	}
+	if !opts.SkipUnmanaged {
+		if err := r.findUnmanaged(st); err != nil {
+			return nil, fmt.Errorf("scan %s: %w", r.path, err)
+		}
+	}
+	st.Fingerprint = fingerprint(st)
+	return st, nil
+}
+
+// stat is Lstat plus, with verify, the content hash of a regular file.
+func (r *Root) stat(name string, verify bool) (FileState, error) {
+	fs, err := r.Lstat(name)
+	if err != nil || !verify || !fs.Regular {
+		return fs, err
+	}
+	sum, ino, err := r.Hash(name)
+	if err != nil {
+		return FileState{}, err
+	}
+	if ino == fs.Inode {
+		fs.SHA256 = sum
+	}
+	return fs, nil
+}
+
+// Hash returns the sha256 ("sha256:HEX") of a regular file below the root
+// and the inode it read.
+func (r *Root) Hash(name string) (string, uint64, error) {
+	f, err := r.OpenFile(name)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	st, err := fstat(f)
+	if err != nil {
+		return "", 0, err
+	}
+	sum, err := hashReader(f)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", r.Abs(name), err)
+	}
+	return sum, st.Ino, nil
+}
+
+func hashReader(rd io.Reader) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, rd); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// resolvePending promotes pending entries whose file is in place (the
+// rename happened, the index update did not) and drops the others. It
+// changes only the index in memory.
+func (r *Root) resolvePending(ix *Index) {
+	for _, p := range ix.Pending {
+		fs, err := r.Lstat(p.Name)
+		if err != nil || !fs.Regular || fs.Size != p.Size || (p.Inode != 0 && fs.Inode != p.Inode) {
+			continue
+		}
+		if sum, ino, err := r.Hash(p.Name); err == nil && sum == p.SHA256 && ino == fs.Inode {
+			p.ModTime, p.Inode = fs.ModTime, fs.Inode
+			ix.Put(p)
+		}
+	}
+	ix.Pending = nil
+}
+
+// findUnmanaged walks the root through directory handles (never following
+// a symlink; unreadable subtrees are skipped) and lists the files the
+// index does not know.
+func (r *Root) findUnmanaged(st *RootState) error {
+	d, err := r.dupRoot()
+	if err != nil {
+		return err
+	}
+	if err := walkDir(d, "", st); err != nil {
+		return err
+	}
+	sort.Slice(st.Unmanaged, func(i, j int) bool { return st.Unmanaged[i].Name < st.Unmanaged[j].Name })
+	return nil
+}
+
+// walkDir lists dir (closing it) and recurses into its subdirectories.
+func walkDir(dir *os.File, rel string, st *RootState) error {
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		dir.Close()
+		if rel == "" {
+			return err
+		}
+		return nil // unreadable subtrees are not ours to judge
+	}
+	sort.Strings(names)
+	var subdirs []string
+	for _, n := range names {
+		name := n
+		if rel != "" {
+			name = path.Join(rel, n)
+		} else if n == spec.IndexDir {
+			continue
+		}
+		var s unix.Stat_t
+		if unix.Fstatat(fd(dir), n, &s, unix.AT_SYMLINK_NOFOLLOW) != nil {
+			continue
+		}
+		if s.Mode&unix.S_IFMT == unix.S_IFDIR {
+			subdirs = append(subdirs, n)
+			continue
+		}
+		if _, ok := st.Index.Lookup(name); ok {
+			continue
+		}
+		st.Unmanaged = append(st.Unmanaged, UnmanagedFile{Name: name, Size: s.Size, ModTime: time.Unix(s.Mtim.Unix())})
+	}
+	for _, n := range subdirs {
+		sub, err := openDirAt(dir, n, path.Join(dir.Name(), n))
+		if err != nil {
+			continue // replaced meanwhile, or unreadable
+		}
+		if err := walkDir(sub, path.Join(rel, n), st); err != nil {
+			dir.Close()
+			return err
+		}
+	}
+	return dir.Close()
+}
+
+// IsUnmanaged reports whether name is an unmanaged file of the root.
+func (st *RootState) IsUnmanaged(name string) bool {
+	i := sort.Search(len(st.Unmanaged), func(i int) bool { return st.Unmanaged[i].Name >= name })
+	return i < len(st.Unmanaged) && st.Unmanaged[i].Name == name
+}
+
+func fingerprint(st *RootState) string {
+	h := sha256.New()
+	for _, e := range st.Index.Entries {
+		f := st.Files[e.Name]
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%s\x00%d:%d\x00%s\x00%d|%v %d %d %s %d:%d %d %s\n",
+			e.Name, e.Ref, e.Digest, e.Manifest, e.Size, e.Mode, e.UID, e.GID, e.BuilderVersion, e.Inode,
+			f.Exists, f.Size, f.ModTime.UnixNano(), f.Mode, f.UID, f.GID, f.Inode, f.Blocked)
+	}
+	for _, d := range st.Index.Dirs {
+		f := st.Dirs[d]
+		fmt.Fprintf(h, "dir %s %d|%v %s %d:%d %d %s\n", d, st.Index.DirInodes[d], f.Exists, f.Mode, f.UID, f.GID, f.Inode, f.Blocked)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:32]
+}

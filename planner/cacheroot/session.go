@@ -1,0 +1,524 @@
+package cacheroot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cachectl/cachectl/spec"
+)
+
+// Settings are the desired owner and directory mode of a cache root and
+// the runtime whose naming rules its names follow.
+type Settings struct {
+	Runtime spec.Runtime
+	DirMode spec.Mode
+	// UID and GID to give created directories and placed files (-1 = not
+	// enforced).
+	UID, GID int
+}
+
+// Session is a locked cache root: the only way cachectl changes one. It
+// holds the root's handle, its verified state directory, the lock, the
+// staging area (cleaned of what interrupted runs left) and the index, and
+// carries out the placement protocol: every file placed, updated or
+// deleted is reached through directory handles, and only files whose
+// identity the index recorded at placement are ever changed.
+type Session struct {
+	Root    *Root
+	state   *StateDir
+	lock    *Lock
+	staging *Staging
+	set     Settings
+	created bool
+	// rootIno is the inode of the root when this session created it: it
+	// is recorded in the index (as directory ".") with the first write, or
+	// at Release, so that a plan made before the root existed still
+	// matches the root's fingerprint.
+	rootIno uint64
+	written bool
+
+	mu sync.Mutex // guards ix and index writes
+	ix *Index
+}
+
+// Begin opens (creating it when missing, with its directory mode and
+// owner) and locks a cache root, checks its state directory, removes what
+// interrupted runs left in it, and reads the index.
+func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.Duration) (*Session, error) {
+	r, created, err := CreateRoot(rootPath, set.DirMode, set.UID, set.GID)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{Root: r, set: set, created: created}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Release()
+		}
+	}()
+	if s.state, err = r.OpenState(true); err != nil {
+		return nil, err
+	}
+	if s.lock, err = s.state.Lock(ctx, lockTimeout); err != nil {
+		return nil, err
+	}
+	if err := s.state.CleanLeftovers(); err != nil {
+		return nil, err
+	}
+	if s.ix, err = s.state.ReadIndex(set.Runtime); err != nil {
+		return nil, err
+	}
+	if created {
+		st, err := fstat(r.dir)
+		if err != nil {
+			return nil, err
+		}
+		s.rootIno = st.Ino
+		s.ix.addDirInode(".", st.Ino)
+	}
+	ok = true
+	return s, nil
+}
+
+// Created reports whether Begin made the root.
+func (s *Session) Created() bool { return s.created }
+
+// Release removes the staging area and frees the lock and handles.
+func (s *Session) Release() {
+	if s == nil {
+		return
+	}
+	if s.staging != nil {
+		s.staging.Close()
+		s.staging = nil
+	}
+	if s.state != nil && s.lock != nil {
+		s.mu.Lock()
+		if s.created && !s.written && s.ix != nil {
+			s.writeIndex()
+		}
+		s.mu.Unlock()
+		s.state.CleanLeftovers()
+	}
+	s.lock.Release()
+	s.lock = nil
+	s.state.Close()
+	s.Root.Close()
+}
+
+// Scan scans the locked root (see Root.Scan).
+func (s *Session) Scan(opts ScanOptions) (*RootState, error) {
+	opts.Runtime = s.set.Runtime
+	st, err := s.Root.Scan(s.state, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.created && !st.Index.HasDir(".") {
+		st.Index.addDirInode(".", s.rootIno) // not in the fingerprint: see rootIno
+	}
+	s.ix = st.Index
+	s.mu.Unlock()
+	return st, nil
+}
+
+// Lookup returns a copy of the index entry of name.
+func (s *Session) Lookup(name string) (Entry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.ix.Lookup(name)
+	if !ok {
+		return Entry{}, false
+	}
+	return *e, true
+}
+
+// WorkDir makes a private scratch directory in the staging area.
+func (s *Session) WorkDir() (*WorkDir, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.staging == nil {
+		st, err := s.state.Staging()
+		if err != nil {
+			return nil, err
+		}
+		s.staging = st
+	}
+	return s.staging.WorkDir()
+}
+
+// Finished is what Finish found of a built file.
+type Finished struct {
+	Size    int64
+	SHA256  string
+	ModTime time.Time
+	Mode    spec.Mode
+	UID     int
+	GID     int
+	Inode   uint64
+}
+
+// Finish prepares a file that a builder wrote into a work directory: it
+// opens it there (no symlink followed), gives it its owner and mode (chown
+// first: it clears setuid/setgid), fsyncs it and hashes it.
+func (w *WorkDir) Finish(name string, mode spec.Mode, uid, gid int) (Finished, error) {
+	f, err := openRegularAt(w.dir, name, name)
+	if err != nil {
+		return Finished{}, fmt.Errorf("builder left no file: %w", err)
+	}
+	defer f.Close()
+	return finishOpen(f, mode, uid, gid)
+}
+
+func finishOpen(f *os.File, mode spec.Mode, uid, gid int) (Finished, error) {
+	if err := setAttrs(f, mode, uid, gid); err != nil {
+		return Finished{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return Finished{}, fmt.Errorf("fsync: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Finished{}, err
+	}
+	sum, err := hashReader(f)
+	if err != nil {
+		return Finished{}, fmt.Errorf("hash: %w", err)
+	}
+	st, err := fstat(f)
+	if err != nil {
+		return Finished{}, err
+	}
+	fs := stateOf(st)
+	return Finished{Size: fs.Size, SHA256: sum, ModTime: fs.ModTime, Mode: fs.Mode, UID: fs.UID, GID: fs.GID, Inode: fs.Inode}, nil
+}
+
+// Entry fills an index entry's file fields from what Finish found.
+func (f Finished) Entry(e Entry) Entry {
+	e.Size, e.SHA256, e.ModTime, e.Mode, e.UID, e.GID, e.Inode = f.Size, f.SHA256, f.ModTime, f.Mode.String(), f.UID, f.GID, f.Inode
+	return e
+}
+
+// Place renames the finished file name of work dir w into its final place
+// e.Name, creating the parent directories it needs (recorded in the index,
+// with their inodes), and records e in the index. Before the rename the
+// index records e as pending, so that a crash right after it still lets
+// the next scan recognise the file as cachectl's. A name the index does not
+// hold is placed only where nothing is (RENAME_NOREPLACE); a directory is
+// never replaced.
+func (s *Session) Place(w *WorkDir, name string, e Entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dest := s.Root.Abs(e.Name)
+	parent, leaf, created, err := s.Root.OpenParent(e.Name, true, s.set.DirMode, s.set.UID, s.set.GID)
+	if len(created) > 0 {
+		s.recordCreatedDirs(created)
+		if werr := s.writeIndex(); err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	var st unix.Stat_t
+	_, managed := s.ix.Lookup(e.Name)
+	switch err := unix.Fstatat(fd(parent), leaf, &st, unix.AT_SYMLINK_NOFOLLOW); {
+	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		return fmt.Errorf("%s is a directory; not replaced", dest)
+	case err == nil && !managed:
+		return fmt.Errorf("%s appeared since the plan was made and was not placed by cachectl; not overwritten", dest)
+	case err != nil && !errors.Is(err, unix.ENOENT):
+		return &PathError{Op: "stat", Path: dest, Err: err}
+	}
+	s.ix.SetPending(e)
+	if err := s.writeIndex(); err != nil {
+		return err
+	}
+	var flags uint
+	if !managed {
+		flags = unix.RENAME_NOREPLACE
+	}
+	if err := unix.Renameat2(fd(w.dir), name, fd(parent), leaf, flags); err != nil {
+		s.ix.ClearPending(e.Name)
+		s.writeIndex()
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("%s appeared since the plan was made and was not placed by cachectl; not overwritten", dest)
+		}
+		return fmt.Errorf("place %s: %w", dest, err)
+	}
+	if err := parent.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", parent.Name(), err)
+	}
+	s.ix.ClearPending(e.Name)
+	s.ix.Put(e)
+	return s.writeIndex()
+}
+
+// writeIndex writes the session's index (mu held).
+func (s *Session) writeIndex() error {
+	s.written = true
+	return s.state.WriteIndex(s.ix)
+}
+
+// recordCreatedDirs adds directories Place created to the index with
+// their inodes (lock and mu held).
+func (s *Session) recordCreatedDirs(created []string) {
+	for _, d := range created {
+		fs, err := s.Root.Lstat(d)
+		if err == nil && fs.Dir {
+			s.ix.addDirInode(d, fs.Inode)
+		}
+	}
+}
+
+// openPlaced opens the managed file name for changing its attributes and
+// checks that it is the very file cachectl placed: a regular file with the
+// recorded inode (entries older than inode recording: the recorded size
+// and modification time).
+func (s *Session) openPlaced(name string, e *Entry) (*os.File, error) {
+	dest := s.Root.Abs(name)
+	f, err := s.Root.OpenFile(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := fstat(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := samePlaced(dest, stateOf(st), e); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// samePlaced checks that a file's state is that of the entry cachectl
+// recorded when it placed it.
+func samePlaced(dest string, fs FileState, e *Entry) error {
+	if e.Inode != 0 && fs.Inode != e.Inode {
+		return fmt.Errorf("%s is not the file cachectl placed (inode %d, recorded %d); not changed (run plan: it replaces it)", dest, fs.Inode, e.Inode)
+	}
+	if fs.Size != e.Size || !fs.ModTime.Equal(e.ModTime) {
+		return fmt.Errorf("%s changed since cachectl placed it; not changed (remove it by hand, or adopt it with \"cachectl import\")", dest)
+	}
+	return nil
+}
+
+// Update gives the managed file name the mode and owner, acting on the
+// very file cachectl placed (see openPlaced), and records them.
+func (s *Session) Update(name string, mode spec.Mode, uid, gid int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.ix.Lookup(name)
+	if !ok {
+		return fmt.Errorf("%s is not in the index", s.Root.Abs(name))
+	}
+	f, err := s.openPlaced(name, e)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := setAttrs(f, mode, uid, gid); err != nil {
+		return err
+	}
+	st, err := fstat(f)
+	if err != nil {
+		return err
+	}
+	fs := stateOf(st)
+	e.Mode, e.UID, e.GID, e.ModTime, e.Inode = fs.Mode.String(), fs.UID, fs.GID, fs.ModTime, fs.Inode
+	return s.writeIndex()
+}
+
+// UpdateDir gives a directory cachectl created ("." is the root) the mode
+// and owner, acting only on the directory the index recorded.
+func (s *Session) UpdateDir(name string, mode spec.Mode, uid, gid int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ix.HasDir(name) {
+		return fmt.Errorf("%s is not a directory cachectl created", s.Root.Abs(name))
+	}
+	d, err := s.Root.OpenDir(name)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	st, err := fstat(d)
+	if err != nil {
+		return err
+	}
+	if want, ok := s.ix.DirInodes[name]; ok && st.Ino != want {
+		return fmt.Errorf("%s is not the directory cachectl created (inode %d, recorded %d); not changed", s.Root.Abs(name), st.Ino, want)
+	}
+	if err := setAttrs(d, mode, uid, gid); err != nil {
+		return err
+	}
+	if _, ok := s.ix.DirInodes[name]; !ok {
+		s.ix.addDirInode(name, st.Ino)
+		return s.writeIndex()
+	}
+	return nil
+}
+
+// Delete removes the managed file name. The file is first moved aside into
+// the staging area (one atomic rename through the parent's handle), then
+// checked there: only the very file cachectl placed is deleted; anything
+// else is moved back and the delete refused. Parents cachectl created that
+// are now empty are removed too. A name already gone is forgotten.
+func (s *Session) Delete(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.ix.Lookup(name)
+	if !ok {
+		return nil
+	}
+	dest := s.Root.Abs(name)
+	fs, err := s.Root.Lstat(name)
+	if err != nil {
+		return err
+	}
+	if fs.Blocked != "" {
+		return &PathError{Op: "delete", Path: fs.Blocked, Err: ErrSymlink}
+	}
+	if fs.Exists {
+		if !fs.Regular {
+			return fmt.Errorf("%s is no longer the regular file cachectl placed; not deleted (remove it by hand)", dest)
+		}
+		if err := samePlaced(dest, fs, e); err != nil {
+			return err
+		}
+		if err := s.removePlaced(name, e); err != nil {
+			return err
+		}
+	}
+	s.ix.Remove(name)
+	s.removeEmptyDirs(name)
+	return s.writeIndex()
+}
+
+// removePlaced moves name aside into the staging area, checks the moved
+// file is the one placed, and unlinks it (or moves it back).
+func (s *Session) removePlaced(name string, e *Entry) error {
+	dest := s.Root.Abs(name)
+	if s.staging == nil {
+		st, err := s.state.Staging()
+		if err != nil {
+			return err
+		}
+		s.staging = st
+	}
+	parent, leaf, _, err := s.Root.OpenParent(name, false, 0, -1, -1)
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	aside := "delete-" + randomName()
+	if err := unix.Renameat2(fd(parent), leaf, fd(s.staging.dir), aside, unix.RENAME_NOREPLACE); err != nil {
+		return fmt.Errorf("delete %s: %w", dest, err)
+	}
+	var st unix.Stat_t
+	err = unix.Fstatat(fd(s.staging.dir), aside, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		err = fmt.Errorf("%s was replaced by something that is not a regular file", dest)
+	}
+	if err == nil {
+		err = samePlaced(dest, stateOf(&st), e)
+	}
+	if err != nil {
+		if rerr := unix.Renameat2(fd(s.staging.dir), aside, fd(parent), leaf, unix.RENAME_NOREPLACE); rerr != nil {
+			return fmt.Errorf("%w; and moving it back failed (%v): it is in %s/%s/%s", err, rerr, s.state.path, stagingDir, aside)
+		}
+		return fmt.Errorf("%w; not deleted", err)
+	}
+	if err := unix.Unlinkat(fd(s.staging.dir), aside, 0); err != nil {
+		return fmt.Errorf("delete %s: %w", dest, err)
+	}
+	return parent.Sync()
+}
+
+// removeEmptyDirs removes the parents of name that cachectl created and
+// that are now empty, deepest first (never the root itself), and only the
+// very directories it recorded.
+func (s *Session) removeEmptyDirs(name string) {
+	for i := strings.LastIndexByte(name, '/'); i > 0; i = strings.LastIndexByte(name[:i], '/') {
+		d := name[:i]
+		if !s.ix.HasDir(d) {
+			return
+		}
+		parent, leaf, _, err := s.Root.OpenParent(d, false, 0, -1, -1)
+		if err != nil {
+			return
+		}
+		var st unix.Stat_t
+		err = unix.Fstatat(fd(parent), leaf, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if want, ok := s.ix.DirInodes[d]; err == nil && ok && st.Ino != want {
+			err = errors.New("not ours")
+		}
+		if err == nil {
+			err = unix.Unlinkat(fd(parent), leaf, unix.AT_REMOVEDIR)
+		}
+		parent.Close()
+		if err != nil {
+			return // not empty, gone, or not the directory cachectl made
+		}
+		s.ix.RemoveDir(d)
+	}
+}
+
+// Adopt takes over a file that already sits at its final path (import in
+// place): it gives it the mode and owner through its handle, hashes it and
+// records e for it.
+func (s *Session) Adopt(name string, e Entry, mode spec.Mode) (Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.Root.OpenFile(name)
+	if err != nil {
+		return Entry{}, err
+	}
+	defer f.Close()
+	fin, err := finishOpen(f, mode, s.set.UID, s.set.GID)
+	if err != nil {
+		return Entry{}, err
+	}
+	e = fin.Entry(e)
+	s.ix.Put(e)
+	return e, s.writeIndex()
+}
+
+// EditIndex locks the root at path (which must exist), lets fn change its
+// index and writes it back: for repairs and tests; apply and import go
+// through a Session.
+func EditIndex(ctx context.Context, path string, rt spec.Runtime, fn func(*Index) error) error {
+	r, err := OpenRoot(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	s, err := r.OpenState(true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	l, err := s.Lock(ctx, 0)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	ix, err := s.ReadIndex(rt)
+	if err != nil {
+		return err
+	}
+	if err := fn(ix); err != nil {
+		return err
+	}
+	return s.WriteIndex(ix)
+}
