@@ -19,8 +19,8 @@ func SpecDigest(m *spec.Model) string {
 	type art struct{ Address, Name, Ref, Platform string }
 	type cache struct {
 		Name, Runtime, Root, FileMode, DirMode, Owner, Group, Compression, Platform string
-		Prune                                                                    bool
-		Artifacts                                                                []art
+		Prune                                                                       bool
+		Artifacts                                                                   []art
 	}
 	var cs []cache
 	for _, c := range m.Caches {

@@ -125,18 +125,18 @@ type Change struct {
 
 // RootPlan is the state of one cache root when the plan was made.
 type RootPlan struct {
-	Cache       string          `json:"cache"`
-	Runtime     string          `json:"runtime"`
-	Root        string          `json:"root"`
-	Exists      bool            `json:"exists"`
-	Fingerprint string          `json:"fingerprint"`
-	Prune       bool            `json:"prune"`
-	DirMode     string          `json:"dir_mode"`
-	UID         int             `json:"uid"`
-	GID         int             `json:"gid"`
+	Cache       string                    `json:"cache"`
+	Runtime     string                    `json:"runtime"`
+	Root        string                    `json:"root"`
+	Exists      bool                      `json:"exists"`
+	Fingerprint string                    `json:"fingerprint"`
+	Prune       bool                      `json:"prune"`
+	DirMode     string                    `json:"dir_mode"`
+	UID         int                       `json:"uid"`
+	GID         int                       `json:"gid"`
 	Unmanaged   []cacheroot.UnmanagedFile `json:"unmanaged,omitempty"`
-	FreeBytes   int64           `json:"free_bytes,omitempty"`
-	WriteBytes  int64           `json:"write_bytes"`
+	FreeBytes   int64                     `json:"free_bytes,omitempty"`
+	WriteBytes  int64                     `json:"write_bytes"`
 }
 
 // Summary counts a plan's changes.
@@ -152,16 +152,16 @@ type Summary struct {
 
 // Plan is the result of planning: data, rendered elsewhere.
 type Plan struct {
-	FormatVersion   string     `json:"format_version"`
-	CachectlVersion string     `json:"cachectl_version,omitempty"`
-	CreatedAt       time.Time  `json:"created_at"`
-	SpecFiles       []string   `json:"spec_files,omitempty"`
+	FormatVersion   string    `json:"format_version"`
+	CachectlVersion string    `json:"cachectl_version,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	SpecFiles       []string  `json:"spec_files,omitempty"`
 	// SpecDigest is SpecDigest of the model the plan was made from: apply
 	// of a saved plan refuses it when the spec given now differs.
 	SpecDigest string     `json:"spec_digest,omitempty"`
-	Refreshed       bool       `json:"refreshed"`
-	Targets         []string   `json:"targets,omitempty"`
-	Roots           []RootPlan `json:"roots"`
+	Refreshed  bool       `json:"refreshed"`
+	Targets    []string   `json:"targets,omitempty"`
+	Roots      []RootPlan `json:"roots"`
 	// Changes in cache order, then by name. No-ops are included.
 	Changes []Change `json:"changes"`
 	Summary Summary  `json:"summary"`
