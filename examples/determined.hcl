@@ -67,7 +67,7 @@ cache "sif" {
   owner     = "root"
   group     = "hpc"
   file_mode = "0644"
-  dir_mode  = "2775"
+  dir_mode  = "2755"
   prune     = true
 
   # An image with a file name of its own, as the cluster's docs name it.
@@ -85,7 +85,7 @@ cache "enroot" {
   owner       = "root"
   group       = "hpc"
   file_mode   = "0644"
-  dir_mode    = "2775"
+  dir_mode    = "2755"
   compression = "zstd"
   prune       = true
 }

@@ -389,6 +389,37 @@ func (l *loader) modeAttr(a *hcl.Attribute, dst *Mode) {
 	*dst = mo
 }
 
+// checkDirMode warns when a root's directories would let others rename
+// and replace entries (group write without the sticky bit): see
+// docs/security.md.
+func (l *loader) checkDirMode(a *hcl.Attribute, c *Cache) {
+	m := c.DirMode
+	if m&0o020 == 0 || m&0o1000 != 0 {
+		return
+	}
+	who := "the directory's group"
+	if c.Group != "" {
+		who = fmt.Sprintf("group %q", c.Group)
+	}
+	l.warnf(a.Expr.Range().Ptr(), "Group-writable directories without the sticky bit",
+		"dir_mode = %q lets every member of %s rename, replace and delete any entry in the cache's directories: files cachectl placed (jobs then run what the member put there until the next apply) and the .cachectl state directory (cachectl then refuses the root until an admin looks). Add the sticky bit (dir_mode = %q) so that only an entry's owner can rename or remove it, or drop group write (%q). See docs/security.md.",
+		m.String(), who, (m | 0o1000).String(), (m &^ 0o020).String())
+}
+
+// checkFileMode warns about artifact modes that make no sense for image
+// files: setuid/setgid, or group write.
+func (l *loader) checkFileMode(a *hcl.Attribute, c *Cache) {
+	m := c.FileMode
+	switch {
+	case m&0o6000 != 0:
+		l.warnf(a.Expr.Range().Ptr(), "Setuid or setgid image files",
+			"file_mode = %q makes every cached image file setuid or setgid; image files are read, never executed as programs. Use %q.", m.String(), (m &^ 0o6000).String())
+	case m&0o020 != 0:
+		l.warnf(a.Expr.Range().Ptr(), "Group-writable image files",
+			"file_mode = %q lets every member of the file's group change the images that jobs run. Use %q.", m.String(), (m &^ 0o020).String())
+	}
+}
+
 func (l *loader) userAttr(a *hcl.Attribute, dst *string, what string) {
 	var s string
 	if !l.stringAttr(a, &s) {
@@ -485,9 +516,11 @@ func (l *loader) decodeCaches(m *Model, blocks []*hcl.Block) {
 		}
 		if a := content.Attributes["file_mode"]; a != nil {
 			l.modeAttr(a, &c.FileMode)
+			l.checkFileMode(a, c)
 		}
 		if a := content.Attributes["dir_mode"]; a != nil {
 			l.modeAttr(a, &c.DirMode)
+			l.checkDirMode(a, c)
 		}
 		if a := content.Attributes["prune"]; a != nil {
 			l.boolAttr(a, &c.Prune)

@@ -1,0 +1,262 @@
+package cacheroot
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cachectl/cachectl/spec"
+)
+
+var set = Settings{Runtime: spec.RuntimeApptainer, DirMode: 0o755, UID: -1, GID: -1}
+
+func begin(t *testing.T, root string) *Session {
+	t.Helper()
+	s, err := Begin(context.Background(), root, set, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Release)
+	return s
+}
+
+// place writes content as name through a work directory.
+func place(t *testing.T, s *Session, name, content string) Entry {
+	t.Helper()
+	w, err := s.WorkDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Remove()
+	if err := os.WriteFile(filepath.Join(w.Path(), "f"), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fin, err := w.Finish("f", 0o644, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := fin.Entry(Entry{Name: name, Ref: name})
+	if err := s.Place(w, "f", e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestPlaceRecordsInodeAndDirs(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	e := place(t, s, "reg/team/app:1", "x")
+	fi, err := os.Lstat(filepath.Join(root, "reg/team/app:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Inode == 0 || e.Inode != fi.Sys().(*syscall.Stat_t).Ino {
+		t.Fatalf("inode not recorded: %d", e.Inode)
+	}
+	s.Release()
+	ix, err := ReadIndexAt(root, spec.RuntimeApptainer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{".", "reg", "reg/team"} {
+		if !ix.HasDir(d) || ix.DirInodes[d] == 0 {
+			t.Errorf("dir %q not recorded with its inode: %v %v", d, ix.Dirs, ix.DirInodes)
+		}
+	}
+	st, err := os.Stat(filepath.Join(root, spec.IndexDir))
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("state dir mode %v, %v", st.Mode(), err)
+	}
+}
+
+func TestSymlinkedParentRefused(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "c")
+	victim := filepath.Join(dir, "victim")
+	os.MkdirAll(filepath.Join(victim, "nested"), 0o755)
+	s := begin(t, root)
+	if err := os.Symlink(victim, filepath.Join(root, "reg")); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := s.WorkDir()
+	os.WriteFile(filepath.Join(w.Path(), "f"), []byte("x"), 0o600)
+	fin, _ := w.Finish("f", 0o644, -1, -1)
+	err := s.Place(w, "f", fin.Entry(Entry{Name: "reg/nested/app:1"}))
+	if !errors.Is(err, ErrSymlink) || !strings.Contains(err.Error(), filepath.Join(root, "reg")) {
+		t.Fatalf("want a symlink error naming reg, got %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(victim, "nested")); len(ents) != 0 {
+		t.Fatalf("file placed through the symlink: %v", ents)
+	}
+	fs, err := s.Root.Lstat("reg/nested/app:1")
+	if err != nil || fs.Blocked != filepath.Join(root, "reg") {
+		t.Fatalf("Lstat through a symlink: %+v %v", fs, err)
+	}
+}
+
+func TestStateDirChecks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the state directory another owner")
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, meta string)
+		want  string
+	}{
+		{"symlink", func(t *testing.T, meta string) {
+			os.Rename(meta, meta+".real")
+			os.Symlink(meta+".real", meta)
+		}, "it is a symbolic link"},
+		{"other owner", func(t *testing.T, meta string) { os.Chown(meta, 65534, 65534) }, "owned by"},
+		{"group writable", func(t *testing.T, meta string) { os.Chmod(meta, 0o770) }, "writable by group"},
+		{"lock symlink", func(t *testing.T, meta string) {
+			os.Remove(filepath.Join(meta, lockFile))
+			os.Symlink("/etc/hostname", filepath.Join(meta, lockFile))
+		}, "lock: it is a symbolic link"},
+		{"index of another user", func(t *testing.T, meta string) {
+			os.WriteFile(filepath.Join(meta, indexFile), []byte(`{"version":1}`), 0o644)
+			os.Chown(filepath.Join(meta, indexFile), 65534, 65534)
+		}, "index.json: it is owned by"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "c")
+			s := begin(t, root)
+			s.Release()
+			tc.setup(t, filepath.Join(root, spec.IndexDir))
+			_, err := Begin(context.Background(), root, set, 0)
+			var se *StateError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want a state error with %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestIndexValidated(t *testing.T) {
+	for _, body := range []string{
+		`{"version":1,"entries":[{"name":"a/../../x"}]}`,
+		`{"version":1,"entries":[{"name":""}]}`,
+		`{"version":1,"entries":[{"name":"/etc/passwd"}]}`,
+		`{"version":1,"dirs":["../up"]}`,
+		`{"version":1,"pending":[{"name":".cachectl/lock"}]}`,
+		`{"version":1,"entries":[{"name":"secret-content-xyz` + "\x00" + `"}]}`,
+		`{"version":1, secret-content-xyz}`,
+	} {
+		root := t.TempDir()
+		meta := filepath.Join(root, spec.IndexDir)
+		os.Mkdir(meta, 0o700)
+		os.WriteFile(filepath.Join(meta, indexFile), []byte(body), 0o600)
+		_, err := Scan(root, ScanOptions{Runtime: spec.RuntimeApptainer})
+		if err == nil || !strings.Contains(err.Error(), "is corrupt") {
+			t.Errorf("%s: want a corrupt-index error, got %v", body, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "secret-content") {
+			t.Errorf("error quotes the file: %v", err)
+		}
+	}
+}
+
+func TestDeleteOnlyThePlacedFile(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	place(t, s, "a:1", "mine")
+	path := filepath.Join(root, "a:1")
+	// Someone replaces the file with their own, same size and mtime.
+	fi, _ := os.Stat(path)
+	os.Remove(path)
+	os.WriteFile(path, []byte("them"), 0o644)
+	os.Chtimes(path, fi.ModTime(), fi.ModTime())
+	err := s.Delete("a:1")
+	if err == nil || !strings.Contains(err.Error(), "not the file cachectl placed") {
+		t.Fatalf("want a refusal, got %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "them" {
+		t.Fatalf("the other file was touched: %q", b)
+	}
+	if _, ok := s.Lookup("a:1"); !ok {
+		t.Fatal("entry dropped although nothing was deleted")
+	}
+}
+
+func TestUpdateActsOnHandle(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	place(t, s, "a:1", "mine")
+	if err := s.Update("a:1", 0o600, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(root, "a:1"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	e, _ := s.Lookup("a:1")
+	if e.Mode != "0600" {
+		t.Fatalf("index mode %q", e.Mode)
+	}
+	// A symlink in its place is never followed.
+	target := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(target, []byte("v"), 0o644)
+	os.Remove(filepath.Join(root, "a:1"))
+	os.Symlink(target, filepath.Join(root, "a:1"))
+	if err := s.Update("a:1", 0o666, -1, -1); !errors.Is(err, ErrSymlink) {
+		t.Fatalf("want a symlink error, got %v", err)
+	}
+	if fi, _ := os.Stat(target); fi.Mode().Perm() != 0o644 {
+		t.Fatalf("victim changed: %v", fi.Mode())
+	}
+}
+
+func TestPlaceNeverOverwritesUnmanaged(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	os.WriteFile(filepath.Join(root, "a:1"), []byte("hand made"), 0o644)
+	w, _ := s.WorkDir()
+	os.WriteFile(filepath.Join(w.Path(), "f"), []byte("x"), 0o600)
+	fin, _ := w.Finish("f", 0o644, -1, -1)
+	if err := s.Place(w, "f", fin.Entry(Entry{Name: "a:1"})); err == nil || !strings.Contains(err.Error(), "not placed by cachectl") {
+		t.Fatalf("want a refusal, got %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "a:1")); string(b) != "hand made" {
+		t.Fatal("overwritten")
+	}
+}
+
+func TestLockHolderMessage(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	begin(t, root)
+	_, err := Begin(context.Background(), root, set, 0)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid") {
+		t.Fatalf("want lock error naming the holder, got %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := Begin(ctx, root, set, time.Minute); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want the context's error, got %v", err)
+	}
+}
+
+func TestLeftoversCleaned(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	w, _ := s.WorkDir()
+	os.WriteFile(filepath.Join(w.Path(), "import-x"), []byte("half"), 0o600)
+	meta := filepath.Join(root, spec.IndexDir)
+	os.WriteFile(filepath.Join(meta, ".index.json.tmp-1"), nil, 0o600)
+	// Simulate a killed process: the lock goes, the files stay.
+	s.lock.Release()
+	s.lock = nil
+	s2 := begin(t, root)
+	_ = s2
+	ents, _ := os.ReadDir(meta)
+	for _, e := range ents {
+		if e.Name() == stagingDir || strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("leftover %s not removed", e.Name())
+		}
+	}
+}
