@@ -12,10 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 )
 
 // BlobSource gives the content of blobs by digest. *store.Store is one.
@@ -92,11 +95,18 @@ func Write(ctx context.Context, path string, images []Image, src BlobSource, opt
 	meta.Blobs = blobs
 
 	dir := filepath.Dir(path)
+	removeAbandoned(dir, filepath.Base(path))
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.partial")
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	tmp := f.Name()
+	// Held while writing: removeAbandoned leaves a locked partial alone.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("bundle: lock %s: %w", tmp, err)
+	}
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -348,4 +358,32 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 			return n, rerr
 		}
 	}
+}
+
+// removeAbandoned removes the temporary files that killed writes of the
+// bundle base left in dir (".BASE.*.partial"): regular files of the
+// running user that no running write holds locked. It never follows a
+// symlink and leaves anything else alone.
+func removeAbandoned(dir, base string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+".*.partial"))
+	for _, m := range matches {
+		f, err := os.OpenFile(m, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		// (A file younger than 2 s may be a write that has not locked it yet.)
+		if err == nil && ok && fi.Mode().IsRegular() && int(st.Uid) == os.Geteuid() && time.Since(fi.ModTime()) > 2*time.Second &&
+			syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.Remove(m)
+		}
+		f.Close()
+	}
+}
+
+// globEscape quotes the characters filepath.Match treats specially.
+func globEscape(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`)
+	return r.Replace(s)
 }
