@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/hcl/v2"
@@ -26,7 +27,7 @@ var Architectures = []string{"386", "amd64", "arm", "arm64", "loong64", "mips64l
 var (
 	settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "store"}, {Name: "source"}}}
 	registrySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-		{Name: "mirror"}, {Name: "ca_file"}, {Name: "auth_file"}, {Name: "insecure"}, {Name: "max_concurrency"},
+		{Name: "mirror"}, {Name: "ca_file"}, {Name: "auth_file"}, {Name: "insecure"}, {Name: "max_concurrency"}, {Name: "timeout"}, {Name: "retry_time"},
 	}}
 	flavorSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "images", Required: true}}}
 	cacheSchema  = &hcl.BodySchema{
@@ -88,6 +89,20 @@ func (l *loader) intAttr(a *hcl.Attribute, dst *int) bool {
 		return false
 	}
 	return true
+}
+
+// durationAttr decodes a duration string ("90s", "5m") between lo and hi.
+func (l *loader) durationAttr(a *hcl.Attribute, dst *time.Duration, lo, hi time.Duration) {
+	var s string
+	if !l.stringAttr(a, &s) {
+		return
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < lo || d > hi {
+		l.errorf(a.Expr.Range().Ptr(), "Invalid "+a.Name, "%s must be a duration between %s and %s such as \"90s\" or \"5m\", not %q.", a.Name, lo, hi, s)
+		return
+	}
+	*dst = d
 }
 
 // strItem is one string of a list attribute with the range that wrote it.
@@ -246,6 +261,12 @@ func (l *loader) decodeRegistries(m *Model, blocks []*hcl.Block) {
 			if l.intAttr(a, &r.MaxConcurrency) && (r.MaxConcurrency < 1 || r.MaxConcurrency > 1024) {
 				l.errorf(a.Expr.Range().Ptr(), "Invalid max_concurrency", "max_concurrency must be between 1 and 1024, not %d.", r.MaxConcurrency)
 			}
+		}
+		if a := content.Attributes["timeout"]; a != nil {
+			l.durationAttr(a, &r.Timeout, time.Second, time.Hour)
+		}
+		if a := content.Attributes["retry_time"]; a != nil {
+			l.durationAttr(a, &r.RetryTime, 0, 24*time.Hour)
 		}
 		m.Registries = append(m.Registries, r)
 	}

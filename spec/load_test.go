@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -431,5 +432,49 @@ func TestLoadDirectory(t *testing.T) {
 	}
 	if _, d := Load(t.TempDir(), Options{}); !d.HasErrors() {
 		t.Error("empty directory: no error")
+	}
+}
+
+func TestRegistryTimeouts(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "cachectl.hcl")
+	os.WriteFile(f, []byte(`registry "r.io" {
+  timeout    = "90s"
+  retry_time = "10m"
+}
+registry "bad.io" {
+  timeout    = "5"
+  retry_time = "48h"
+}
+cache "c" {
+  runtime = "enroot"
+  root    = "/c"
+  images  = ["r.io/a:1"]
+}
+`), 0o644)
+	m, diags := Load(f, Options{})
+	if n := len(diags.Errs()); n != 2 {
+		t.Fatalf("want 2 errors (timeout without a unit, retry_time too long), got %v", diags)
+	}
+	if !strings.Contains(diags.Error(), `timeout must be a duration between 1s and 1h0m0s such as "90s" or "5m", not "5"`) {
+		t.Errorf("unclear error: %v", diags)
+	}
+	_ = m
+	os.WriteFile(f, []byte(`registry "r.io" {
+  timeout    = "90s"
+  retry_time = "10m"
+}
+cache "c" {
+  runtime = "enroot"
+  root    = "/c"
+  images  = ["r.io/a:1"]
+}
+`), 0o644)
+	m, diags = Load(f, Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if r := m.Registry("r.io"); r.Timeout != 90*time.Second || r.RetryTime != 10*time.Minute {
+		t.Fatalf("registry %+v", r)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -73,7 +74,13 @@ type Registry struct {
 	Insecure bool
 	// MaxConcurrency bounds concurrent requests to this host (0 = default).
 	MaxConcurrency int
-	Range          hcl.Range
+	// Timeout bounds the wait for a response and any silence while a body
+	// is read (0 = the client's default, 60 s).
+	Timeout time.Duration
+	// RetryTime bounds how long one request, or one blob download without
+	// progress, is retried before cachectl gives up (0 = default, 2 min).
+	RetryTime time.Duration
+	Range     hcl.Range
 }
 
 // Runtime names a container runtime and so the artifact format.

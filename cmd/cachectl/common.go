@@ -113,7 +113,8 @@ func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.
 	}
 	hosts := map[string]registry.HostSettings{}
 	for _, r := range m.Registries {
-		hosts[r.Host] = registry.HostSettings{Mirror: r.Mirror, CAFile: r.CAFile, AuthFile: r.AuthFile, Insecure: r.Insecure, MaxConcurrency: r.MaxConcurrency}
+		hosts[r.Host] = registry.HostSettings{Mirror: r.Mirror, CAFile: r.CAFile, AuthFile: r.AuthFile, Insecure: r.Insecure, MaxConcurrency: r.MaxConcurrency,
+			RequestTimeout: r.Timeout, TotalRetryTime: r.RetryTime}
 	}
 	c, err := registry.New(registry.Options{Hosts: hosts, Progress: sink, Cache: st, UserAgent: "cachectl/" + Version})
 	if err != nil {

@@ -37,6 +37,8 @@ type host struct {
 	settings HostSettings
 	base     http.RoundTripper
 	sem      chan struct{}
+	// timeout and budget are the host's request timeout and retry time.
+	timeout, budget time.Duration
 
 	mu    sync.Mutex
 	repos map[string]*repoTransport
@@ -131,10 +133,19 @@ func (c *Client) host(h string) (*host, error) {
 	if n <= 0 {
 		n = DefaultHostMaxConcurrency
 	}
+	hostTimeout, hostBudget := c.opts.RequestTimeout, c.opts.TotalRetryTime
+	if s.RequestTimeout > 0 {
+		hostTimeout = s.RequestTimeout
+	}
+	if s.TotalRetryTime > 0 {
+		hostBudget = s.TotalRetryTime
+	}
 	hs := &host{
 		name:     h,
 		settings: s,
-		base:     transport.NewUserAgent(&retryTransport{inner: base, timeout: c.opts.RequestTimeout, budget: c.opts.TotalRetryTime}, c.opts.UserAgent),
+		base:     transport.NewUserAgent(&retryTransport{inner: base, timeout: hostTimeout, budget: hostBudget}, c.opts.UserAgent),
+		timeout:  hostTimeout,
+		budget:   hostBudget,
 		sem:      make(chan struct{}, n),
 		repos:    map[string]*repoTransport{},
 	}
@@ -235,9 +246,10 @@ func (c *Client) transport(ctx context.Context, t target) (*repoTransport, error
 		return nil, fmt.Errorf("registry %s: credentials: %w", t.repo.RegistryStr(), err)
 	}
 	hadCreds := auth != authn.Anonymous
+	start := time.Now()
 	tr, err := transport.NewWithContext(ctx, t.repo.Registry, auth, t.host.base, []string{t.repo.Scope(transport.PullScope)})
 	if err != nil {
-		return nil, translate(fmt.Errorf("registry %s: %w", t.repo.RegistryStr(), err), t.repo.RegistryStr(), t.repo.RepositoryStr(), hadCreds)
+		return nil, pingError(err, t, hadCreds, time.Since(start))
 	}
 	rt = &repoTransport{rt: tr, hadCreds: hadCreds}
 	t.host.mu.Lock()

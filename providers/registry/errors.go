@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -107,6 +108,32 @@ func detail(body []byte) string {
 		return strings.Join(parts, "; ")
 	}
 	return ""
+}
+
+// pingError explains a failed ping/token exchange of target t that took
+// took. When the registry answered with a status, that answer is the
+// error: go-containerregistry's probe of HTTPS before HTTP (for insecure
+// registries) adds an error of the HTTPS attempt that says nothing about
+// the failure, so it is left out.
+func pingError(err error, t target, hadCreds bool, took time.Duration) error {
+	reg := t.repo.RegistryStr()
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return fmt.Errorf("registry %s: %w", reg, err)
+	}
+	// The HTTPS probe's error matters unless the server speaks plain HTTP
+	// (net/http's message for that case has no type of its own).
+	if !strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") && te.Request != nil && te.Request.URL.Scheme == "http" {
+		return translate(fmt.Errorf("registry %s: %w", reg, err), reg, t.repo.RepositoryStr(), hadCreds)
+	}
+	if err := translate(te, reg, t.repo.RepositoryStr(), hadCreds); err != te {
+		return err
+	}
+	if retryableStatus(te.StatusCode) {
+		return fmt.Errorf("registry %s answered HTTP %d to every attempt for %s (the retry time is %s); gave up: %w",
+			reg, te.StatusCode, took.Round(100*time.Millisecond), t.host.budget, te)
+	}
+	return fmt.Errorf("registry %s: %w", reg, te)
 }
 
 // translate turns go-containerregistry transport errors (from the ping and

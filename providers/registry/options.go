@@ -46,6 +46,10 @@ type HostSettings struct {
 	// MaxConcurrency bounds concurrent requests to this host
 	// (default DefaultHostMaxConcurrency).
 	MaxConcurrency int
+	// RequestTimeout and TotalRetryTime override the Options' values for
+	// this host (0 = those).
+	RequestTimeout time.Duration
+	TotalRetryTime time.Duration
 }
 
 // Options configure a Client. The zero value is usable.
@@ -63,8 +67,11 @@ type Options struct {
 	// RequestTimeout bounds the wait for a response's headers and any
 	// silence while reading its body (default DefaultRequestTimeout).
 	RequestTimeout time.Duration
-	// TotalRetryTime bounds the time spent retrying one request or one
-	// blob download before giving up (default DefaultTotalRetryTime).
+	// TotalRetryTime bounds the time one request takes with all its
+	// retries, and the time a blob download goes without receiving a byte
+	// (stalls and retries included) before cachectl gives up (default
+	// DefaultTotalRetryTime). No attempt outlasts it: the last one is cut
+	// at the bound.
 	TotalRetryTime time.Duration
 	// Progress receives download events (nil: none).
 	Progress progress.Sink

@@ -216,7 +216,9 @@ func (c *Client) downloadFrom(ctx context.Context, t target, base progress.Event
 
 // blobReader reads a blob from a registry, resuming with a Range request
 // (or by skipping already-read bytes) after a connection reset, a truncated
-// body or a stall, with back-off, within the client's TotalRetryTime.
+// body or a stall, with back-off. It gives up when no byte has arrived for
+// the host's retry time (TotalRetryTime): the attempt running then is cut
+// at that bound, so a stalled download never outlasts it.
 type blobReader struct {
 	ctx    context.Context
 	c      *Client
@@ -224,36 +226,70 @@ type blobReader struct {
 	digest v1.Hash
 	size   int64
 
-	rc       io.ReadCloser
-	off      int64
-	attempt  int
-	deadline time.Time
+	rc           io.ReadCloser
+	off          int64
+	attempt      int
+	lastProgress time.Time
+	cancel       context.CancelFunc
+	timer        *time.Timer
+	expired      atomic.Bool
+	lastErr      error
 }
 
 func (b *blobReader) Read(p []byte) (int, error) {
+	budget := b.t.host.budget
+	if b.lastProgress.IsZero() {
+		b.lastProgress = time.Now()
+	}
 	for {
 		if b.rc == nil {
-			rc, err := b.open()
+			if time.Since(b.lastProgress) >= budget {
+				return 0, b.gaveUp(b.lastErr)
+			}
+			actx, cancel := context.WithCancel(b.ctx)
+			b.expired.Store(false)
+			b.cancel = cancel
+			b.timer = time.AfterFunc(time.Until(b.lastProgress.Add(budget)), func() { b.expired.Store(true); cancel() })
+			rc, err := b.open(actx)
 			if err != nil {
+				b.stop()
+				if b.expired.Load() && b.ctx.Err() == nil {
+					return 0, b.gaveUp(b.lastErr)
+				}
 				return 0, err
 			}
 			b.rc = rc
 		}
 		n, err := b.rc.Read(p)
 		b.off += int64(n)
+		if n > 0 {
+			b.lastProgress = time.Now()
+			b.timer.Reset(budget)
+		}
 		if err == io.EOF && b.size >= 0 && b.off < b.size {
 			err = io.ErrUnexpectedEOF
 		}
 		if err == nil || err == io.EOF {
 			return n, err
 		}
-		b.rc.Close()
-		b.rc = nil
+		b.Close()
+		if b.expired.Load() && b.ctx.Err() == nil {
+			return n, b.gaveUp(b.lastErr)
+		}
 		if !retryable(err) || b.ctx.Err() != nil {
 			return n, err
 		}
-		if werr := b.backoff(); werr != nil {
-			return n, fmt.Errorf("%w (%v)", err, werr)
+		b.lastErr = err
+		wait := backoff(b.attempt)
+		b.attempt++
+		left := budget - time.Since(b.lastProgress)
+		if left <= 50*time.Millisecond {
+			return n, b.gaveUp(err)
+		}
+		wait = min(wait, left-50*time.Millisecond) // one more attempt at the end
+
+		if err := sleep(b.ctx, wait); err != nil {
+			return n, err
 		}
 		if n > 0 {
 			return n, nil
@@ -261,29 +297,42 @@ func (b *blobReader) Read(p []byte) (int, error) {
 	}
 }
 
-func (b *blobReader) backoff() error {
-	if b.deadline.IsZero() {
-		b.deadline = time.Now().Add(b.c.opts.TotalRetryTime)
+// gaveUp says how long the download went without data, where, and why.
+func (b *blobReader) gaveUp(last error) error {
+	if last == nil {
+		last = errTimeout
 	}
-	wait := backoff(b.attempt)
-	b.attempt++
-	if time.Now().Add(wait).After(b.deadline) {
-		return fmt.Errorf("gave up after %d attempts in %s", b.attempt, b.c.opts.TotalRetryTime)
+	size := "?"
+	if b.size >= 0 {
+		size = strconv.FormatInt(b.size, 10)
 	}
-	return sleep(b.ctx, wait)
+	return fmt.Errorf("no data for %s at byte %d of %s after %d attempt(s); gave up (the retry time is %s): %w",
+		time.Since(b.lastProgress).Round(100*time.Millisecond), b.off, size, b.attempt+1, b.t.host.budget, last)
+}
+
+// stop releases the current attempt's context and timer.
+func (b *blobReader) stop() {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	if b.cancel != nil {
+		b.cancel()
+		b.cancel = nil
+	}
 }
 
 // open GETs the blob from offset b.off.
-func (b *blobReader) open() (io.ReadCloser, error) {
+func (b *blobReader) open(ctx context.Context) (io.ReadCloser, error) {
 	t := b.t
-	req, err := http.NewRequestWithContext(b.ctx, http.MethodGet, t.url("blobs/"+b.digest.String()), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url("blobs/"+b.digest.String()), nil)
 	if err != nil {
 		return nil, err
 	}
 	if b.off > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", b.off))
 	}
-	resp, rt, err := b.c.do(b.ctx, t, req)
+	resp, rt, err := b.c.do(ctx, t, req)
 	if err != nil {
 		return nil, err
 	}
@@ -308,12 +357,13 @@ func (b *blobReader) open() (io.ReadCloser, error) {
 
 // Close releases the current response, if any.
 func (b *blobReader) Close() error {
+	var err error
 	if b.rc != nil {
-		err := b.rc.Close()
+		err = b.rc.Close()
 		b.rc = nil
-		return err
 	}
-	return nil
+	b.stop()
+	return err
 }
 
 // rangeStart parses the first byte of "bytes START-END/SIZE".

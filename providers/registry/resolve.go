@@ -309,11 +309,14 @@ func normVariant(p v1.Platform) string {
 }
 
 // headOrGet returns the descriptor ident (tag or digest) points at on t:
-// HEAD, then GET when HEAD fails for another reason than authentication or
-// absence, or gives no digest.
+// HEAD, then GET when the registry answers HEAD without a digest or with a
+// status that says it does not serve HEAD. A registry that could not be
+// reached, or kept failing until the retry time was spent, is not asked
+// again.
 func (c *Client) headOrGet(ctx context.Context, t target, ident string) (v1.Descriptor, error) {
 	d, err := c.headManifest(ctx, t, ident)
-	if err == nil || IsAuth(err) || NotFound(err) || ctx.Err() != nil {
+	var se *StatusError
+	if err == nil || ctx.Err() != nil || !(errors.Is(err, errNoDigest) || errors.As(err, &se) && headUnsupported(se.StatusCode)) {
 		return d, err
 	}
 	raw, mt, gerr := c.getManifest(ctx, t, ident)
@@ -325,6 +328,16 @@ func (c *Client) headOrGet(ctx context.Context, t target, ident string) (v1.Desc
 }
 
 var errNoDigest = errors.New("HEAD response without Docker-Content-Digest")
+
+// headUnsupported reports whether a HEAD status suggests asking with GET
+// (registries and proxies that do not implement HEAD on manifests).
+func headUnsupported(code int) bool {
+	switch code {
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented, http.StatusBadRequest, http.StatusNotAcceptable:
+		return true
+	}
+	return false
+}
 
 func (c *Client) do(ctx context.Context, t target, req *http.Request) (*http.Response, *repoTransport, error) {
 	rt, err := c.transport(ctx, t)

@@ -34,12 +34,13 @@ type retryTransport struct {
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead
 	if !idempotent || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
-		return t.once(req)
+		return t.once(req, t.timeout)
 	}
 	parent := req.Context()
-	deadline := time.Now().Add(t.budget)
+	start := time.Now()
+	deadline := start.Add(t.budget)
 	for attempt := 0; ; attempt++ {
-		resp, err := t.once(req)
+		resp, err := t.once(req, min(t.timeout, time.Until(deadline)))
 		wait := backoff(attempt)
 		switch {
 		case err != nil:
@@ -53,9 +54,14 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		default:
 			return resp, nil
 		}
-		if time.Now().Add(wait).After(deadline) {
+		// The last wait is cut to what the retry time leaves, so that one
+		// more attempt runs at its end instead of giving up early.
+		if left := time.Until(deadline); wait > left && left > 50*time.Millisecond {
+			wait = left - 50*time.Millisecond
+		}
+		if time.Now().Add(wait).After(deadline.Add(-40 * time.Millisecond)) {
 			if err != nil {
-				return nil, fmt.Errorf("%w (gave up after %d attempts in %s)", err, attempt+1, t.budget)
+				return nil, fmt.Errorf("%w (gave up after %d attempts in %s; the retry time is %s)", err, attempt+1, time.Since(start).Round(100*time.Millisecond), t.budget)
 			}
 			return resp, nil // the caller reports the status
 		}
@@ -70,11 +76,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // once performs one attempt with the header timeout and wraps the body with
-// the idle timeout.
-func (t *retryTransport) once(req *http.Request) (*http.Response, error) {
+// the idle timeout (timeout, at most the request timeout).
+func (t *retryTransport) once(req *http.Request, timeout time.Duration) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
 	var timedOut atomic.Bool
-	timer := time.AfterFunc(t.timeout, func() { timedOut.Store(true); cancel() })
+	timeout = max(timeout, 10*time.Millisecond)
+	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); cancel() })
 	resp, err := t.inner.RoundTrip(req.Clone(ctx))
 	if !timer.Stop() || timedOut.Load() {
 		if resp != nil {
@@ -84,7 +91,7 @@ func (t *retryTransport) once(req *http.Request) (*http.Response, error) {
 		if req.Context().Err() != nil {
 			return nil, req.Context().Err()
 		}
-		return nil, fmt.Errorf("%s %s: no response within %s: %w", req.Method, req.URL.Redacted(), t.timeout, errTimeout)
+		return nil, fmt.Errorf("%s %s: no response within %s: %w", req.Method, req.URL.Redacted(), timeout.Round(time.Millisecond), errTimeout)
 	}
 	if err != nil {
 		cancel()
