@@ -265,6 +265,7 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		if n > 0 {
 			b.lastProgress = time.Now()
 			b.timer.Reset(budget)
+			b.attempt = 0 // back-off grows only while nothing arrives
 		}
 		if err == io.EOF && b.size >= 0 && b.off < b.size {
 			err = io.ErrUnexpectedEOF
@@ -306,7 +307,7 @@ func (b *blobReader) gaveUp(last error) error {
 	if b.size >= 0 {
 		size = strconv.FormatInt(b.size, 10)
 	}
-	return fmt.Errorf("no data for %s at byte %d of %s after %d attempt(s); gave up (the retry time is %s): %w",
+	return fmt.Errorf("no data for %s at byte %d of %s (%d attempt(s) since the last byte); gave up (the retry time is %s): %w",
 		time.Since(b.lastProgress).Round(100*time.Millisecond), b.off, size, b.attempt+1, b.t.host.budget, last)
 }
 
