@@ -268,7 +268,7 @@ func ReadPlanFile(path string) (*Plan, error) {
 	}
 	var p Plan
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("%s is not a cachectl plan file: %w", path, err)
+		return nil, fmt.Errorf("%s is not a cachectl plan file: %s", path, cacheroot.JSONProblem(err))
 	}
 	if p.FormatVersion == "" || p.FormatVersion[0] != FormatVersion[0] {
 		return nil, fmt.Errorf("%s has plan format %q; this cachectl reads %s", path, p.FormatVersion, FormatVersion)

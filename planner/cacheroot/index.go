@@ -188,7 +188,7 @@ func (s *StateDir) ReadIndex(rt spec.Runtime) (*Index, error) {
 func parseIndex(b []byte, path string, rt spec.Runtime) (*Index, error) {
 	var ix Index
 	if err := json.Unmarshal(b, &ix); err != nil {
-		return nil, fmt.Errorf("index %s is corrupt (%s); move it away to start over (files then show as unmanaged)", path, jsonProblem(err))
+		return nil, fmt.Errorf("index %s is corrupt (%s); move it away to start over (files then show as unmanaged)", path, JSONProblem(err))
 	}
 	if ix.Version != IndexVersion {
 		return nil, fmt.Errorf("index %s has format version %d; this cachectl reads version %d", path, ix.Version, IndexVersion)
@@ -234,9 +234,10 @@ func (ix *Index) HasDirSorted(name string) bool {
 	return false
 }
 
-// jsonProblem describes a JSON decoding error by position and kind,
-// without quoting the content.
-func jsonProblem(err error) string {
+// JSONProblem describes a JSON decoding error by position and kind,
+// without quoting the content (index and plan files are input, and an
+// error message must not echo what they hold).
+func JSONProblem(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
@@ -245,7 +246,7 @@ func jsonProblem(err error) string {
 	case errors.As(err, &te):
 		return fmt.Sprintf("field %q has the wrong type at byte %d", te.Field, te.Offset)
 	}
-	return "not a cachectl index"
+	return "not the expected JSON document"
 }
 
 // WriteIndex writes the index atomically through the state directory.
