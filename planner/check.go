@@ -40,10 +40,11 @@ func SpecDigest(m *spec.Model) string {
 // spec does not allow.
 var ErrPlanEdited = errors.New("the plan was edited or made from another spec")
 
-// checkPlanSpec checks the parts of a plan that need no file system: the
+// CheckPlanSpec checks the parts of a plan that need no file system: the
 // spec digest, and that every root and change belongs to a cache of the
-// spec with the same root, runtime, modes and owners.
-func checkPlanSpec(p *Plan, m *spec.Model) error {
+// spec with the same root, runtime, modes and owners. Errors wrap
+// ErrPlanEdited.
+func CheckPlanSpec(p *Plan, m *spec.Model) error {
 	if p.SpecDigest == "" {
 		return fmt.Errorf("%w: it carries no spec digest (made by an older cachectl?); make it again with \"cachectl plan -out\"", ErrPlanEdited)
 	}
@@ -80,12 +81,32 @@ func checkPlanSpec(p *Plan, m *spec.Model) error {
 	return nil
 }
 
-// checkPlanChanges compares the plan's changes with the changes the spec
-// gives for the state found under the locks: the same diff, fed with the
-// digests the plan resolved. Every change the plan would make must be
-// exactly one the spec asks for (address, action, name, path, runtime,
-// reference, platform, modes, owners, digests), and none may be missing.
-func checkPlanChanges(p *Plan, want []Change) error {
+// CheckPlanChanges compares the plan's changes to the caches given with
+// the changes the spec gives for their state as found under the locks: the
+// same diff, fed with the digests the plan resolved. Every change the plan
+// would make there must be exactly one the spec asks for (address, action,
+// name, path, runtime, reference, platform, modes, owners, digests), and
+// none may be missing. Errors wrap ErrPlanEdited.
+func CheckPlanChanges(p *Plan, caches []CacheInput) error {
+	in := DiffInput{Caches: caches, Refreshed: p.Refreshed, Targets: p.Targets, Replace: plannedReplaces(p)}
+	if p.Refreshed {
+		in.Resolved = planResolutions(p)
+	}
+	want, _ := Diff(in)
+	mine := map[string]bool{}
+	for _, c := range caches {
+		mine[c.Cache.Name] = true
+	}
+	var planned []Change
+	for _, ch := range p.Changes {
+		if mine[ch.Cache] {
+			planned = append(planned, ch)
+		}
+	}
+	return compareChanges(planned, want)
+}
+
+func compareChanges(planned, want []Change) error {
 	key := func(c Change) string { return string(c.Kind) + " " + c.Address }
 	wantBy := map[string]Change{}
 	for _, c := range want {
@@ -94,7 +115,7 @@ func checkPlanChanges(p *Plan, want []Change) error {
 		}
 	}
 	seen := map[string]bool{}
-	for _, c := range p.Changes {
+	for _, c := range planned {
 		if !c.Action.IsChange() {
 			continue
 		}

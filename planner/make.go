@@ -25,6 +25,11 @@ type ResolveRequest struct {
 	Platform v1.Platform
 }
 
+// Fetcher makes an image's blobs local and returns the image.
+type Fetcher interface {
+	Fetch(ctx context.Context, ref string, manifest string) (v1.Image, error)
+}
+
 // Resolver resolves references to digests, concurrently, each distinct
 // request once. Implementations: the registry client, a bundle.
 type Resolver interface {
@@ -69,7 +74,7 @@ func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*
 	var errs *multierror.Error
 	var inputs []CacheInput
 	for _, c := range m.Caches {
-		st, err := cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Verify: opts.Verify, Names: wantedNames(c)})
+		st, err := cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Verify: opts.Verify, Names: c.ArtifactNames()})
 		if err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("cache %q: %w", c.Name, err))
 			continue
@@ -137,13 +142,14 @@ func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*
 	}
 	p.summarize()
 	if errs != nil {
-		errs.ErrorFormat = listErrors
+		errs.ErrorFormat = ListErrors
 		return p, errs
 	}
 	return p, nil
 }
 
-func listErrors(es []error) string {
+// ListErrors formats several errors as a list (for multierror.Error).
+func ListErrors(es []error) string {
 	if len(es) == 1 {
 		return es[0].Error()
 	}

@@ -172,6 +172,22 @@ func (p *Plan) HasChanges() bool {
 	return p.Summary.Add+p.Summary.Change+p.Summary.Destroy > 0
 }
 
+// Progressive is the action as a verb in progress ("creating"), for
+// progress lines.
+func (a Action) Progressive() string {
+	switch a {
+	case ActionCreate:
+		return "creating"
+	case ActionUpdate:
+		return "updating"
+	case ActionReplace:
+		return "replacing"
+	case ActionDelete:
+		return "deleting"
+	}
+	return string(a)
+}
+
 // IsChange reports whether an action changes the cache.
 func (a Action) IsChange() bool {
 	switch a {
@@ -181,8 +197,8 @@ func (a Action) IsChange() bool {
 	return false
 }
 
-// count adds one change to the counters (a replace adds and destroys).
-func (s *Summary) count(a Action) {
+// Count adds one change to the counters (a replace adds and destroys).
+func (s *Summary) Count(a Action) {
 	switch a {
 	case ActionCreate:
 		s.Add++
@@ -202,7 +218,7 @@ func (p *Plan) summarize() {
 	s := Summary{}
 	manifests := map[string]bool{}
 	for _, c := range p.Changes {
-		s.count(c.Action)
+		s.Count(c.Action)
 		if c.Action == ActionCreate || c.Action == ActionReplace {
 			s.WriteBytes += c.WriteBytes
 			if c.Manifest == "" || !manifests[c.Manifest] {

@@ -34,7 +34,7 @@ func (p *Plan) PerCache() []CacheSummary {
 		if ch.Action == ActionNoop {
 			s.InSync++
 		}
-		s.count(ch.Action)
+		s.Count(ch.Action)
 	}
 	return out
 }

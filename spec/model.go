@@ -219,6 +219,16 @@ type Artifact struct {
 	Range hcl.Range
 }
 
+// ArtifactNames returns the file names of the cache's artifacts, relative
+// to its root.
+func (c *Cache) ArtifactNames() []string {
+	names := make([]string, len(c.Artifacts))
+	for i, a := range c.Artifacts {
+		names[i] = a.Name
+	}
+	return names
+}
+
 // Address identifies the artifact in plans and -target: cache.NAME["REF"].
 func (a *Artifact) Address() string { return Address(a.Cache, a.Ref) }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/planner/apply"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/progress"
 )
@@ -72,11 +73,11 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 		}
 	} else {
 		// Lock first, then plan: the plan cannot go stale before it is applied.
-		held, err := planner.LockRoots(iox.Ctx, m, c.LockTimeout)
+		held, err := apply.LockRoots(iox.Ctx, m, c.LockTimeout)
 		if err != nil {
 			return err
 		}
-		defer planner.ReleaseAll(held)
+		defer apply.ReleaseAll(held)
 		locks = held
 		var res runSource
 		if c.Refresh {
@@ -116,9 +117,9 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 		}
 	}
 	events := c.eventPrinter(g, iox, sink)
-	res, err := planner.Apply(iox.Ctx, p, planner.ApplyDeps{
+	res, err := apply.Run(iox.Ctx, p, apply.Deps{
 		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
-	}, planner.ApplyOptions{
+	}, apply.Options{
 		Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks,
 		Spec: m, BuilderInfo: builderInfo, Prefetch: c.PlanFile != "",
 	})
@@ -168,7 +169,7 @@ func confirm(iox *IO) (bool, error) {
 }
 
 // eventPrinter prints apply progress: plain lines, or JSON with --progress=json.
-func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO, sink progress.Sink) func(planner.ApplyEvent) {
+func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO, sink progress.Sink) func(apply.Event) {
 	var mu sync.Mutex
 	log := g.Logger(iox.Stderr)
 	switch c.Progress {
@@ -176,23 +177,23 @@ func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO, sink progress.Sink) func(pl
 		return nil
 	case "json":
 		enc := json.NewEncoder(iox.Stderr)
-		return func(e planner.ApplyEvent) {
+		return func(e apply.Event) {
 			mu.Lock()
 			defer mu.Unlock()
 			enc.Encode(struct {
 				Type string `json:"type"`
-				planner.ApplyEvent
+				apply.Event
 			}{"apply", e})
 		}
 	}
-	return func(e planner.ApplyEvent) {
+	return func(e apply.Event) {
 		var msg string
 		switch e.Phase {
-		case "start":
-			msg = fmt.Sprintf("%s: %s…", e.Address, strings.TrimSuffix(string(e.Action), "e")+"ing")
-		case "done":
+		case apply.PhaseStart:
+			msg = fmt.Sprintf("%s: %s…", e.Address, e.Action.Progressive())
+		case apply.PhaseDone:
 			msg = fmt.Sprintf("%s: %s complete", e.Address, e.Action)
-		case "error":
+		case apply.PhaseError:
 			msg = fmt.Sprintf("%s: failed: %s", e.Address, e.Message)
 		default:
 			log.Debug("apply", "address", e.Address, "phase", e.Phase, "detail", e.Message)

@@ -1,4 +1,4 @@
-package planner
+package apply
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
+	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/rootfs"
@@ -31,15 +32,15 @@ type fakeSource struct {
 	fail    map[string]bool
 }
 
-func (f *fakeSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (map[ResolveKey]Resolution, error) {
-	out := map[ResolveKey]Resolution{}
+func (f *fakeSource) ResolveAll(ctx context.Context, reqs []planner.ResolveRequest) (map[planner.ResolveKey]planner.Resolution, error) {
+	out := map[planner.ResolveKey]planner.Resolution{}
 	for _, r := range reqs {
 		img, ok := f.images[r.Ref]
 		if !ok {
 			return nil, fmt.Errorf("%s: not found", r.Ref)
 		}
 		d, _ := img.Digest()
-		out[ResolveKey{r.Ref, PlatformString(r.Platform)}] = Resolution{Digest: d.String(), Manifest: d.String(), Size: 10}
+		out[planner.ResolveKey{Ref: r.Ref, Platform: planner.PlatformString(r.Platform)}] = planner.Resolution{Digest: d.String(), Manifest: d.String(), Size: 10}
 	}
 	return out, nil
 }
@@ -66,11 +67,21 @@ func (textBuilder) Build(ctx context.Context, img v1.Image, req providers.BuildR
 }
 func (textBuilder) Verify(ctx context.Context, path string) error { return nil }
 
+// model is a spec of one apptainer cache "sif" at root with refs.
 func model(t *testing.T, root string, prune bool, refs ...string) *spec.Model {
-	c := testCache(t, prune, refs...)
-	c.Root = root
-	for _, a := range c.Artifacts {
-		a.Path = spec.JoinRoot(root, a.Name)
+	t.Helper()
+	c := &spec.Cache{Name: "sif", Runtime: spec.RuntimeApptainer, Root: root, Platform: spec.DefaultPlatform,
+		FileMode: 0o644, DirMode: 0o755, Prune: prune}
+	for _, r := range refs {
+		p, err := name.ParseReference(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := spec.FileName(c.Runtime, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Artifacts = append(c.Artifacts, &spec.Artifact{Cache: c.Name, Ref: r, Parsed: p, Name: n, Path: spec.JoinRoot(root, n), Platform: c.Platform})
 	}
 	return &spec.Model{Caches: []*spec.Cache{c}}
 }
@@ -87,22 +98,22 @@ func newFake(t *testing.T, refs ...string) *fakeSource {
 	return f
 }
 
-func planAndApply(t *testing.T, m *spec.Model, src *fakeSource) (*Plan, error) {
+func planAndApply(t *testing.T, m *spec.Model, src *fakeSource) (*planner.Plan, error) {
 	t.Helper()
-	opts := Options{Refresh: true, Builder: func(spec.Runtime) BuilderInfo { return BuilderInfo{"txt", "1"} }}
-	p, err := MakePlan(context.Background(), m, src, opts)
+	opts := planner.Options{Refresh: true, Builder: func(spec.Runtime) planner.BuilderInfo { return planner.BuilderInfo{Format: "txt", Version: "1"} }}
+	p, err := planner.MakePlan(context.Background(), m, src, opts)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
-	_, err = Apply(context.Background(), p, ApplyDeps{Resolver: src, Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return textBuilder{}, nil }}, ApplyOptions{Spec: m, BuilderInfo: txtInfo})
+	_, err = Run(context.Background(), p, Deps{Resolver: src, Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return textBuilder{}, nil }}, Options{Spec: m, BuilderInfo: txtInfo})
 	return p, err
 }
 
-func txtInfo(spec.Runtime) BuilderInfo { return BuilderInfo{"txt", "1"} }
+func txtInfo(spec.Runtime) planner.BuilderInfo { return planner.BuilderInfo{Format: "txt", Version: "1"} }
 
-func replan(t *testing.T, m *spec.Model, src *fakeSource) *Plan {
+func replan(t *testing.T, m *spec.Model, src *fakeSource) *planner.Plan {
 	t.Helper()
-	p, err := MakePlan(context.Background(), m, src, Options{Refresh: true, Builder: func(spec.Runtime) BuilderInfo { return BuilderInfo{"txt", "1"} }})
+	p, err := planner.MakePlan(context.Background(), m, src, planner.Options{Refresh: true, Builder: func(spec.Runtime) planner.BuilderInfo { return planner.BuilderInfo{Format: "txt", Version: "1"} }})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -174,7 +185,7 @@ func TestApplyNeverTouchesUnmanaged(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "a:1"), []byte("in the way"), 0o644)
 	src := newFake(t, "a:1")
 	m := model(t, root, true, "a:1")
-	_, err := MakePlan(context.Background(), m, src, Options{Refresh: true})
+	_, err := planner.MakePlan(context.Background(), m, src, planner.Options{Refresh: true})
 	if err == nil || !strings.Contains(err.Error(), "was not placed by cachectl") {
 		t.Fatalf("want a conflict error, got %v", err)
 	}
@@ -206,7 +217,7 @@ func TestApplyStalePlanRefused(t *testing.T) {
 	p := replan(t, m, src)
 	// Someone changes the root after the plan was made.
 	os.Chmod(filepath.Join(root, "a:1"), 0o600)
-	_, err := Apply(context.Background(), p, ApplyDeps{Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return textBuilder{}, nil }}, ApplyOptions{Spec: m, BuilderInfo: txtInfo})
+	_, err := Run(context.Background(), p, Deps{Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return textBuilder{}, nil }}, Options{Spec: m, BuilderInfo: txtInfo})
 	if err == nil || !strings.Contains(err.Error(), "plan is stale") {
 		t.Fatalf("want stale error, got %v", err)
 	}
@@ -281,7 +292,6 @@ func TestPendingEntryRecovered(t *testing.T) {
 	}
 }
 
-var _ = name.ParseReference
 
 func TestPruneRemovesOnlyDirsItCreated(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "sif")
@@ -336,12 +346,12 @@ func TestApplyFlattensOncePerImage(t *testing.T) {
 		a.Cache = "two"
 	}
 	m := &spec.Model{Caches: []*spec.Cache{c1, c2}}
-	p, err := MakePlan(context.Background(), m, src, Options{Refresh: true, Builder: func(spec.Runtime) BuilderInfo { return BuilderInfo{"txt", "1"} }})
+	p, err := planner.MakePlan(context.Background(), m, src, planner.Options{Refresh: true, Builder: func(spec.Runtime) planner.BuilderInfo { return planner.BuilderInfo{Format: "txt", Version: "1"} }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tb := &treeBuilder{trees: map[*rootfs.Tree]int{}}
-	if _, err := Apply(context.Background(), p, ApplyDeps{Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return tb, nil }}, ApplyOptions{Spec: m, BuilderInfo: txtInfo}); err != nil {
+	if _, err := Run(context.Background(), p, Deps{Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return tb, nil }}, Options{Spec: m, BuilderInfo: txtInfo}); err != nil {
 		t.Fatal(err)
 	}
 	// a:1 is needed twice: one tree, used by both builds; b:1 once: plain Build.

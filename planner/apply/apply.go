@@ -1,4 +1,9 @@
-package planner
+// Package apply carries out a plan: it locks and checks every cache root
+// the plan changes, checks the plan against the spec, fetches images,
+// runs the builds through an Executor and places the artifacts with the
+// cache root's placement protocol (planner/cacheroot). It reports progress
+// as typed Events.
+package apply
 
 import (
 	"context"
@@ -13,40 +18,28 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/rootfs"
 	"github.com/cachectl/cachectl/spec"
 )
 
-// Fetcher makes an image's blobs local and returns the image.
-type Fetcher interface {
-	Fetch(ctx context.Context, ref string, manifest string) (v1.Image, error)
-}
-
-// ApplyEvent reports progress of one artifact.
-type ApplyEvent struct {
-	Time    time.Time `json:"time"`
-	Address string    `json:"address"`
-	Action  Action    `json:"action"`
-	// Phase: "start", "pull", "build", "place", "done", "error".
-	Phase   string `json:"phase"`
-	Message string `json:"message,omitempty"`
-}
-
-// ApplyDeps are the collaborators of Apply.
-type ApplyDeps struct {
+// Deps are the collaborators of Run.
+type Deps struct {
 	// Resolver resolves changes whose digest the plan left open.
-	Resolver Resolver
-	Fetcher  Fetcher
+	Resolver planner.Resolver
+	Fetcher  planner.Fetcher
 	// Builder returns the builder of a runtime.
 	Builder func(spec.Runtime) (providers.Builder, error)
+	// Executor runs the builds (nil: Local, in this process).
+	Executor Executor
 	// Events receives progress (may be nil).
-	Events func(ApplyEvent)
+	Events func(Event)
 }
 
-// ApplyOptions tune Apply.
-type ApplyOptions struct {
+// Options tune Run.
+type Options struct {
 	// Parallelism bounds artifacts pulled at once (default 4).
 	Parallelism int
 	// BuildParallelism bounds conversions at once (default: 1 per 4 CPUs, at least 1).
@@ -54,36 +47,37 @@ type ApplyOptions struct {
 	// LockTimeout is how long to wait for another apply on the same root.
 	LockTimeout time.Duration
 	// Held are sessions the caller already holds (LockRoots), by root;
-	// Apply does not take or release those.
+	// Run does not take or release those.
 	Held map[string]*cacheroot.Session
-	// Spec is the loaded spec. Apply checks the plan against it before it
-	// changes anything (CheckPlan): a plan can only do what the spec allows.
+	// Spec is the loaded spec. Run checks the plan against it before it
+	// changes anything (planner.CheckPlanSpec, planner.CheckPlanChanges): a
+	// plan can only do what the spec allows.
 	Spec *spec.Model
-	// Builder returns the builder identity of a runtime (for that check).
-	BuilderInfo func(spec.Runtime) BuilderInfo
+	// BuilderInfo returns the builder identity of a runtime (for that check).
+	BuilderInfo func(spec.Runtime) planner.BuilderInfo
 	// Prefetch fetches every image the plan builds before anything is
 	// changed, so that a plan naming an image that cannot be had changes
 	// nothing (apply of a saved plan).
 	Prefetch bool
 }
 
-// ApplyResult counts what Apply did.
-type ApplyResult struct {
+// Result counts what Run did.
+type Result struct {
 	Added, Changed, Destroyed int
 }
 
 // count adds one change done (counted as the plan's Summary counts it).
-func (r *ApplyResult) count(a Action) {
-	var s Summary
-	s.count(a)
+func (r *Result) count(a planner.Action) {
+	var s planner.Summary
+	s.Count(a)
 	r.Added += s.Add
 	r.Changed += s.Change
 	r.Destroyed += s.Destroy
 }
 
 type applier struct {
-	deps     ApplyDeps
-	opts     ApplyOptions
+	deps     Deps
+	opts     Options
 	pullSem  chan struct{}
 	buildSem chan struct{}
 	procs    int
@@ -91,9 +85,8 @@ type applier struct {
 	mu      sync.Mutex
 	pulls   map[string]*pullCall
 	trees   map[string]*treeCall
-	result  ApplyResult
-	resMu   sync.Mutex
-	resolve map[ResolveKey]Resolution
+	result Result
+	resMu  sync.Mutex
 }
 
 // treeCall shares one flattened tree among the builds of one image that
@@ -111,14 +104,14 @@ type pullCall struct {
 	err  error
 }
 
-// Apply carries out the plan's changes. Every root the plan changes is
+// Run carries out the plan's changes. Every root the plan changes is
 // locked (or its held session used), scanned and checked against the
 // plan's fingerprint (a changed root makes the plan stale and nothing is
 // done there); then the whole plan is checked against the spec (see
-// ApplyOptions.Spec) and refused, before anything changes, when it asks
+// Options.Spec) and refused, before anything changes, when it asks
 // for anything else. Each root's changes run in parallel; one failure does
 // not stop the others; all errors are returned together.
-func Apply(ctx context.Context, p *Plan, deps ApplyDeps, opts ApplyOptions) (ApplyResult, error) {
+func Run(ctx context.Context, p *planner.Plan, deps Deps, opts Options) (Result, error) {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = 4
 	}
@@ -126,10 +119,13 @@ func Apply(ctx context.Context, p *Plan, deps ApplyDeps, opts ApplyOptions) (App
 		opts.BuildParallelism = max(1, runtime.NumCPU()/4)
 	}
 	if opts.Spec == nil {
-		return ApplyResult{}, fmt.Errorf("apply: no spec to check the plan against")
+		return Result{}, fmt.Errorf("apply: no spec to check the plan against")
 	}
-	if err := checkPlanSpec(p, opts.Spec); err != nil {
-		return ApplyResult{}, err
+	if err := planner.CheckPlanSpec(p, opts.Spec); err != nil {
+		return Result{}, err
+	}
+	if deps.Executor == nil {
+		deps.Executor = Local{}
 	}
 	a := &applier{
 		deps: deps, opts: opts,
@@ -140,7 +136,7 @@ func Apply(ctx context.Context, p *Plan, deps ApplyDeps, opts ApplyOptions) (App
 		trees:    map[string]*treeCall{},
 	}
 	a.planTrees(p)
-	byCache := map[string][]Change{}
+	byCache := map[string][]planner.Change{}
 	for _, ch := range p.Changes {
 		if ch.Action.IsChange() {
 			byCache[ch.Cache] = append(byCache[ch.Cache], ch)
@@ -178,7 +174,7 @@ func Apply(ctx context.Context, p *Plan, deps ApplyDeps, opts ApplyOptions) (App
 	}
 	wg.Wait()
 	if err := errs.ErrorOrNil(); err != nil {
-		errs.ErrorFormat = listErrors
+		errs.ErrorFormat = planner.ListErrors
 		return a.result, errs
 	}
 	return a.result, nil
@@ -186,9 +182,9 @@ func Apply(ctx context.Context, p *Plan, deps ApplyDeps, opts ApplyOptions) (App
 
 // planTrees finds the manifests that more than one tree builder needs, so
 // that they are flattened once.
-func (a *applier) planTrees(p *Plan) {
+func (a *applier) planTrees(p *planner.Plan) {
 	for _, ch := range p.Changes {
-		if ch.Manifest == "" || (ch.Action != ActionCreate && ch.Action != ActionReplace) {
+		if ch.Manifest == "" || (ch.Action != planner.ActionCreate && ch.Action != planner.ActionReplace) {
 			continue
 		}
 		if b, err := a.deps.Builder(spec.Runtime(ch.Runtime)); err == nil {
@@ -210,9 +206,9 @@ func (a *applier) planTrees(p *Plan) {
 // openRoots locks (or takes the held session of) every root with changes,
 // in root order, scans it and checks the plan's fingerprint. A root that
 // cannot be opened or whose plan is stale is left out with an error.
-func (a *applier) openRoots(ctx context.Context, p *Plan, byCache map[string][]Change) ([]*rootJob, *multierror.Error) {
+func (a *applier) openRoots(ctx context.Context, p *planner.Plan, byCache map[string][]planner.Change) ([]*rootJob, *multierror.Error) {
 	var errs *multierror.Error
-	roots := append([]RootPlan(nil), p.Roots...)
+	roots := append([]planner.RootPlan(nil), p.Roots...)
 	sort.Slice(roots, func(i, j int) bool { return roots[i].Root < roots[j].Root })
 	var jobs []*rootJob
 	for _, rp := range roots {
@@ -231,7 +227,7 @@ func (a *applier) openRoots(ctx context.Context, p *Plan, byCache map[string][]C
 			}
 			job.sess, job.own = sess, true
 		}
-		st, err := job.sess.Scan(cacheroot.ScanOptions{SkipUnmanaged: true, Names: wantedNames(c)})
+		st, err := job.sess.Scan(cacheroot.ScanOptions{SkipUnmanaged: true, Names: c.ArtifactNames()})
 		if err != nil {
 			fail(err)
 		} else if st.Fingerprint != rp.Fingerprint {
@@ -250,30 +246,17 @@ func (a *applier) openRoots(ctx context.Context, p *Plan, byCache map[string][]C
 
 // checkChanges diffs the spec against the roots as found under the locks,
 // with the plan's digests, and refuses the whole plan when its changes are
-// not exactly those (see checkPlanChanges).
-func (a *applier) checkChanges(p *Plan, jobs []*rootJob) error {
-	var inputs []CacheInput
+// not exactly those (planner.CheckPlanChanges).
+func (a *applier) checkChanges(p *planner.Plan, jobs []*rootJob) error {
+	var inputs []planner.CacheInput
 	for _, j := range jobs {
-		ci := CacheInput{Cache: j.cache, State: j.state, UID: j.rp.UID, GID: j.rp.GID}
+		ci := planner.CacheInput{Cache: j.cache, State: j.state, UID: j.rp.UID, GID: j.rp.GID}
 		if a.opts.BuilderInfo != nil {
 			ci.Builder = a.opts.BuilderInfo(j.cache.Runtime)
 		}
 		inputs = append(inputs, ci)
 	}
-	in := DiffInput{Caches: inputs, Refreshed: p.Refreshed, Targets: p.Targets, Replace: plannedReplaces(p)}
-	if p.Refreshed {
-		in.Resolved = planResolutions(p)
-	}
-	want, _ := Diff(in)
-	var planned []Change
-	for _, ch := range p.Changes {
-		for _, j := range jobs {
-			if ch.Cache == j.rp.Cache {
-				planned = append(planned, ch)
-			}
-		}
-	}
-	return checkPlanChanges(&Plan{Changes: planned}, want)
+	return planner.CheckPlanChanges(p, inputs)
 }
 
 // prefetch fetches every image the open roots' changes build.
@@ -282,7 +265,7 @@ func (a *applier) prefetch(ctx context.Context, jobs []*rootJob) error {
 	for _, j := range jobs {
 		for i := range j.changes {
 			ch := &j.changes[i]
-			if ch.Action != ActionCreate && ch.Action != ActionReplace {
+			if ch.Action != planner.ActionCreate && ch.Action != planner.ActionReplace {
 				continue
 			}
 			g.Go(func() error {
@@ -296,26 +279,17 @@ func (a *applier) prefetch(ctx context.Context, jobs []*rootJob) error {
 	return g.Wait()
 }
 
-// wantedNames are the names a cache's spec places.
-func wantedNames(c *spec.Cache) []string {
-	names := make([]string, len(c.Artifacts))
-	for i, a := range c.Artifacts {
-		names[i] = a.Name
-	}
-	return names
-}
-
-func (a *applier) event(ch Change, phase, msg string) {
+func (a *applier) event(ch planner.Change, phase Phase, msg string) {
 	if a.deps.Events != nil {
-		a.deps.Events(ApplyEvent{Time: time.Now(), Address: ch.Address, Action: ch.Action, Phase: phase, Message: msg})
+		a.deps.Events(Event{Time: time.Now(), Address: ch.Address, Action: ch.Action, Phase: phase, Message: msg})
 	}
 }
 
 // rootJob is the per-root state during apply.
 type rootJob struct {
-	rp      RootPlan
+	rp      planner.RootPlan
 	cache   *spec.Cache
-	changes []Change
+	changes []planner.Change
 	sess    *cacheroot.Session
 	own     bool // the session was opened by Apply
 	state   *cacheroot.RootState
@@ -329,18 +303,18 @@ func (a *applier) applyRoot(ctx context.Context, job *rootJob) []error {
 	)
 	for _, ch := range job.changes {
 		wg.Add(1)
-		go func(ch Change) {
+		go func(ch planner.Change) {
 			defer wg.Done()
-			a.event(ch, "start", "")
+			a.event(ch, PhaseStart, "")
 			err := a.applyChange(ctx, job, ch)
 			if err != nil {
-				a.event(ch, "error", err.Error())
+				a.event(ch, PhaseError, err.Error())
 				emu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", ch.Address, err))
 				emu.Unlock()
 				return
 			}
-			a.event(ch, "done", "")
+			a.event(ch, PhaseDone, "")
 			a.resMu.Lock()
 			a.result.count(ch.Action)
 			a.resMu.Unlock()
@@ -351,22 +325,22 @@ func (a *applier) applyRoot(ctx context.Context, job *rootJob) []error {
 	return errs
 }
 
-func (a *applier) applyChange(ctx context.Context, job *rootJob, ch Change) error {
+func (a *applier) applyChange(ctx context.Context, job *rootJob, ch planner.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	switch ch.Action {
-	case ActionCreate, ActionReplace:
+	case planner.ActionCreate, planner.ActionReplace:
 		return a.build(ctx, job, ch)
-	case ActionUpdate:
+	case planner.ActionUpdate:
 		return a.update(job, ch)
-	case ActionDelete:
+	case planner.ActionDelete:
 		return a.delete(job, ch)
 	}
 	return nil
 }
 
-func (a *applier) fetch(ctx context.Context, ch *Change) (v1.Image, error) {
+func (a *applier) fetch(ctx context.Context, ch *planner.Change) (v1.Image, error) {
 	if ch.Manifest == "" {
 		if a.deps.Resolver == nil {
 			return nil, fmt.Errorf("no digest in the plan and no source to resolve %s", ch.Ref)
@@ -375,11 +349,11 @@ func (a *applier) fetch(ctx context.Context, ch *Change) (v1.Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, err := a.deps.Resolver.ResolveAll(ctx, []ResolveRequest{{Ref: ch.Ref, Platform: *plat}})
+		res, err := a.deps.Resolver.ResolveAll(ctx, []planner.ResolveRequest{{Ref: ch.Ref, Platform: *plat}})
 		if err != nil {
 			return nil, err
 		}
-		r, ok := res[ResolveKey{ch.Ref, ch.Platform}]
+		r, ok := res[planner.ResolveKey{Ref: ch.Ref, Platform: ch.Platform}]
 		if !ok {
 			return nil, fmt.Errorf("could not resolve %s", ch.Ref)
 		}
@@ -400,41 +374,38 @@ func (a *applier) fetch(ctx context.Context, ch *Change) (v1.Image, error) {
 			return
 		}
 		defer func() { <-a.pullSem }()
-		a.event(*ch, "pull", ch.Manifest)
+		a.event(*ch, PhasePull, ch.Manifest)
 		c.img, c.err = a.deps.Fetcher.Fetch(ctx, ch.Ref, ch.Manifest)
 	})
 	return c.img, c.err
 }
 
-// sharedTree returns the shared flatten of a manifest that more than one
-// build needs (nil otherwise).
-func (a *applier) sharedTree(manifest string) *treeCall {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.trees[manifest]
-}
-
-func (a *applier) flatten(ctx context.Context, manifest string, img v1.Image) (*rootfs.Tree, error) {
+// treeFor returns how a build of manifest gets the image's flattened tree
+// when other builds of this apply need the same tree (nil otherwise): the
+// first call flattens, the others wait for it, and the last one drops it.
+func (a *applier) treeFor(manifest string, img v1.Image) *SharedTree {
 	a.mu.Lock()
 	t := a.trees[manifest]
 	a.mu.Unlock()
-	t.once.Do(func() { t.tree, t.err = rootfs.Flatten(ctx, img, rootfs.Options{}) })
-	return t.tree, t.err
-}
-
-// releaseTree drops a shared tree after its last user.
-func (a *applier) releaseTree(manifest string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if t := a.trees[manifest]; t != nil {
-		t.users--
-		if t.users <= 0 {
-			delete(a.trees, manifest)
-		}
+	if t == nil {
+		return nil
+	}
+	return &SharedTree{
+		get: func(ctx context.Context) (*rootfs.Tree, error) {
+			t.once.Do(func() { t.tree, t.err = rootfs.Flatten(ctx, img, rootfs.Options{}) })
+			return t.tree, t.err
+		},
+		release: func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if t.users--; t.users <= 0 {
+				delete(a.trees, manifest)
+			}
+		},
 	}
 }
 
-func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
+func (a *applier) build(ctx context.Context, job *rootJob, ch planner.Change) error {
 	b, err := a.deps.Builder(spec.Runtime(ch.Runtime))
 	if err != nil {
 		return err
@@ -463,21 +434,16 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	a.event(ch, "build", b.Format())
+	a.event(ch, PhaseBuild, b.Format())
 	req := providers.BuildRequest{
-		Ref: ch.Ref, NormalizedName: ImageName(ch.Ref, ch.Name), Platform: *plat,
+		Ref: ch.Ref, NormalizedName: planner.ImageName(ch.Ref, ch.Name), Platform: *plat,
 		Compression: ch.Compression, Processors: a.procs, TempDir: work.Path(),
 	}
-	if tb, ok := b.(providers.TreeBuilder); ok && a.sharedTree(ch.Manifest) != nil {
-		var tree *rootfs.Tree
-		tree, err = a.flatten(ctx, ch.Manifest, img)
-		if err == nil {
-			err = tb.BuildTree(ctx, tree, img, req, out)
-		}
-		a.releaseTree(ch.Manifest)
-	} else {
-		err = b.Build(ctx, img, req, out)
+	bj := BuildJob{Change: ch, Image: img, Builder: b, Request: req, Out: out}
+	if _, ok := b.(providers.TreeBuilder); ok {
+		bj.Tree = a.treeFor(ch.Manifest, img) // counted in planTrees
 	}
+	err = a.deps.Executor.Build(ctx, bj)
 	<-a.buildSem
 	if err != nil {
 		return fmt.Errorf("build %s: %w", b.Format(), err)
@@ -490,16 +456,16 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
 		Name: ch.Name, Ref: ch.Ref, Digest: ch.Digest, Manifest: ch.Manifest, Platform: ch.Platform,
 		Builder: b.Format(), BuilderVersion: b.Version(), Placed: time.Now().UTC(),
 	})
-	a.event(ch, "place", ch.Path)
+	a.event(ch, PhasePlace, ch.Path)
 	return job.sess.Place(work, artifact, e)
 }
 
-func (a *applier) update(job *rootJob, ch Change) error {
+func (a *applier) update(job *rootJob, ch planner.Change) error {
 	mode, err := spec.ParseMode(ch.Mode)
 	if err != nil {
 		return err
 	}
-	if ch.Kind == KindDirectory {
+	if ch.Kind == planner.KindDirectory {
 		return job.sess.UpdateDir(ch.Name, mode, ch.UID, ch.GID)
 	}
 	return job.sess.Update(ch.Name, mode, ch.UID, ch.GID)
@@ -507,7 +473,7 @@ func (a *applier) update(job *rootJob, ch Change) error {
 
 // delete removes a file the index says cachectl placed (see
 // cacheroot.Session.Delete).
-func (a *applier) delete(job *rootJob, ch Change) error {
+func (a *applier) delete(job *rootJob, ch planner.Change) error {
 	return job.sess.Delete(ch.Name)
 }
 
@@ -521,7 +487,7 @@ func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[s
 	sort.Slice(caches, func(i, j int) bool { return caches[i].Root < caches[j].Root })
 	held := map[string]*cacheroot.Session{}
 	for _, c := range caches {
-		uid, gid, err := LookupOwner(c.Owner, c.Group)
+		uid, gid, err := planner.LookupOwner(c.Owner, c.Group)
 		if err != nil {
 			ReleaseAll(held)
 			return nil, fmt.Errorf("cache %q: %w", c.Name, err)

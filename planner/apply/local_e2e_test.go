@@ -1,4 +1,4 @@
-package planner
+package apply
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/builders"
 	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
@@ -17,9 +18,9 @@ import (
 
 func realBuilder(rt spec.Runtime) (providers.Builder, error) { return builders.For(string(rt)) }
 
-func realBuilderInfo(rt spec.Runtime) BuilderInfo {
+func realBuilderInfo(rt spec.Runtime) planner.BuilderInfo {
 	b, _ := realBuilder(rt)
-	return BuilderInfo{Format: b.Format(), Version: b.Version()}
+	return planner.BuilderInfo{Format: b.Format(), Version: b.Version()}
 }
 
 // TestLocalSourcesEndToEnd applies images from an OCI layout, an OCI
@@ -113,18 +114,18 @@ cache "oci" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := NewMultiSource(NewLocalSource(st, m), nil) // no registry: nothing may reach one
-	plan := func(refresh bool) *Plan {
+	src := planner.NewMultiSource(planner.NewLocalSource(st, m), nil) // no registry: nothing may reach one
+	plan := func(refresh bool) *planner.Plan {
 		t.Helper()
-		p, err := MakePlan(ctx, m, src, Options{Refresh: refresh, Builder: realBuilderInfo})
+		p, err := planner.MakePlan(ctx, m, src, planner.Options{Refresh: refresh, Builder: realBuilderInfo})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
-	apply := func(p *Plan) {
+	apply := func(p *planner.Plan) {
 		t.Helper()
-		if _, err := Apply(ctx, p, ApplyDeps{Resolver: src, Fetcher: src, Builder: realBuilder}, ApplyOptions{Spec: m, BuilderInfo: realBuilderInfo}); err != nil {
+		if _, err := Run(ctx, p, Deps{Resolver: src, Fetcher: src, Builder: realBuilder}, Options{Spec: m, BuilderInfo: realBuilderInfo}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -170,12 +171,12 @@ cache "oci" {
 	p = plan(true)
 	var replaced []string
 	for _, ch := range p.Changes {
-		if ch.Action == ActionReplace {
+		if ch.Action == planner.ActionReplace {
 			replaced = append(replaced, ch.Address)
-			if len(ch.Reasons) != 1 || ch.Reasons[0].Code != ReasonSourceChanged {
+			if len(ch.Reasons) != 1 || ch.Reasons[0].Code != planner.ReasonSourceChanged {
 				t.Errorf("%s: reasons %+v", ch.Address, ch.Reasons)
 			}
-		} else if ch.Action != ActionNoop {
+		} else if ch.Action != planner.ActionNoop {
 			t.Errorf("%s: unexpected %s", ch.Address, ch.Action)
 		}
 	}

@@ -1,0 +1,67 @@
+package apply
+
+import (
+	"context"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/rootfs"
+)
+
+// Executor runs the builds of an apply. The engine has fetched the image
+// (its blobs are in the shared store) and made a private work directory in
+// the root's staging area; the executor writes the artifact to Out, a path
+// in that directory, and returns. Finishing (owner, mode, fsync, hash) and
+// placing the file stay with the engine, so placement, locking and the
+// index have one writer whatever runs the build.
+type Executor interface {
+	Build(ctx context.Context, job BuildJob) error
+}
+
+// BuildJob is one artifact to build.
+type BuildJob struct {
+	Change  planner.Change
+	Image   v1.Image
+	Builder providers.Builder
+	Request providers.BuildRequest
+	// Out is where the artifact goes: a path that does not exist yet in
+	// the work directory (Request.TempDir).
+	Out string
+	// Tree, when set (only for a providers.TreeBuilder), shares one
+	// flattened root file system among the builds of this image; the
+	// executor must Release it once (nil: flatten alone).
+	Tree *SharedTree
+}
+
+// SharedTree is a flattened root file system that several builds of one
+// apply share: Get flattens it once, Release drops it after its last user.
+type SharedTree struct {
+	get     func(context.Context) (*rootfs.Tree, error)
+	release func()
+}
+
+// Get returns the tree, flattening it on first use.
+func (t *SharedTree) Get(ctx context.Context) (*rootfs.Tree, error) { return t.get(ctx) }
+
+// Release says this build is done with the tree.
+func (t *SharedTree) Release() { t.release() }
+
+// Local builds in this process with the runtime's builder.
+type Local struct{}
+
+// Build runs the builder; a TreeBuilder uses the shared tree when there is
+// one.
+func (Local) Build(ctx context.Context, job BuildJob) error {
+	tb, ok := job.Builder.(providers.TreeBuilder)
+	if !ok || job.Tree == nil {
+		return job.Builder.Build(ctx, job.Image, job.Request, job.Out)
+	}
+	defer job.Tree.Release()
+	tree, err := job.Tree.Get(ctx)
+	if err != nil {
+		return err
+	}
+	return tb.BuildTree(ctx, tree, job.Image, job.Request, job.Out)
+}
