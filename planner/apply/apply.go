@@ -82,9 +82,9 @@ type applier struct {
 	buildSem chan struct{}
 	procs    int
 
-	mu      sync.Mutex
-	pulls   map[string]*pullCall
-	trees   map[string]*treeCall
+	mu     sync.Mutex
+	pulls  map[string]*pullCall
+	trees  map[string]*treeCall
 	result Result
 	resMu  sync.Mutex
 }

@@ -109,7 +109,9 @@ func planAndApply(t *testing.T, m *spec.Model, src *fakeSource) (*planner.Plan, 
 	return p, err
 }
 
-func txtInfo(spec.Runtime) planner.BuilderInfo { return planner.BuilderInfo{Format: "txt", Version: "1"} }
+func txtInfo(spec.Runtime) planner.BuilderInfo {
+	return planner.BuilderInfo{Format: "txt", Version: "1"}
+}
 
 func replan(t *testing.T, m *spec.Model, src *fakeSource) *planner.Plan {
 	t.Helper()
@@ -291,7 +293,6 @@ func TestPendingEntryRecovered(t *testing.T) {
 		t.Fatalf("want a create, got %+v", p.Changes)
 	}
 }
-
 
 func TestPruneRemovesOnlyDirsItCreated(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "sif")
