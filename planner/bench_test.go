@@ -46,7 +46,7 @@ func BenchmarkPlanOffline10k(b *testing.B) {
 		}
 		fi, _ := os.Stat(p)
 		ix.Entries = append(ix.Entries, cacheroot.Entry{Name: a.Name, Ref: a.Ref, Digest: "sha256:00", Manifest: "sha256:00", Platform: "linux/amd64",
-			Size: fi.Size(), ModTime: fi.ModTime(), Mode: "0644", UID: os.Getuid(), GID: os.Getgid(), Builder: "sif", BuilderVersion: "1", Placed: time.Now()})
+			Size: fi.Size(), ModTime: fi.ModTime(), Mode: 0o644, UID: os.Getuid(), GID: os.Getgid(), Builder: "sif", BuilderVersion: "1", Placed: time.Now()})
 	}
 	if err := cacheroot.EditIndex(context.Background(), root, spec.RuntimeApptainer, func(x *cacheroot.Index) error { *x = *ix; return nil }); err != nil {
 		b.Fatal(err)

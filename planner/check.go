@@ -65,8 +65,8 @@ func CheckPlanSpec(p *Plan, m *spec.Model) error {
 			return mismatch("root of cache "+c.Name, r.Root, c.Root)
 		case r.Runtime != string(c.Runtime):
 			return mismatch("runtime of cache "+c.Name, r.Runtime, string(c.Runtime))
-		case r.DirMode != c.DirMode.String():
-			return mismatch("dir_mode of cache "+c.Name, r.DirMode, c.DirMode.String())
+		case r.DirMode != c.DirMode:
+			return mismatch("dir_mode of cache "+c.Name, r.DirMode.String(), c.DirMode.String())
 		case r.UID != uid || r.GID != gid:
 			return mismatch("owner of cache "+c.Name, fmt.Sprintf("%d:%d", r.UID, r.GID), fmt.Sprintf("%d:%d", uid, gid))
 		case r.Prune != c.Prune:
@@ -136,8 +136,8 @@ func compareChanges(planned, want []Change) error {
 			{"runtime", c.Runtime, w.Runtime},
 			{"ref", c.Ref, w.Ref},
 			{"platform", c.Platform, w.Platform},
-			{"mode", c.Mode, w.Mode},
-			{"dir_mode", c.DirMode, w.DirMode},
+			{"mode", c.Mode.String(), w.Mode.String()},
+			{"dir_mode", c.DirMode.String(), w.DirMode.String()},
 			{"uid", fmt.Sprint(c.UID), fmt.Sprint(w.UID)},
 			{"gid", fmt.Sprint(c.GID), fmt.Sprint(w.GID)},
 			{"compression", c.Compression, w.Compression},

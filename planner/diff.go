@@ -145,8 +145,8 @@ func baseChange(ci CacheInput, addr, ref, name string) Change {
 		Ref:         ref,
 		Name:        name,
 		Path:        spec.JoinRoot(c.Root, name),
-		Mode:        c.FileMode.String(),
-		DirMode:     c.DirMode.String(),
+		Mode:        c.FileMode,
+		DirMode:     c.DirMode,
 		UID:         ci.UID,
 		GID:         ci.GID,
 		Owner:       c.Owner,
@@ -284,7 +284,7 @@ func diffDirs(ci CacheInput) []Change {
 			path = spec.JoinRoot(c.Root, d)
 		}
 		out = append(out, Change{Address: DirAddress(c.Name, d), Kind: KindDirectory, Cache: c.Name, Runtime: string(c.Runtime),
-			Name: d, Path: path, Action: ActionUpdate, Reasons: why, Mode: c.DirMode.String(), DirMode: c.DirMode.String(),
+			Name: d, Path: path, Action: ActionUpdate, Reasons: why, Mode: c.DirMode, DirMode: c.DirMode,
 			UID: ci.UID, GID: ci.GID, Owner: c.Owner, Group: c.Group})
 	}
 	return out

@@ -33,7 +33,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func entry(ref, digest string) cacheroot.Entry {
 	return cacheroot.Entry{Name: ref, Ref: ref, Digest: digest, Manifest: digest, Platform: "linux/amd64", Size: 100, SHA256: "sha256:aa",
-		ModTime: t0, Mode: "0644", Builder: "sif", BuilderVersion: "1"}
+		ModTime: t0, Mode: 0o644, Builder: "sif", BuilderVersion: "1"}
 }
 
 func okFile() cacheroot.FileState {

@@ -91,7 +91,7 @@ func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*
 		inputs = append(inputs, ci)
 		p.Roots = append(p.Roots, RootPlan{
 			Cache: c.Name, Runtime: string(c.Runtime), Root: c.Root, Exists: st.Exists,
-			Fingerprint: st.Fingerprint, Prune: c.Prune, DirMode: c.DirMode.String(),
+			Fingerprint: st.Fingerprint, Prune: c.Prune, DirMode: c.DirMode,
 			UID: uid, GID: gid, Unmanaged: st.Unmanaged,
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cachectl/cachectl/planner/cacheroot"
+	"github.com/cachectl/cachectl/spec"
 )
 
 // FormatVersion is the version of the JSON plan format (plan -json, show
@@ -106,13 +107,13 @@ type Change struct {
 	Digest   string `json:"digest,omitempty"`
 	Manifest string `json:"manifest,omitempty"`
 	// Desired mode and ownership (-1 = not enforced).
-	Mode  string `json:"mode"`
+	Mode  spec.Mode `json:"mode"`
 	UID   int    `json:"uid"`
 	GID   int    `json:"gid"`
 	Owner string `json:"owner,omitempty"`
 	Group string `json:"group,omitempty"`
 	// DirMode for the directories apply creates.
-	DirMode string `json:"dir_mode"`
+	DirMode spec.Mode `json:"dir_mode"`
 	// Compression for squashfs formats ("" = default).
 	Compression string `json:"compression,omitempty"`
 	// Before is the index entry of the artifact as it is.
@@ -131,7 +132,7 @@ type RootPlan struct {
 	Exists      bool                      `json:"exists"`
 	Fingerprint string                    `json:"fingerprint"`
 	Prune       bool                      `json:"prune"`
-	DirMode     string                    `json:"dir_mode"`
+	DirMode     spec.Mode                 `json:"dir_mode"`
 	UID         int                       `json:"uid"`
 	GID         int                       `json:"gid"`
 	Unmanaged   []cacheroot.UnmanagedFile `json:"unmanaged,omitempty"`

@@ -116,6 +116,20 @@ type Mode uint32
 // String renders the mode as four octal digits ("0644", "2775").
 func (m Mode) String() string { return fmt.Sprintf("%04o", uint32(m)) }
 
+// MarshalText renders the mode as four octal digits (plans keep modes as
+// "0644" strings).
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText parses an octal mode string.
+func (m *Mode) UnmarshalText(b []byte) error {
+	v, err := ParseMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
 // FileMode converts to an os.FileMode with the special bits mapped.
 func (m Mode) FileMode() os.FileMode {
 	fm := os.FileMode(m & 0o777)

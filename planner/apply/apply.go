@@ -418,10 +418,6 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch planner.Change) er
 	if err != nil {
 		return err
 	}
-	mode, err := spec.ParseMode(ch.Mode)
-	if err != nil {
-		return err
-	}
 	work, err := job.sess.WorkDir()
 	if err != nil {
 		return err
@@ -448,7 +444,7 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch planner.Change) er
 	if err != nil {
 		return fmt.Errorf("build %s: %w", b.Format(), err)
 	}
-	fin, err := work.Finish(artifact, mode, ch.UID, ch.GID)
+	fin, err := work.Finish(artifact, ch.Mode, ch.UID, ch.GID)
 	if err != nil {
 		return err
 	}
@@ -461,14 +457,10 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch planner.Change) er
 }
 
 func (a *applier) update(job *rootJob, ch planner.Change) error {
-	mode, err := spec.ParseMode(ch.Mode)
-	if err != nil {
-		return err
-	}
 	if ch.Kind == planner.KindDirectory {
-		return job.sess.UpdateDir(ch.Name, mode, ch.UID, ch.GID)
+		return job.sess.UpdateDir(ch.Name, ch.Mode, ch.UID, ch.GID)
 	}
-	return job.sess.Update(ch.Name, mode, ch.UID, ch.GID)
+	return job.sess.Update(ch.Name, ch.Mode, ch.UID, ch.GID)
 }
 
 // delete removes a file the index says cachectl placed (see

@@ -196,7 +196,7 @@ func TestUpdateActsOnHandle(t *testing.T) {
 		t.Fatalf("mode %v", fi.Mode())
 	}
 	e, _ := s.Lookup("a:1")
-	if e.Mode != "0600" {
+	if e.Mode != 0o600 {
 		t.Fatalf("index mode %q", e.Mode)
 	}
 	// A symlink in its place is never followed.

@@ -35,7 +35,7 @@ type Entry struct {
 	// ModTime of the file as placed, for cheap change detection.
 	ModTime time.Time `json:"mtime"`
 	// Mode, UID and GID as placed.
-	Mode string `json:"mode"`
+	Mode spec.Mode `json:"mode"`
 	UID  int    `json:"uid"`
 	GID  int    `json:"gid"`
 	// Builder is the format ("sif", "sqsh", "oci-archive") and its version.

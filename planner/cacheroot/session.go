@@ -202,7 +202,7 @@ func finishOpen(f *os.File, mode spec.Mode, uid, gid int) (Finished, error) {
 
 // Entry fills an index entry's file fields from what Finish found.
 func (f Finished) Entry(e Entry) Entry {
-	e.Size, e.SHA256, e.ModTime, e.Mode, e.UID, e.GID, e.Inode = f.Size, f.SHA256, f.ModTime, f.Mode.String(), f.UID, f.GID, f.Inode
+	e.Size, e.SHA256, e.ModTime, e.Mode, e.UID, e.GID, e.Inode = f.Size, f.SHA256, f.ModTime, f.Mode, f.UID, f.GID, f.Inode
 	return e
 }
 
@@ -335,7 +335,7 @@ func (s *Session) Update(name string, mode spec.Mode, uid, gid int) error {
 		return err
 	}
 	fs := stateOf(st)
-	e.Mode, e.UID, e.GID, e.ModTime, e.Inode = fs.Mode.String(), fs.UID, fs.GID, fs.ModTime, fs.Inode
+	e.Mode, e.UID, e.GID, e.ModTime, e.Inode = fs.Mode, fs.UID, fs.GID, fs.ModTime, fs.Inode
 	return s.writeIndex()
 }
 
