@@ -108,10 +108,10 @@ type Change struct {
 	Manifest string `json:"manifest,omitempty"`
 	// Desired mode and ownership (-1 = not enforced).
 	Mode  spec.Mode `json:"mode"`
-	UID   int    `json:"uid"`
-	GID   int    `json:"gid"`
-	Owner string `json:"owner,omitempty"`
-	Group string `json:"group,omitempty"`
+	UID   int       `json:"uid"`
+	GID   int       `json:"gid"`
+	Owner string    `json:"owner,omitempty"`
+	Group string    `json:"group,omitempty"`
 	// DirMode for the directories apply creates.
 	DirMode spec.Mode `json:"dir_mode"`
 	// Compression for squashfs formats ("" = default).

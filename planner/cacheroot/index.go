@@ -36,8 +36,8 @@ type Entry struct {
 	ModTime time.Time `json:"mtime"`
 	// Mode, UID and GID as placed.
 	Mode spec.Mode `json:"mode"`
-	UID  int    `json:"uid"`
-	GID  int    `json:"gid"`
+	UID  int       `json:"uid"`
+	GID  int       `json:"gid"`
 	// Builder is the format ("sif", "sqsh", "oci-archive") and its version.
 	Builder        string `json:"builder"`
 	BuilderVersion string `json:"builder_version"`
