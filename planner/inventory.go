@@ -13,7 +13,7 @@ type Item struct {
 	Cache    string    `json:"cache"`
 	Runtime  string    `json:"runtime"`
 	Address  string    `json:"address,omitempty"`
-	Status   string    `json:"status"`
+	Status   Status    `json:"status"`
 	Ref      string    `json:"ref,omitempty"`
 	Name     string    `json:"name"`
 	Path     string    `json:"path"`
@@ -27,13 +27,16 @@ type Item struct {
 	Reasons  []string  `json:"reasons,omitempty"`
 }
 
+// Status is an inventory line's state.
+type Status string
+
 // Inventory statuses.
 const (
-	StatusOK        = "ok"
-	StatusMissing   = "missing"
-	StatusDrifted   = "drifted"
-	StatusOrphaned  = "orphaned"
-	StatusUnmanaged = "unmanaged"
+	StatusOK        Status = "ok"
+	StatusMissing          = "missing"
+	StatusDrifted          = "drifted"
+	StatusOrphaned         = "orphaned"
+	StatusUnmanaged        = "unmanaged"
 )
 
 // Inventory lists every artifact of the model's caches (or of one cache)

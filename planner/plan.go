@@ -60,30 +60,33 @@ const (
 	KindDirectory Kind = "directory"
 )
 
-// Reason codes.
+// ReasonCode says why a change is planned, in a word that tools can match.
+type ReasonCode string
+
+// The reason codes (docs/plan-format.md lists them).
 const (
-	ReasonMissing         = "missing"
-	ReasonFileMissing     = "file_missing"
-	ReasonFileChanged     = "file_changed"
-	ReasonFileReplaced    = "file_replaced"
-	ReasonCorrupt         = "corrupt"
-	ReasonNotRegular      = "not_regular"
-	ReasonTagMoved        = "tag_moved"
-	ReasonSourceChanged   = "source_changed"
-	ReasonRefChanged      = "ref_changed"
-	ReasonPlatformChanged = "platform_changed"
-	ReasonBuilderChanged  = "builder_changed"
-	ReasonModeDrift       = "mode_drift"
-	ReasonOwnerDrift      = "owner_drift"
-	ReasonGroupDrift      = "group_drift"
-	ReasonLeftSpec        = "left_spec"
-	ReasonReplaceAsked    = "replace_requested"
+	ReasonMissing         ReasonCode = "missing"
+	ReasonFileMissing                = "file_missing"
+	ReasonFileChanged                = "file_changed"
+	ReasonFileReplaced               = "file_replaced"
+	ReasonCorrupt                    = "corrupt"
+	ReasonNotRegular                 = "not_regular"
+	ReasonTagMoved                   = "tag_moved"
+	ReasonSourceChanged              = "source_changed"
+	ReasonRefChanged                 = "ref_changed"
+	ReasonPlatformChanged            = "platform_changed"
+	ReasonBuilderChanged             = "builder_changed"
+	ReasonModeDrift                  = "mode_drift"
+	ReasonOwnerDrift                 = "owner_drift"
+	ReasonGroupDrift                 = "group_drift"
+	ReasonLeftSpec                   = "left_spec"
+	ReasonReplaceAsked               = "replace_requested"
 )
 
 // Reason explains why an action is planned.
 type Reason struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    ReasonCode `json:"code"`
+	Message string     `json:"message"`
 }
 
 // Change is the planned action for one artifact.
