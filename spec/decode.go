@@ -5,6 +5,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -492,158 +493,190 @@ func (l *loader) decodeCaches(m *Model, blocks []*hcl.Block) {
 		ci := &cacheInfo{cache: c, nameRngs: map[*Artifact]hcl.Range{}}
 		l.caches = append(l.caches, ci)
 		m.Caches = append(m.Caches, c)
-		rtOK := false
-		if a := content.Attributes["runtime"]; a != nil {
-			var s string
-			if l.stringAttr(a, &s) {
-				for _, rt := range Runtimes {
-					if Runtime(s) == rt {
-						c.Runtime, rtOK = rt, true
-					}
-				}
-				if !rtOK {
-					var names []string
-					for _, rt := range Runtimes {
-						names = append(names, string(rt))
-					}
-					l.errorf(a.Expr.Range().Ptr(), "Unknown runtime", "Runtime %q is not one of: %s.%s", s, strings.Join(names, ", "), suggest(s, names, ""))
-				}
-			}
-		}
-		if a := content.Attributes["root"]; a != nil {
-			ci.rootRng = a.Expr.Range()
-			var s string
-			if l.stringAttr(a, &s) {
-				switch {
-				case !strings.HasPrefix(s, "/"):
-					l.errorf(&ci.rootRng, "Relative cache root", "root = %q: a cache root must be an absolute path (jobs on every node find images by absolute path).", s)
-				case path.Clean(s) == "/":
-					l.errorf(&ci.rootRng, "Cache root is the file system root", "root = %q: cachectl owns every file under a cache root; give it a directory of its own, such as \"/shared/containers/sif\".", s)
-				default:
-					c.Root, ci.rootOK = path.Clean(s), true
-				}
-			}
-		}
-		if a := content.Attributes["platform"]; a != nil {
-			if p, ok := l.platformAttr(a); ok {
-				c.Platform = p
-			}
-		}
-		if a := content.Attributes["owner"]; a != nil {
-			l.userAttr(a, &c.Owner, "user")
-		}
-		if a := content.Attributes["group"]; a != nil {
-			l.userAttr(a, &c.Group, "group")
-		}
-		if a := content.Attributes["file_mode"]; a != nil {
-			l.modeAttr(a, &c.FileMode)
-			l.checkFileMode(a, c)
-		}
-		if a := content.Attributes["dir_mode"]; a != nil {
-			l.modeAttr(a, &c.DirMode)
-			l.checkDirMode(a, c)
-		}
-		if a := content.Attributes["prune"]; a != nil {
-			l.boolAttr(a, &c.Prune)
-		}
-		if a := content.Attributes["compression"]; a != nil {
-			var s string
-			if l.stringAttr(a, &s) {
-				known := false
-				for _, k := range Compressions {
-					known = known || k == s
-				}
-				switch {
-				case !known:
-					l.errorf(a.Expr.Range().Ptr(), "Unknown compression", "Compression %q is not one of: %s.", s, strings.Join(Compressions, ", "))
-				case rtOK && c.Runtime == RuntimePodman:
-					l.errorf(a.Expr.Range().Ptr(), "Compression does not apply to podman", "Podman caches hold OCI archives, not squashfs images; remove compression from this cache.")
-				default:
-					c.Compression = s
-				}
-			}
-		}
-
+		rtOK := l.decodeCacheSettings(ci, content)
 		// The images: flavors first, then the cache's own list, then image blocks.
-		var entries []imageEntry
-		listsOK := true // false when a list is unusable (already reported)
-		if a := content.Attributes["flavors"]; a != nil {
-			items, ok := l.stringList(a)
-			listsOK = listsOK && ok
-			for _, it := range items {
-				fi := l.flavors[it.val]
-				if fi == nil {
-					l.errorf(&it.rng, "Undefined flavor", "No flavor named %q is defined.%s Defined flavors: %s.", it.val, suggest(it.val, sortedKeys(l.flavors), ""), flavorList(m))
-					continue
-				}
-				dup := false
-				for _, f := range c.Flavors {
-					dup = dup || f == it.val
-				}
-				if dup {
-					continue
-				}
-				c.Flavors = append(c.Flavors, it.val)
-				if entries == nil {
-					entries = make([]imageEntry, 0, len(fi.items))
-				}
-				for _, img := range fi.items {
-					entries = append(entries, imageEntry{ref: img.val, rng: img.rng, flavor: it.val})
-				}
-			}
-		}
-		if a := content.Attributes["images"]; a != nil {
-			items, ok := l.stringList(a)
-			listsOK = listsOK && ok
-			for _, it := range items {
-				if l.checkRef(it) {
-					entries = append(entries, imageEntry{ref: it.val, rng: it.rng})
-				}
-			}
-		}
-		blockRefs := map[string]hcl.Range{}
-		for _, ib := range content.Blocks {
-			ic, d := ib.Body.Content(imageSchema)
-			l.add(d)
-			o := &imageOpts{platform: c.Platform}
-			e := imageEntry{block: o}
-			a := ic.Attributes["ref"]
-			if a == nil {
-				continue
-			}
-			e.rng = a.Expr.Range()
-			if !l.stringAttr(a, &e.ref) || !l.checkRef(strItem{e.ref, e.rng}) {
-				continue
-			}
-			if prev, dup := blockRefs[e.ref]; dup {
-				l.errorf(&e.rng, "Duplicate image block", "An image block for %q was already given at %s; a reference has one set of options per cache.", e.ref, posString(prev))
-				continue
-			}
-			blockRefs[e.ref] = e.rng
-			if na := ic.Attributes["name"]; na != nil {
-				if l.stringAttr(na, &o.name) {
-					o.nameRng = na.Expr.Range()
-					if rtOK {
-						if err := CheckName(c.Runtime, o.name); err != nil {
-							l.errorf(&o.nameRng, "Invalid file name", "name = %q: %s.", o.name, err)
-							continue
-						}
-					}
-					o.hasName = true
-				}
-			}
-			if pa := ic.Attributes["platform"]; pa != nil {
-				if p, ok := l.platformAttr(pa); ok {
-					o.platform = p
-				}
-			}
-			entries = append(entries, e)
-		}
+		entries, listsOK := l.cacheFlavors(m, c, content.Attributes["flavors"])
+		imgs, ok := l.cacheImages(content.Attributes["images"])
+		entries, listsOK = append(entries, imgs...), listsOK && ok
+		entries = append(entries, l.imageBlocks(c, content.Blocks, rtOK)...)
 		if len(entries) == 0 && listsOK && countErrors(l.diags) == errsBefore {
 			l.warnf(c.Range.Ptr(), "Cache has no images", "Cache %q names no flavors, images or image blocks, so it stays empty.", c.Name)
 		}
 		l.buildArtifacts(ci, entries, rtOK)
 	}
+}
+
+// decodeCacheSettings decodes a cache's attributes other than its image
+// lists; it reports whether the runtime is known.
+func (l *loader) decodeCacheSettings(ci *cacheInfo, content *hcl.BodyContent) (rtOK bool) {
+	c := ci.cache
+	if a := content.Attributes["runtime"]; a != nil {
+		rtOK = l.runtimeAttr(a, &c.Runtime)
+	}
+	if a := content.Attributes["root"]; a != nil {
+		ci.rootRng = a.Expr.Range()
+		ci.rootOK = l.rootAttr(a, &c.Root)
+	}
+	if a := content.Attributes["platform"]; a != nil {
+		if p, ok := l.platformAttr(a); ok {
+			c.Platform = p
+		}
+	}
+	if a := content.Attributes["owner"]; a != nil {
+		l.userAttr(a, &c.Owner, "user")
+	}
+	if a := content.Attributes["group"]; a != nil {
+		l.userAttr(a, &c.Group, "group")
+	}
+	if a := content.Attributes["file_mode"]; a != nil {
+		l.modeAttr(a, &c.FileMode)
+		l.checkFileMode(a, c)
+	}
+	if a := content.Attributes["dir_mode"]; a != nil {
+		l.modeAttr(a, &c.DirMode)
+		l.checkDirMode(a, c)
+	}
+	if a := content.Attributes["prune"]; a != nil {
+		l.boolAttr(a, &c.Prune)
+	}
+	if a := content.Attributes["compression"]; a != nil {
+		l.compressionAttr(a, c, rtOK)
+	}
+	return rtOK
+}
+
+// runtimeAttr decodes a cache's runtime; it reports whether it is known.
+func (l *loader) runtimeAttr(a *hcl.Attribute, dst *Runtime) bool {
+	var s string
+	if !l.stringAttr(a, &s) {
+		return false
+	}
+	var names []string
+	for _, rt := range Runtimes {
+		if Runtime(s) == rt {
+			*dst = rt
+			return true
+		}
+		names = append(names, string(rt))
+	}
+	l.errorf(a.Expr.Range().Ptr(), "Unknown runtime", "Runtime %q is not one of: %s.%s", s, strings.Join(names, ", "), suggest(s, names, ""))
+	return false
+}
+
+// rootAttr decodes a cache root: absolute, not "/".
+func (l *loader) rootAttr(a *hcl.Attribute, dst *string) bool {
+	var s string
+	if !l.stringAttr(a, &s) {
+		return false
+	}
+	rng := a.Expr.Range()
+	switch {
+	case !strings.HasPrefix(s, "/"):
+		l.errorf(&rng, "Relative cache root", "root = %q: a cache root must be an absolute path (jobs on every node find images by absolute path).", s)
+	case path.Clean(s) == "/":
+		l.errorf(&rng, "Cache root is the file system root", "root = %q: cachectl owns every file under a cache root; give it a directory of its own, such as \"/shared/containers/sif\".", s)
+	default:
+		*dst = path.Clean(s)
+		return true
+	}
+	return false
+}
+
+// compressionAttr decodes a squashfs compressor (not for podman caches).
+func (l *loader) compressionAttr(a *hcl.Attribute, c *Cache, rtOK bool) {
+	var s string
+	if !l.stringAttr(a, &s) {
+		return
+	}
+	switch {
+	case !slices.Contains(Compressions, s):
+		l.errorf(a.Expr.Range().Ptr(), "Unknown compression", "Compression %q is not one of: %s.", s, strings.Join(Compressions, ", "))
+	case rtOK && c.Runtime == RuntimePodman:
+		l.errorf(a.Expr.Range().Ptr(), "Compression does not apply to podman", "Podman caches hold OCI archives, not squashfs images; remove compression from this cache.")
+	default:
+		c.Compression = s
+	}
+}
+
+// cacheFlavors returns the images of the flavors a cache names (each
+// flavor once); ok is false when the list itself is unusable.
+func (l *loader) cacheFlavors(m *Model, c *Cache, a *hcl.Attribute) (entries []imageEntry, ok bool) {
+	if a == nil {
+		return nil, true
+	}
+	items, ok := l.stringList(a)
+	for _, it := range items {
+		fi := l.flavors[it.val]
+		if fi == nil {
+			l.errorf(&it.rng, "Undefined flavor", "No flavor named %q is defined.%s Defined flavors: %s.", it.val, suggest(it.val, sortedKeys(l.flavors), ""), flavorList(m))
+			continue
+		}
+		if slices.Contains(c.Flavors, it.val) {
+			continue
+		}
+		c.Flavors = append(c.Flavors, it.val)
+		for _, img := range fi.items {
+			entries = append(entries, imageEntry{ref: img.val, rng: img.rng, flavor: it.val})
+		}
+	}
+	return entries, ok
+}
+
+// cacheImages returns a cache's own image list; ok is false when the list
+// itself is unusable.
+func (l *loader) cacheImages(a *hcl.Attribute) (entries []imageEntry, ok bool) {
+	if a == nil {
+		return nil, true
+	}
+	items, ok := l.stringList(a)
+	for _, it := range items {
+		if l.checkRef(it) {
+			entries = append(entries, imageEntry{ref: it.val, rng: it.rng})
+		}
+	}
+	return entries, ok
+}
+
+// imageBlocks decodes a cache's image { ref, name, platform } blocks.
+func (l *loader) imageBlocks(c *Cache, blocks hcl.Blocks, rtOK bool) []imageEntry {
+	var entries []imageEntry
+	blockRefs := map[string]hcl.Range{}
+	for _, ib := range blocks {
+		ic, d := ib.Body.Content(imageSchema)
+		l.add(d)
+		o := &imageOpts{platform: c.Platform}
+		e := imageEntry{block: o}
+		a := ic.Attributes["ref"]
+		if a == nil {
+			continue
+		}
+		e.rng = a.Expr.Range()
+		if !l.stringAttr(a, &e.ref) || !l.checkRef(strItem{e.ref, e.rng}) {
+			continue
+		}
+		if prev, dup := blockRefs[e.ref]; dup {
+			l.errorf(&e.rng, "Duplicate image block", "An image block for %q was already given at %s; a reference has one set of options per cache.", e.ref, posString(prev))
+			continue
+		}
+		blockRefs[e.ref] = e.rng
+		if na := ic.Attributes["name"]; na != nil && l.stringAttr(na, &o.name) {
+			o.nameRng = na.Expr.Range()
+			if rtOK {
+				if err := CheckName(c.Runtime, o.name); err != nil {
+					l.errorf(&o.nameRng, "Invalid file name", "name = %q: %s.", o.name, err)
+					continue
+				}
+			}
+			o.hasName = true
+		}
+		if pa := ic.Attributes["platform"]; pa != nil {
+			if p, ok := l.platformAttr(pa); ok {
+				o.platform = p
+			}
+		}
+		entries = append(entries, e)
+	}
+	return entries
 }
 
 // imageEntry is one mention of an image in a cache (through a flavor, the
