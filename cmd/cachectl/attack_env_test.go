@@ -133,6 +133,14 @@ func newAttackEnv(t *testing.T) *attackEnv {
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
 	must(t, os.Chmod(base, 0o755))
+	for d := filepath.Dir(base); ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm()&0o001 == 0 {
+			t.Fatalf("the test user cannot reach %s: %s is not searchable by others; set TMPDIR to a directory they can traverse (e.g. /tmp)", base, d)
+		}
+		if d == "/" {
+			break
+		}
+	}
 	e := &attackEnv{t: t, base: base, uid: uid, gid: gid, bin: bin, store: filepath.Join(base, "store"), spec: filepath.Join(base, "spec.hcl")}
 	e.helper = e.installHelper()
 	return e

@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +55,8 @@ func attackHelperMain(args []string) int {
 			return os.WriteFile(a[1], b, 0o664)
 		case "swap": // swap A B DURATION INTERVAL
 			return swapLoop(a[0], a[1], a[2], a[3])
+		case "swaponwrite": // swaponwrite A B STATEDIR DURATION
+			return swapOnWrite(a[0], a[1], a[2], a[3])
 		case "stagingrace": // stagingrace STATEDIR TARGET DURATION
 			return stagingRace(a[0], a[1], a[2])
 		}
@@ -121,6 +125,56 @@ func swapLoop(a, b, d, interval string) error {
 		}
 	}
 	fmt.Printf("exchanges %d failed %d\n", n, fails)
+	return nil
+}
+
+// swapOnWrite is the aimed variant of swapLoop: it watches the root's
+// state directory (readable by the group) and, right after cachectl
+// creates staging/ (its changes start) or renames a new index.json into
+// place (it is about to rename an artifact into place), exchanges a and b
+// for 5 ms. When the state directory cannot be watched it falls back to
+// the blind loop.
+func swapOnWrite(a, b, stateDir, d string) error {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err == nil {
+		_, err = unix.InotifyAddWatch(fd, stateDir, unix.IN_CREATE|unix.IN_MOVED_TO)
+	}
+	if err != nil {
+		fmt.Printf("cannot watch %s (%v): blind loop; ", stateDir, err)
+		return swapLoop(a, b, d, "2ms")
+	}
+	stop, err := until(d)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	n := 0
+	buf := make([]byte, 4096)
+	for !stopped(stop) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if k, _ := unix.Poll(pfd, 10); k <= 0 {
+			continue
+		}
+		k, err := unix.Read(fd, buf)
+		if err != nil || k <= 0 {
+			continue
+		}
+		hit := false
+		for off := 0; off+unix.SizeofInotifyEvent <= k; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			hit = hit || name == "staging" || name == "index.json"
+		}
+		if hit && unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE) == nil {
+			n++
+			time.Sleep(5 * time.Millisecond)
+			for unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE) != nil && !stopped(stop) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	fmt.Printf("aimed exchanges %d\n", n)
 	return nil
 }
 
