@@ -370,7 +370,7 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
 	}
 	a.event(ch, "build", b.Format())
 	req := providers.BuildRequest{
-		Ref: ch.Ref, NormalizedName: ImageName(ch.Ref, ch.Name), Platform: *plat,
+		Ref: ch.Ref, NormalizedName: ImageName(ch.Ref, ch.Name), Digest: ch.Digest, Platform: *plat,
 		Compression: ch.Compression, Processors: a.procs, TempDir: work,
 	}
 	if tb, ok := b.(providers.TreeBuilder); ok && a.sharedTree(ch.Manifest) != nil {
