@@ -163,6 +163,10 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 		Mem:         b.mem,
 		Mksquashfs:  b.mksquashfs,
 		Stats:       b.stats,
+		// The runtimes run mksquashfs on a directory, whose defaults
+		// differ from -tar's: an NFS-exportable image, no tail ends in
+		// fragments.
+		ExtraArgs: []string{"-exports", "-no-tailends"},
 	}
 	topts := rootfs.TarOptions{Extra: extra, IfMissing: ifMissing, AllRoot: b.allRoot}
 	produce := func(ctx context.Context, w io.Writer) error { return tree.WriteTar(ctx, w, topts) }

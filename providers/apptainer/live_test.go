@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -42,6 +43,7 @@ var behaviours = []behaviour{
 	{"run-app", []string{"run", "--app", "nosuch", "SIF"}},
 	{"test", []string{"test", "SIF"}},
 	{"inspect", []string{"inspect", "--json", "SIF"}},
+	{"inspect-all", []string{"inspect", "--all", "--json", "SIF"}},
 }
 
 func TestSIFLive(t *testing.T) {
@@ -86,7 +88,14 @@ func TestSIFLive(t *testing.T) {
 					if err := b.Build(context.Background(), im.shape.image(t, base), req, ours); err != nil {
 						t.Fatal(err)
 					}
-					compareDumps(t, want, dumpSIF(t, ours))
+					got := dumpSIF(t, ours)
+					compareDumps(t, want, got)
+					if want.PartitionSize != got.PartitionSize {
+						t.Errorf("squashfs partition of %d bytes, the runtime's has %d", got.PartitionSize, want.PartitionSize)
+					}
+					if im.shape.name == "awkward" {
+						p.compareLocalSources(t, im.shape, im.ref, now)
+					}
 					for _, bh := range behaviours {
 						w, g := p.behave(t, bh, real), p.behave(t, bh, ours)
 						if w != g {
@@ -96,6 +105,34 @@ func TestSIFLive(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// compareLocalSources builds the shape's image from an OCI archive and a
+// docker archive (skopeo copies of ref) with the runtime and the Builder:
+// the SIFs must be equal.
+func (p *peer) compareLocalSources(t *testing.T, s sifShape, ref string, now time.Time) {
+	skopeo := registrytest.RequireTool(t, "skopeo")
+	dir := t.TempDir()
+	for _, kind := range []string{"oci-archive", "docker-archive"} {
+		archive := filepath.Join(dir, kind+".tar")
+		out, err := exec.Command(skopeo, "copy", "--src-tls-verify=false", "docker://"+ref, kind+":"+archive).CombinedOutput()
+		if err != nil {
+			t.Fatalf("skopeo copy to %s: %v\n%s", kind, err, out)
+		}
+		real, ours := filepath.Join(dir, kind+"-runtime.sif"), filepath.Join(dir, kind+"-cachectl.sif")
+		p.build(t, real, kind+":"+archive)
+		want := dumpSIF(t, real)
+		tm, err := parseBuildDate(want.Labels[buildDateLabel], zoneOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := New(p.rt, WithClock(func() time.Time { return tm }), WithAllRoot(os.Geteuid() != 0))
+		req := providers.BuildRequest{Ref: kind + ":" + archive, NormalizedName: "localhost/app:1", Processors: 1}
+		if err := b.Build(context.Background(), s.image(t, busyboxMembers(t)), req, ours); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(kind, func(t *testing.T) { compareDumps(t, want, dumpSIF(t, ours)) })
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -134,10 +135,13 @@ func (p *peer) build(t testing.TB, out, src string) {
 
 // sifDump is what the conformance tests compare of a SIF file.
 type sifDump struct {
-	// Summary is the header and the descriptors (type, name, group, link,
-	// offset, size, partition metadata) without creation times, the file's
-	// UUID and the size of the squashfs partition.
+	// Summary is the header, the descriptors (type, name, group, link,
+	// offset, size, partition metadata) and the squashfs superblock without
+	// creation times, the file's UUID and the sizes of the squashfs
+	// partition (which depend on the mksquashfs release).
 	Summary string
+	// PartitionSize is the size of the squashfs partition.
+	PartitionSize int64
 	// Objects are the data objects before the partition, in order.
 	Objects []sifObject
 	// Tree lists every path of the root file system: type and mode,
@@ -185,6 +189,7 @@ func dumpSIF(t testing.TB, path string) *sifDump {
 			}
 			fmt.Fprintf(&sum, " %v %v %s\n", fs, pt, arch)
 			part = de
+			d.PartitionSize = de.Size()
 			continue
 		}
 		fmt.Fprintf(&sum, " size %d name %q\n", de.Size(), de.Name())
@@ -198,10 +203,18 @@ func dumpSIF(t testing.TB, path string) *sifDump {
 		}
 		d.Objects = append(d.Objects, sifObject{Name: name, Data: data})
 	}
-	d.Summary = sum.String()
 	if part.ID() == 0 {
 		t.Fatalf("%s: no partition", path)
 	}
+	// The squashfs superblock without its creation time and sizes.
+	var sb [96]byte
+	if _, err := part.GetReader().Read(sb[:]); err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	fmt.Fprintf(&sum, "squashfs %d.%d: %d inodes, block size %d, compression %d, flags %#x, %d ids\n",
+		le.Uint16(sb[28:]), le.Uint16(sb[30:]), le.Uint32(sb[4:]), le.Uint32(sb[12:]), le.Uint16(sb[20:]), le.Uint16(sb[24:]), le.Uint16(sb[26:]))
+	d.Summary = sum.String()
 	es, err := squashfs.List(ctx, path, part.Offset())
 	if err != nil {
 		t.Fatal(err)
