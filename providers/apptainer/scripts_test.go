@@ -203,6 +203,45 @@ func TestRunscriptRuns(t *testing.T) {
 	}
 }
 
+// FuzzRunscript: any ENTRYPOINT and CMD strings reach the command as they
+// are, through both runtimes' runscripts, evaluated or not.
+func FuzzRunscript(f *testing.F) {
+	f.Add("$(echo "+injected+")", "`echo "+injected+"`", "a'b\"c\\d\n$HOME")
+	f.Add("", "\t", "'")
+	if _, err := exec.LookPath("sh"); err != nil {
+		f.Skip("sh not installed")
+	}
+	printf, err := exec.LookPath("printf")
+	if err != nil {
+		f.Skip("printf not installed")
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		if strings.ContainsRune(a+b+c, 0) {
+			t.Skip("NUL cannot be in an argument")
+		}
+		want := "<" + a + ">" + "<" + b + ">" + "<" + c + ">"
+		for _, rt := range []*Runtime{Apptainer, SingularityCE} {
+			rs, err := rt.Runscript([]string{printf, "<%s>", a}, []string{b, c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, rt.Name+"-runscript")
+			if err := os.WriteFile(p, []byte(rs), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, env := range [][]string{nil, {"SINGULARITY_NO_EVAL=1"}} {
+				cmd := exec.Command("sh", p)
+				cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=/home/x"}, env...)
+				out, err := cmd.Output()
+				if err != nil || string(out) != want {
+					t.Errorf("%s %v: %q (%v), want %q", rt.Name, env, out, err, want)
+				}
+			}
+		}
+	})
+}
+
 // TestActionScriptsReadTheirRuntimesVariables is fault 2 of issue 10: a
 // singularity cache holds SingularityCE's action scripts, which read
 // SINGULARITY_SHELL and SINGULARITY_APPNAME, the variables `singularity
