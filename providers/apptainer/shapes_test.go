@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -35,7 +36,10 @@ var allASCII = func() string {
 type sifShape struct {
 	name string
 	// only, when set, is the one runtime that can build the shape.
-	only    *Runtime
+	only *Runtime
+	// tree: the shape is about paths the image has, not its config (the
+	// live test runs fewer commands on it).
+	tree    bool
 	cfg     v1.Config
 	members []buildtest.Member
 }
@@ -86,6 +90,11 @@ func sifShapes() []sifShape {
 			Volumes:      map[string]struct{}{"/data": {}},
 			ExposedPorts: map[string]struct{}{"8080/tcp": {}},
 			StopSignal:   "SIGTERM",
+			Healthcheck:  &v1.HealthConfig{Test: []string{"CMD-SHELL", "probe || exit 1"}, Interval: 30 * time.Second, Retries: 3},
+			Shell:        []string{"/bin/sh", "-c"},
+			OnBuild:      []string{"RUN echo " + injected},
+			ArgsEscaped:  true,
+			Hostname:     "awkward",
 		}, members: []buildtest.Member{buildtest.Dir("work dir/", 0o755)}},
 		{name: "cmd-only", cfg: v1.Config{
 			Env: []string{"ONLY=1"}, // no PATH
@@ -97,7 +106,7 @@ func sifShapes() []sifShape {
 		}},
 		{name: "bare"},
 		// Paths the runtimes write that the image already has.
-		{name: "preexisting", cfg: v1.Config{
+		{name: "preexisting", tree: true, cfg: v1.Config{
 			Env: []string{"FROM_CONFIG=1"},
 			Cmd: []string{"/probe"},
 		}, members: []buildtest.Member{
@@ -123,7 +132,7 @@ func sifShapes() []sifShape {
 			buildtest.Symlink("var", "usr/var"),
 		}},
 		// /etc is a link (etc -> usr/etc): the runtimes write through it.
-		{name: "etc-link", cfg: v1.Config{Cmd: []string{"/probe"}}, members: []buildtest.Member{
+		{name: "etc-link", tree: true, cfg: v1.Config{Cmd: []string{"/probe"}}, members: []buildtest.Member{
 			buildtest.Dir("usr/", 0o755),
 			buildtest.Dir("usr/etc/", 0o755),
 			buildtest.Reg("usr/etc/hostname", 0o644, "image\n"),
@@ -132,7 +141,7 @@ func sifShapes() []sifShape {
 		// Dangling links where the runtimes put theirs, /tmp a file:
 		// SingularityCE replaces the links and keeps the file; Apptainer
 		// 1.5.3 fails the build ("file exists", "not a directory").
-		{name: "dangling", only: SingularityCE, cfg: v1.Config{Cmd: []string{"/probe"}}, members: []buildtest.Member{
+		{name: "dangling", tree: true, only: SingularityCE, cfg: v1.Config{Cmd: []string{"/probe"}}, members: []buildtest.Member{
 			buildtest.Symlink("environment", "/custom/env"),
 			buildtest.Symlink(".exec", "nowhere"),
 			buildtest.Reg("tmp", 0o644, "image file\n"),
