@@ -4,7 +4,7 @@ BIN     := bin/cachectl
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: all build deps test test-short demo bench lint fuzz clean
+.PHONY: all build deps test test-short demo bench lint fuzz clean sif-goldens
 
 all: build
 
@@ -20,6 +20,14 @@ deps:
 # real docker-registry, mksquashfs/unsquashfs, skopeo and umoci.
 test: deps
 	CACHECTL_REQUIRE_TOOLS=$${CACHECTL_REQUIRE_TOOLS:-1} $(GO) test -count=1 -timeout 30m ./...
+
+# Rebuilds the SIF conformance goldens (providers/apptainer/testdata/conformance)
+# and the runtimes' static /.singularity.d files (providers/apptainer/runtimefiles)
+# with the real Apptainer and SingularityCE (needs /opt/peers/env.sh, see
+# ../shared/peers); `make test` checks cachectl's SIFs against them, and runs
+# the live comparison (TestSIFLive) when the runtimes are installed.
+sif-goldens: deps
+	$(GO) test -count=1 -run '^TestSIFGoldens$$' ./providers/apptainer/ -update-runtimes
 
 test-short:
 	$(GO) test -short ./...

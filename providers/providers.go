@@ -17,6 +17,9 @@ type BuildRequest struct {
 	Ref string
 	// NormalizedName is the fully qualified name ("docker.io/determinedai/pytorch-ngc:0.38.1").
 	NormalizedName string
+	// Digest is the digest the reference resolved to ("sha256:…"; of the
+	// index for a multi-platform image), "" when unknown.
+	Digest string
 	// Platform the image was resolved for.
 	Platform v1.Platform
 	// Compression is the squashfs compressor ("" = the format's default).

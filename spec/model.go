@@ -88,7 +88,10 @@ type Runtime string
 
 // The runtimes cachectl builds artifacts for.
 const (
-	RuntimeApptainer   Runtime = "apptainer"
+	// RuntimeApptainer caches hold the SIF files Apptainer 1.5.3 builds.
+	RuntimeApptainer Runtime = "apptainer"
+	// RuntimeSingularity caches hold the SIF files SingularityCE 4.5.1
+	// builds (its own action scripts, prompt and labels).
 	RuntimeSingularity Runtime = "singularity"
 	RuntimeEnroot      Runtime = "enroot"
 	RuntimePodman      Runtime = "podman"

@@ -1,21 +1,25 @@
-// Package apptainer builds Apptainer/Singularity SIF files from OCI images,
-// as `apptainer build x.sif docker://REF` makes them, without Apptainer:
+// Package apptainer builds SIF files from OCI images as Apptainer 1.5.3
+// (`apptainer build x.sif docker://REF`) and SingularityCE 4.5.1
+// (`singularity build`) make them, without either runtime:
 //
-//   - SIF descriptors, in order: the definition file ("bootstrap: docker\nfrom:
-//     REF\n"), inspect-metadata.json and oci-config.json (generic JSON, sorted
-//     by name as Apptainer adds them), then the squashfs root file system
-//     (FsSquash, PartPrimSys, the image's architecture); launch script
-//     "#!/usr/bin/env run-singularity\n".
-//   - The root file system is the flattened image plus /.singularity.d
-//     (actions/, env/ with 10-docker2singularity.sh from the image's ENV,
-//     libs/, runscript from ENTRYPOINT/CMD, startscript, labels.json,
-//     Singularity), the /singularity, /.run, /.exec, /.shell, /.test and
-//     /environment symlinks (each only when the path does not exist), the
-//     directories /dev /proc /sys /tmp /var/tmp /home /root /etc (when
-//     missing), and empty /etc/hosts and /etc/resolv.conf.
-//   - mksquashfs -noappend -comp gzip (Apptainer's defaults).
+//   - SIF descriptors, in order: the definition ("bootstrap: docker\nfrom:
+//     REF\n\n"), inspect-metadata.json and oci-config.json (generic JSON),
+//     then the squashfs root file system (FsSquash, PartPrimSys, the image's
+//     architecture); launch script "#!/usr/bin/env run-singularity\n".
+//   - The root file system is the flattened image plus /.singularity.d:
+//     the runtime's own action scripts, env scripts (01-base.sh,
+//     90-environment.sh, 94-appsbase.sh, 95-apps.sh, 99-base.sh,
+//     99-runtimevars.sh) and startscript (Runtime), and the per-image
+//     env/10-docker2singularity.sh from ENV, runscript from ENTRYPOINT/CMD,
+//     labels.json (image labels under the build labels) and Singularity;
+//     the /singularity, /.run, /.exec, /.shell, /.test and /environment
+//     symlinks, the directories /dev /proc /sys /tmp /var/tmp /home /root
+//     /etc /.singularity.d/libs, empty /etc/hosts and /etc/resolv.conf;
+//     where the image already has such a path, each is placed (or kept)
+//     as the runtime does, see layout.go.
+//   - mksquashfs -noappend -comp gzip (the runtimes' defaults).
 //
-// Owners: Apptainer passes -all-root when it builds unprivileged and keeps
+// Owners: the runtimes pass -all-root when they build unprivileged and keep
 // the image's owners when run as root. The squashfs here is made from a tar
 // stream, so owners can be kept without privileges: by default they are
 // (the output equals a root build); WithAllRoot(true) gives the unprivileged
@@ -23,7 +27,6 @@
 package apptainer
 
 import (
-	"archive/tar"
 	"context"
 	"fmt"
 	"io"
@@ -41,8 +44,10 @@ import (
 // DefaultCompression is the squashfs compressor Apptainer uses.
 const DefaultCompression = "gzip"
 
-// Builder makes SIF files. It implements providers.Builder.
+// Builder makes the SIF files of one Runtime. It implements
+// providers.Builder and providers.TreeBuilder.
 type Builder struct {
+	rt         *Runtime
 	allRoot    bool
 	mksquashfs string
 	mem        string
@@ -71,9 +76,9 @@ func WithClock(now func() time.Time) Option { return func(b *Builder) { b.now = 
 // WithStats makes Build record mksquashfs's resource usage in st.
 func WithStats(st *squashfs.ProcessStats) Option { return func(b *Builder) { b.stats = st } }
 
-// New returns a Builder.
-func New(opts ...Option) *Builder {
-	b := &Builder{now: time.Now, mem: squashfs.DefaultMem}
+// New returns a Builder of rt's SIF files (Apptainer or SingularityCE).
+func New(rt *Runtime, opts ...Option) *Builder {
+	b := &Builder{rt: rt, now: time.Now, mem: squashfs.DefaultMem}
 	for _, o := range opts {
 		o(b)
 	}
@@ -85,8 +90,12 @@ var _ providers.Builder = (*Builder)(nil)
 // Format returns "sif".
 func (*Builder) Format() string { return "sif" }
 
-// Version returns the output format revision.
-func (*Builder) Version() string { return "1" }
+// Version returns the output format revision and the runtime release
+// followed ("2+apptainer-1.5.3"); a change makes plan rebuild the SIFs.
+func (b *Builder) Version() string { return "2+" + b.rt.Name + "-" + b.rt.Version }
+
+// Runtime returns the runtime whose builds b reproduces.
+func (b *Builder) Runtime() *Runtime { return b.rt }
 
 // Build flattens img and writes its SIF to out (which must not exist). On
 // error it removes out.
@@ -105,19 +114,12 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	if err != nil {
 		return fmt.Errorf("apptainer: read image config: %w", err)
 	}
-	ref := req.Ref
-	if ref == "" {
-		ref = req.NormalizedName
-	}
-	arch, variant := cf.Architecture, cf.Variant
-	if arch == "" {
-		arch, variant = req.Platform.Architecture, req.Platform.Variant
-	}
-	if arch == "" {
-		arch = runtime.GOARCH
+	src, err := source(img, cf, req)
+	if err != nil {
+		return err
 	}
 	now := b.now()
-	meta, err := Metadata(cf.Config, ref, arch, variant, now)
+	meta, err := b.rt.Metadata(cf.Config, src, now)
 	if err != nil {
 		return err
 	}
@@ -125,9 +127,13 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 		deffile:       []byte(meta.Deffile),
 		inspectJSON:   meta.InspectJSON,
 		ociConfigJSON: meta.OCIConfigJSON,
-		arch:          arch,
+		arch:          src.Arch,
 	}
 	off, err := objs.partitionOffset()
+	if err != nil {
+		return err
+	}
+	extra, ifMissing, err := meta.layout(treeIndex{tree}, now)
 	if err != nil {
 		return err
 	}
@@ -157,8 +163,12 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 		Mem:         b.mem,
 		Mksquashfs:  b.mksquashfs,
 		Stats:       b.stats,
+		// The runtimes run mksquashfs on a directory, whose defaults
+		// differ from -tar's: an NFS-exportable image, no tail ends in
+		// fragments.
+		ExtraArgs: []string{"-exports", "-no-tailends"},
 	}
-	topts := rootfs.TarOptions{Extra: meta.Files(now), IfMissing: IfMissing(now), AllRoot: b.allRoot}
+	topts := rootfs.TarOptions{Extra: extra, IfMissing: ifMissing, AllRoot: b.allRoot}
 	produce := func(ctx context.Context, w io.Writer) error { return tree.WriteTar(ctx, w, topts) }
 	if err := squashfs.Create(ctx, out, sqOpts, produce); err != nil {
 		return fmt.Errorf("apptainer: %w", err)
@@ -174,8 +184,37 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	return objs.writeAround(f, off)
 }
 
+// source returns what the build labels record of img's source: the
+// reference as written, its normalized name and resolved digest (the
+// image's own manifest digest when req has none), and the architecture
+// (the image's, else the requested platform's, else the host's).
+func source(img v1.Image, cf *v1.ConfigFile, req providers.BuildRequest) (buildSource, error) {
+	src := buildSource{Ref: req.Ref, Name: req.NormalizedName, Digest: req.Digest, Arch: cf.Architecture}
+	if src.Ref == "" {
+		src.Ref = req.NormalizedName
+	}
+	if src.Name == "" {
+		src.Name = src.Ref
+	}
+	if src.Digest == "" {
+		d, err := img.Digest()
+		if err != nil {
+			return src, fmt.Errorf("apptainer: image digest: %w", err)
+		}
+		src.Digest = d.String()
+	}
+	if src.Arch == "" {
+		src.Arch = req.Platform.Architecture
+	}
+	if src.Arch == "" {
+		src.Arch = runtime.GOARCH
+	}
+	return src, nil
+}
+
 // Meta is the generated metadata of one SIF.
 type Meta struct {
+	rt            *Runtime
 	Deffile       string
 	EnvScript     string
 	Runscript     string
@@ -184,80 +223,27 @@ type Meta struct {
 	OCIConfigJSON []byte
 }
 
-// Metadata generates the /.singularity.d files and SIF JSON objects for an
-// image config.
-func Metadata(cfg v1.Config, ref, arch, variant string, now time.Time) (*Meta, error) {
-	m := &Meta{
-		Deffile:   Deffile(ref),
-		EnvScript: EnvScript(cfg.Env),
-		Runscript: Runscript(cfg.Entrypoint, cfg.Cmd),
-	}
-	build := BuildLabels(ref, arch, variant, now)
+// Metadata generates the per-image /.singularity.d files and the SIF's
+// JSON objects for an image config built from src at time now.
+func (rt *Runtime) Metadata(cfg v1.Config, src buildSource, now time.Time) (*Meta, error) {
+	m := &Meta{rt: rt, Deffile: Deffile(src.Ref), EnvScript: EnvScript(cfg.Env)}
 	var err error
-	if m.LabelsJSON, err = LabelsJSON(cfg.Labels, build); err != nil {
+	if m.Runscript, err = rt.Runscript(cfg.Entrypoint, cfg.Cmd); err != nil {
 		return nil, err
 	}
-	all := map[string]string{}
-	for k, v := range cfg.Labels {
-		all[k] = v
+	labels := mergeLabels(cfg.Labels, rt.BuildLabels(src, now))
+	if m.LabelsJSON, err = LabelsJSON(labels); err != nil {
+		return nil, err
 	}
-	for k, v := range build {
-		all[k] = v
-	}
-	if m.InspectJSON, err = InspectMetadata(all, m.EnvScript, m.Runscript, m.Deffile); err != nil {
+	m.InspectJSON, err = InspectMetadata(inspectInput{
+		Labels: labels, EnvScript: m.EnvScript, EnvironmentSh: rt.static("env/90-environment.sh"),
+		Runscript: m.Runscript, Deffile: m.Deffile, Startscript: rt.static("startscript"),
+	})
+	if err != nil {
 		return nil, err
 	}
 	if m.OCIConfigJSON, err = OCIConfigJSON(cfg); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// Files returns the files Apptainer (over)writes in the root file system.
-func (m *Meta) Files(now time.Time) []rootfs.Entry {
-	file := func(p string, mode int64, content string) rootfs.Entry {
-		return rootfs.Entry{Path: p, Type: tar.TypeReg, Mode: mode, ModTime: now, Content: []byte(content)}
-	}
-	const sd = ".singularity.d/"
-	return []rootfs.Entry{
-		file("etc/hosts", 0o644, ""),
-		file("etc/resolv.conf", 0o644, ""),
-		file(sd+"actions/exec", 0o755, actionExec),
-		file(sd+"actions/run", 0o755, actionRun),
-		file(sd+"actions/shell", 0o755, actionShell),
-		file(sd+"actions/start", 0o755, actionStart),
-		file(sd+"actions/test", 0o755, actionTest),
-		file(sd+"env/01-base.sh", 0o755, base01Sh),
-		file(sd+"env/10-docker2singularity.sh", 0o755, m.EnvScript),
-		file(sd+"env/90-environment.sh", 0o755, environmentSh),
-		file(sd+"env/95-apps.sh", 0o755, appsSh),
-		file(sd+"env/99-base.sh", 0o755, base99Sh),
-		file(sd+"env/99-runtimevars.sh", 0o755, runtimeVarsSh),
-		file(sd+"runscript", 0o755, m.Runscript),
-		file(sd+"startscript", 0o755, startscript),
-		file(sd+"labels.json", 0o644, string(m.LabelsJSON)),
-		file(sd+"Singularity", 0o644, m.Deffile),
-	}
-}
-
-// IfMissing returns the directories and symlinks Apptainer creates only
-// when their path does not exist in the image (rootfs.TarOptions.IfMissing).
-func IfMissing(now time.Time) []rootfs.Entry {
-	dir := func(p string) rootfs.Entry {
-		return rootfs.Entry{Path: p, Type: tar.TypeDir, Mode: 0o755, ModTime: now}
-	}
-	link := func(p, target string) rootfs.Entry {
-		return rootfs.Entry{Path: p, Type: tar.TypeSymlink, Linkname: target, Mode: 0o777, ModTime: now}
-	}
-	return []rootfs.Entry{
-		dir(".singularity.d/libs"),
-		dir("dev"), dir("proc"), dir("root"), dir("var/tmp"), dir("tmp"),
-		dir("etc"), dir("sys"), dir("home"),
-		link("singularity", ".singularity.d/runscript"),
-		link(".run", ".singularity.d/actions/run"),
-		link(".exec", ".singularity.d/actions/exec"),
-		link(".test", ".singularity.d/actions/test"),
-		link(".shell", ".singularity.d/actions/shell"),
-		link("environment", ".singularity.d/env/90-environment.sh"),
-	}
 }

@@ -197,7 +197,7 @@ func TestBenchChild(t *testing.T) {
 	var res stepResult
 	res.Step = step
 	var st1, st2 squashfs.ProcessStats
-	sifB := New(WithStats(&st1))
+	sifB := New(Apptainer, WithStats(&st1))
 	sqB := enroot.New(enroot.WithStats(&st2))
 	start := time.Now()
 	switch step {

@@ -20,7 +20,7 @@ import (
 
 func configAwkward() v1.Config {
 	return v1.Config{
-		Env:        awkwardEnv,
+		Env:        sifShapes()[0].cfg.Env,
 		Entrypoint: []string{"/entry point.sh", "--flag=it's"},
 		Cmd:        []string{"echo", `"quoted" $HOME`},
 		WorkingDir: "/work dir",
@@ -60,7 +60,7 @@ func TestBuildSIF(t *testing.T) {
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "img.sif")
 	now := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
-	b := New(WithClock(func() time.Time { return now }))
+	b := New(Apptainer, WithClock(func() time.Time { return now }))
 	img := testImage(t)
 	req := providers.BuildRequest{Ref: "example/app:1.0", NormalizedName: "docker.io/example/app:1.0", Processors: 1}
 	if err := b.Build(ctx, img, req, out); err != nil {
@@ -95,11 +95,19 @@ func TestBuildSIF(t *testing.T) {
 		}
 	}
 	def, _ := ds[0].GetData()
-	if string(def) != "bootstrap: docker\nfrom: example/app:1.0\n" {
+	if string(def) != "bootstrap: docker\nfrom: example/app:1.0\n\n" {
 		t.Errorf("deffile %q", def)
 	}
 	cfgJSON, _ := ds[2].GetData()
-	meta, err := Metadata(configAwkward(), "example/app:1.0", "amd64", "", now)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := source(img, cf, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := Apptainer.Metadata(configAwkward(), src, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +176,9 @@ func TestBuildSIF(t *testing.T) {
 		"/singularity": ".singularity.d/runscript", "/.run": ".singularity.d/actions/run",
 		"/.exec": ".singularity.d/actions/exec", "/.shell": ".singularity.d/actions/shell",
 		"/.test": ".singularity.d/actions/test", "/bin/sh": "busybox",
-		"/environment": "/custom/env", // existed in the image: kept
+		// A dangling link where the runtime puts its own is replaced
+		// (SingularityCE does; Apptainer 1.5.3 fails the build).
+		"/environment": ".singularity.d/env/90-environment.sh",
 	}
 	for p, target := range links {
 		if e := m[p]; e.Type() != 'l' || e.Linkname != target {
@@ -208,7 +218,7 @@ func TestBuildSIFAllRoot(t *testing.T) {
 	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "img.sif")
-	b := New(WithAllRoot(true))
+	b := New(Apptainer, WithAllRoot(true))
 	if err := b.Build(ctx, testImage(t), providers.BuildRequest{Ref: "a:b"}, out); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +245,7 @@ func TestBuildSIFAllRoot(t *testing.T) {
 func TestBuildFailureLeavesNothing(t *testing.T) {
 	buildtest.RequireTools(t, "mksquashfs")
 	out := filepath.Join(t.TempDir(), "img.sif")
-	err := New().Build(context.Background(), testImage(t), providers.BuildRequest{Ref: "a:b", Compression: "nosuchcomp"}, out)
+	err := New(Apptainer).Build(context.Background(), testImage(t), providers.BuildRequest{Ref: "a:b", Compression: "nosuchcomp"}, out)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -246,7 +256,7 @@ func TestBuildFailureLeavesNothing(t *testing.T) {
 	if err := os.WriteFile(out, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := New().Build(context.Background(), testImage(t), providers.BuildRequest{Ref: "a:b"}, out); err == nil {
+	if err := New(Apptainer).Build(context.Background(), testImage(t), providers.BuildRequest{Ref: "a:b"}, out); err == nil {
 		t.Error("overwrote an existing file")
 	}
 	if b, _ := os.ReadFile(out); string(b) != "x" {
@@ -258,7 +268,7 @@ func TestVerifyRejects(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "bad.sif")
 	os.WriteFile(p, []byte("not a sif at all"), 0o644)
-	if err := New().Verify(context.Background(), p); err == nil {
+	if err := New(Apptainer).Verify(context.Background(), p); err == nil {
 		t.Error("garbage accepted")
 	}
 	// A SIF whose partition is not squashfs.
@@ -267,7 +277,7 @@ func TestVerifyRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi.UnloadContainer()
-	if err := New().Verify(context.Background(), filepath.Join(dir, "x.sif")); err == nil {
+	if err := New(Apptainer).Verify(context.Background(), filepath.Join(dir, "x.sif")); err == nil {
 		t.Error("SIF without partition accepted")
 	}
 }
@@ -285,14 +295,14 @@ func TestOneTreeTwoBuilders(t *testing.T) {
 	dir := t.TempDir()
 	req := providers.BuildRequest{Ref: "a:b", Processors: 1}
 	errs := make(chan error, 2)
-	go func() { errs <- New().BuildTree(ctx, tree, img, req, filepath.Join(dir, "x.sif")) }()
+	go func() { errs <- New(Apptainer).BuildTree(ctx, tree, img, req, filepath.Join(dir, "x.sif")) }()
 	go func() { errs <- enroot.New().BuildTree(ctx, tree, img, req, filepath.Join(dir, "x.sqsh")) }()
 	for i := 0; i < 2; i++ {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := New().Verify(ctx, filepath.Join(dir, "x.sif")); err != nil {
+	if err := New(Apptainer).Verify(ctx, filepath.Join(dir, "x.sif")); err != nil {
 		t.Error(err)
 	}
 	if err := enroot.New().Verify(ctx, filepath.Join(dir, "x.sqsh")); err != nil {

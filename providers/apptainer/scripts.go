@@ -4,62 +4,78 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// The metadata files below are what `apptainer build x.sif docker://REF`
-// writes into /.singularity.d. Their formats (the env script's quoting, the
-// runscript's OCI_ENTRYPOINT/OCI_CMD variables and its argument handling, the
-// labels) are the compatibility surface Apptainer and users rely on; the
-// static scripts are written here with the same behaviour.
+// The per-image files of /.singularity.d and the SIF's JSON objects, as
+// Apptainer 1.5.3 and SingularityCE 4.5.1 write them for `build x.sif
+// docker://REF` (both write the same env script, definition and objects;
+// the runscript's text and the build labels differ, see Runtime). Image
+// strings (ENV, ENTRYPOINT, CMD, labels) only ever appear quoted: inside
+// double quotes with \ " ` $ escaped (env script, OCI_ENTRYPOINT/OCI_CMD),
+// inside single quotes (the runscript's `set --` lines), or as JSON.
 
-// Deffile returns the definition Apptainer records for a build from ref:
-// bootstrap docker for registry references, oci, oci-archive or
-// docker-archive for local sources.
-func Deffile(ref string) string {
-	// Local sources use the bootstrap agent Apptainer has for them.
+// definition returns the bootstrap agent and the "from" value of the
+// definition the runtime records for a build from ref: "docker" for a
+// registry reference, or "oci", "oci-archive", "docker-archive" for cachectl's
+// local sources (their path and image name as the from value).
+func definition(ref string) (bootstrap, from string) {
 	for _, agent := range []struct{ prefix, bootstrap string }{
 		{"oci-layout:", "oci"}, {"oci-archive:", "oci-archive"}, {"docker-archive:", "docker-archive"},
 	} {
 		if rest, ok := strings.CutPrefix(ref, agent.prefix); ok {
-			return "bootstrap: " + agent.bootstrap + "\nfrom: " + rest + "\n"
+			return agent.bootstrap, rest
 		}
 	}
-	return "bootstrap: docker\nfrom: " + ref + "\n"
+	return "docker", ref
 }
 
-// envNameRE is the variable-name check Apptainer applies to image ENV
-// entries; other names are skipped (they would break the script).
+// Deffile returns /.singularity.d/Singularity, the definition both
+// runtimes record: "bootstrap: docker\nfrom: REF\n\n".
+func Deffile(ref string) string {
+	bootstrap, from := definition(ref)
+	return "bootstrap: " + bootstrap + "\nfrom: " + from + "\n\n"
+}
+
+// envNameRE is the variable-name rule of the runtimes' env script: image
+// ENV entries with other names are left out.
 var envNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
-// shEscape escapes backslash, double quote, backtick and dollar.
+// shEscape escapes backslash, double quote, backquote and dollar, the
+// characters special inside a double-quoted shell word.
 func shEscape(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`)
 	return r.Replace(s)
 }
+
+// dquote returns s as one double-quoted shell word.
+func dquote(s string) string { return `"` + shEscape(s) + `"` }
 
 // escapeSingleQuotes makes s safe inside a single-quoted shell word.
 func escapeSingleQuotes(s string) string {
 	return strings.ReplaceAll(s, `'`, `'"'"'`)
 }
 
-// argsQuoted double-quotes each (escaped) argument and joins them with spaces.
+// argsQuoted double-quotes each argument and joins them with spaces.
 func argsQuoted(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		q[i] = `"` + shEscape(a) + `"`
+		q[i] = dquote(a)
 	}
 	return strings.Join(q, " ")
 }
 
 // EnvScript returns /.singularity.d/env/10-docker2singularity.sh for the
-// image's ENV: PATH is exported as is, every other variable only when the
-// host does not already set it; values are shell-escaped and then Go-quoted,
-// exactly as Apptainer writes them. Entries with invalid names are skipped.
+// image's ENV, in order: `export PATH="VALUE"`, `export NAME="${NAME:-"VALUE"}"`
+// for every other variable (the image's value unless NAME is set and not
+// empty), `export NAME="${NAME:-}"` for an entry without "=". VALUE is the
+// value byte for byte inside double quotes, with \ " ` $ escaped, so that
+// sourcing the script yields exactly the image's value (newlines and TABs
+// stay literal). Entries whose name is not [a-zA-Z_][a-zA-Z0-9_]* are left
+// out. Both runtimes write this text.
 func EnvScript(env []string) string {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
@@ -72,9 +88,9 @@ func EnvScript(env []string) string {
 		case !hasValue:
 			fmt.Fprintf(&b, "export %s=\"${%s:-}\"\n", name, name)
 		case name == "PATH":
-			fmt.Fprintf(&b, "export %s=%s\n", name, strconv.Quote(shEscape(value)))
+			fmt.Fprintf(&b, "export %s=%s\n", name, dquote(value))
 		default:
-			fmt.Fprintf(&b, "export %s=\"${%s:-%s}\"\n", name, name, strconv.Quote(shEscape(value)))
+			fmt.Fprintf(&b, "export %s=\"${%s:-%s}\"\n", name, name, dquote(value))
 		}
 	}
 	return b.String()
@@ -90,129 +106,77 @@ func prependArgs(args []string) string {
 	return b.String()
 }
 
-// Runscript returns /.singularity.d/runscript for an image's ENTRYPOINT and
-// CMD. By default the combination is evaluated through the shell (Apptainer's
-// behaviour); with SINGULARITY_NO_EVAL set it is executed verbatim, OCI style.
-func Runscript(entrypoint, cmd []string) string {
-	var b strings.Builder
-	b.WriteString("#!/bin/sh\n")
-	fmt.Fprintf(&b, "OCI_ENTRYPOINT='%s'\n", escapeSingleQuotes(argsQuoted(entrypoint)))
-	fmt.Fprintf(&b, "OCI_CMD='%s'\n", escapeSingleQuotes(argsQuoted(cmd)))
-	pc, pe := prependArgs(cmd), prependArgs(entrypoint)
-
-	b.WriteString(`
-# With SINGULARITY_NO_EVAL set, behave like an OCI runtime: ENTRYPOINT, CMD
-# and arguments are executed as given, without evaluation by the shell.
-if [ -n "$SINGULARITY_NO_EVAL" ]; then
-    # ENTRYPOINT only: entrypoint plus arguments
-    if [ -z "$OCI_CMD" ] && [ -n "$OCI_ENTRYPOINT" ]; then
-        `)
-	b.WriteString(pe)
-	b.WriteString(`
-        exec "$@"
-    fi
-
-    # CMD only: CMD, unless arguments replace it
-    if [ -n "$OCI_CMD" ] && [ -z "$OCI_ENTRYPOINT" ]; then`)
-	if pc != "" {
-		b.WriteString(`
-        if [ $# -eq 0 ]; then
-            `)
-		b.WriteString(pc)
-		b.WriteString(`
-        fi`)
-	}
-	b.WriteString(`
-        exec "$@"
-    fi
-
-    # ENTRYPOINT and CMD: CMD is the default for arguments`)
-	switch {
-	case pe != "":
-		b.WriteString(`
-    if [ $# -gt 0 ]; then
-        `)
-		b.WriteString(pe)
-		b.WriteString(`
-    else
-        `)
-		b.WriteString(pc)
-		b.WriteString(`
-        `)
-		b.WriteString(pe)
-		b.WriteString(`
-    fi`)
-	case pc != "":
-		b.WriteString(`
-    if [ $# -eq 0 ]; then
-        `)
-		b.WriteString(pc)
-		b.WriteString(`
-    fi`)
-	}
-	b.WriteString(`
-    exec "$@"
-fi
-
-# Default: the ENTRYPOINT / CMD / arguments combination is evaluated by the
-# shell before it runs, so the arguments are quoted once more here.
-CMDLINE_ARGS=""
-for arg in "$@"; do
-        CMDLINE_ARGS="${CMDLINE_ARGS} \"$arg\""
-done
-
-# ENTRYPOINT only: entrypoint plus arguments
-if [ -z "$OCI_CMD" ] && [ -n "$OCI_ENTRYPOINT" ]; then
-    if [ $# -gt 0 ]; then
-        SINGULARITY_OCI_RUN="${OCI_ENTRYPOINT} ${CMDLINE_ARGS}"
-    else
-        SINGULARITY_OCI_RUN="${OCI_ENTRYPOINT}"
-    fi
-fi
-
-# CMD only: CMD, unless arguments replace it
-if [ -n "$OCI_CMD" ] && [ -z "$OCI_ENTRYPOINT" ]; then
-    if [ $# -gt 0 ]; then
-        SINGULARITY_OCI_RUN="${CMDLINE_ARGS}"
-    else
-        SINGULARITY_OCI_RUN="${OCI_CMD}"
-    fi
-fi
-
-# ENTRYPOINT and CMD: CMD is the default for arguments
-if [ $# -gt 0 ]; then
-    SINGULARITY_OCI_RUN="${OCI_ENTRYPOINT} ${CMDLINE_ARGS}"
-else
-    SINGULARITY_OCI_RUN="${OCI_ENTRYPOINT} ${OCI_CMD}"
-fi
-
-# Evaluate, set the positional parameters, and run as the first process.
-eval "set ${SINGULARITY_OCI_RUN}"
-exec "$@"
-`)
-	return b.String()
+// runscriptData fills a runtime's runscript.tmpl.
+type runscriptData struct {
+	// Entrypoint and Cmd are the values of OCI_ENTRYPOINT and OCI_CMD
+	// (inside single quotes): the arguments double-quoted and escaped.
+	Entrypoint, Cmd string
+	// PrependEntrypoint and PrependCmd are `set --` lines (prependArgs).
+	PrependEntrypoint, PrependCmd string
 }
 
-// BuildLabels returns the labels Apptainer adds to the image's own labels
-// at build time (they win over image labels of the same name).
-func BuildLabels(ref, arch, variant string, now time.Time) map[string]string {
+// Runscript returns the runtime's /.singularity.d/runscript for an
+// image's ENTRYPOINT and CMD. By default it evaluates the combination
+// through the shell (the runtimes' behaviour; image strings are escaped so
+// that the evaluation gives them back verbatim); with SINGULARITY_NO_EVAL
+// set (--no-eval) it runs them as given, OCI style.
+func (rt *Runtime) Runscript(entrypoint, cmd []string) (string, error) {
+	d := runscriptData{
+		Entrypoint:        escapeSingleQuotes(argsQuoted(entrypoint)),
+		Cmd:               escapeSingleQuotes(argsQuoted(cmd)),
+		PrependEntrypoint: prependArgs(entrypoint),
+		PrependCmd:        prependArgs(cmd),
+	}
+	var b strings.Builder
+	if err := rt.runscript.Execute(&b, d); err != nil {
+		return "", fmt.Errorf("apptainer: %s runscript: %w", rt.Name, err)
+	}
+	return b.String(), nil
+}
+
+// buildSource is what the build labels record of the image's source.
+type buildSource struct {
+	// Ref is the reference as written (or a local source).
+	Ref string
+	// Name is the normalized reference ("docker.io/library/alpine:3.20")
+	// and Digest the digest it resolved to (of the index for a
+	// multi-platform image); for registry sources only.
+	Name, Digest string
+	// Arch is the image's architecture (GOARCH names).
+	Arch string
+}
+
+// BuildLabels returns the labels the runtime adds to the image's own at
+// build time (they win over image labels of the same name):
+// org.label-schema.{schema-version, build-date, build-arch}, the runtime's
+// version, the definition's bootstrap and from, and for Apptainer's
+// registry builds org.opencontainers.image.base.{name,digest}.
+//
+// build-arch is the image's architecture: what the runtime writes when it
+// builds on a host of the image's platform.
+func (rt *Runtime) BuildLabels(src buildSource, now time.Time) map[string]string {
+	bootstrap, from := definition(src.Ref)
 	l := map[string]string{
 		"org.label-schema.schema-version":                      "1.0",
-		"org.opencontainers.image.created":                     now.Format(time.RFC3339),
 		"org.label-schema.build-date":                          buildDate(now),
-		"org.label-schema.usage.singularity.deffile.bootstrap": "docker",
-		"org.label-schema.usage.singularity.deffile.from":      ref,
-		"org.opencontainers.image.architecture":                arch,
-		"org.label-schema.build-arch":                          arch,
+		"org.label-schema.build-arch":                          src.Arch,
+		rt.versionLabel:                                        rt.Version,
+		"org.label-schema.usage.singularity.deffile.bootstrap": bootstrap,
+		"org.label-schema.usage.singularity.deffile.from":      from,
 	}
-	if variant != "" {
-		l["org.opencontainers.image.variant"] = variant
+	if rt.baseLabels && bootstrap == "docker" {
+		if src.Name != "" {
+			l["org.opencontainers.image.base.name"] = src.Name
+		}
+		if src.Digest != "" {
+			l["org.opencontainers.image.base.digest"] = src.Digest
+		}
 	}
 	return l
 }
 
-// buildDate formats t like Apptainer: "Monday_16_February_2026_10:21:46_CET"
-// (no zero padding).
+// buildDate formats t as the runtimes do: weekday, day, month, year, time
+// without zero padding, zone abbreviation ("Monday_16_February_2026_10:1:6_CET").
 func buildDate(t time.Time) string {
 	y, m, d := t.Date()
 	h, mi, s := t.Clock()
@@ -220,9 +184,8 @@ func buildDate(t time.Time) string {
 	return fmt.Sprintf("%s_%d_%s_%d_%d:%d:%d_%s", t.Weekday(), d, m, y, h, mi, s, zone)
 }
 
-// LabelsJSON returns /.singularity.d/labels.json: the image labels merged
-// with the build labels, as a tab-indented JSON object with sorted keys.
-func LabelsJSON(imageLabels, build map[string]string) ([]byte, error) {
+// mergeLabels returns the image labels overlaid with the build labels.
+func mergeLabels(imageLabels, build map[string]string) map[string]string {
 	all := make(map[string]string, len(imageLabels)+len(build))
 	for k, v := range imageLabels {
 		all[k] = v
@@ -230,15 +193,22 @@ func LabelsJSON(imageLabels, build map[string]string) ([]byte, error) {
 	for k, v := range build {
 		all[k] = v
 	}
-	b, err := json.MarshalIndent(all, "", "\t")
+	return all
+}
+
+// LabelsJSON returns /.singularity.d/labels.json: labels as a tab-indented
+// JSON object with sorted keys (Go's encoding, "<" as \u003c), no final
+// newline.
+func LabelsJSON(labels map[string]string) ([]byte, error) {
+	b, err := json.MarshalIndent(labels, "", "\t")
 	if err != nil {
 		return nil, fmt.Errorf("apptainer: encode labels: %w", err)
 	}
 	return b, nil
 }
 
-// inspectMetadata mirrors the JSON of `apptainer inspect --all --json`,
-// stored in the SIF as inspect-metadata.json.
+// inspectMetadata is the SIF's inspect-metadata.json object, what
+// `apptainer inspect --json` prints.
 type inspectMetadata struct {
 	Data struct {
 		Attributes struct {
@@ -252,18 +222,27 @@ type inspectMetadata struct {
 	Type string `json:"type"`
 }
 
-// InspectMetadata returns the inspect-metadata.json data object.
-func InspectMetadata(labels map[string]string, envScript, runscript, deffile string) ([]byte, error) {
+// inspectInput holds the files inspect-metadata.json repeats.
+type inspectInput struct {
+	Labels                                       map[string]string
+	EnvScript, EnvironmentSh, Runscript, Deffile string
+	Startscript                                  string
+}
+
+// InspectMetadata returns the inspect-metadata.json object: the labels,
+// and the env scripts, runscript, definition and startscript with leading
+// and trailing white space removed, as the runtimes store them.
+func InspectMetadata(in inspectInput) ([]byte, error) {
 	var m inspectMetadata
 	m.Type = "container"
 	a := &m.Data.Attributes
-	a.Labels = labels
-	a.Runscript = runscript
-	a.Deffile = deffile
-	a.Startscript = startscript
+	a.Labels = in.Labels
+	a.Runscript = strings.TrimSpace(in.Runscript)
+	a.Deffile = strings.TrimSpace(in.Deffile)
+	a.Startscript = strings.TrimSpace(in.Startscript)
 	a.Environment = map[string]string{
-		"/.singularity.d/env/10-docker2singularity.sh": envScript,
-		"/.singularity.d/env/90-environment.sh":        environmentSh,
+		"/.singularity.d/env/10-docker2singularity.sh": strings.TrimSpace(in.EnvScript),
+		"/.singularity.d/env/90-environment.sh":        strings.TrimSpace(in.EnvironmentSh),
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -272,9 +251,9 @@ func InspectMetadata(labels map[string]string, envScript, runscript, deffile str
 	return b, nil
 }
 
-// OCIConfigJSON returns the oci-config.json data object: the image's
-// runtime config (the "config" member of the config file), which is the only
-// place where WORKDIR, user, ports and such survive in the SIF.
+// OCIConfigJSON returns the oci-config.json object: the image's runtime
+// config (the "config" member of its config file), the only place where
+// WORKDIR, USER, ports and such survive in the SIF.
 func OCIConfigJSON(cfg v1.Config) ([]byte, error) {
 	b, err := json.Marshal(cfg)
 	if err != nil {

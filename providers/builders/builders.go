@@ -11,11 +11,16 @@ import (
 )
 
 // For returns the builder of a runtime: apptainer and singularity make SIF
-// files, enroot .sqsh files, podman OCI archives.
+// files (what Apptainer 1.5.3 and SingularityCE 4.5.1 build), enroot .sqsh
+// files, podman OCI archives.
 func For(runtime string) (providers.Builder, error) {
 	switch runtime {
 	case "apptainer", "singularity":
-		return apptainer.New(), nil
+		rt, err := apptainer.RuntimeNamed(runtime)
+		if err != nil {
+			return nil, err
+		}
+		return apptainer.New(rt), nil
 	case "enroot":
 		return enroot.New(), nil
 	case "podman":

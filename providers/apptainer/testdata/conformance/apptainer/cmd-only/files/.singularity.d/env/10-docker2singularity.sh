@@ -1,0 +1,2 @@
+#!/bin/sh
+export ONLY="${ONLY:-"1"}"

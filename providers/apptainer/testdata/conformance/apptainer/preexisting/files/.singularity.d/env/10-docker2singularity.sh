@@ -1,0 +1,2 @@
+#!/bin/sh
+export FROM_CONFIG="${FROM_CONFIG:-"1"}"
