@@ -51,7 +51,7 @@ func TestDiff(t *testing.T) {
 		files     map[string]cacheroot.FileState
 		resolved  map[ResolveKey]Resolution
 		uid       int
-		want      map[string]Action // address → action
+		want      map[string]Action     // address → action
 		wantCodes map[string]ReasonCode // address → first reason code
 	}{
 		{name: "missing is created", refs: []string{"alpine:3.20"},

@@ -27,8 +27,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/spec"
 )
 
 // registry starts the real registry for one attack test.
@@ -543,7 +544,7 @@ func TestAttackEditedPlan(t *testing.T) {
 			rp := p["roots"].([]any)[0].(map[string]any)
 			old := rp["root"].(string)
 			rp["root"] = victim
-			if st, err := planner.Scan(victim, planner.ScanOptions{SkipUnmanaged: true}); err == nil {
+			if st, err := cacheroot.Scan(victim, cacheroot.ScanOptions{Runtime: spec.RuntimeApptainer, SkipUnmanaged: true}); err == nil {
 				rp["fingerprint"] = st.Fingerprint // what apply will find there
 			}
 			for _, c := range p["changes"].([]any) {

@@ -24,8 +24,8 @@ import (
 // attempts of one request or blob); the fix of issue 9 decides the
 // spelling, and this is the one place to change.
 const (
-	requestTimeoutAttr = "request_timeout"
-	retryTimeAttr      = "total_retry_time"
+	requestTimeoutAttr = "timeout"
+	retryTimeAttr      = "retry_time"
 )
 
 const (

@@ -65,7 +65,7 @@ func bigSquashfs(t *testing.T, path string, size int64) {
 }
 
 // TestLeftoverKilledImport: "cachectl import" killed while it copies the
-// file into the root's staging area leaves staging/import-*; the next
+// file into the root's staging area leaves staging/*/import; the next
 // import (which owns such files) must remove it.
 func TestLeftoverKilledImport(t *testing.T) {
 	e := newPlainEnv(t)
@@ -84,18 +84,18 @@ cache "sqsh" {
 	killed := 0
 	for try := 0; try < 5 && killed == 0; try++ {
 		cmd, _ := e.cachectlCmd(context.Background(), "import", "sqsh", big, "big:1")
-		if killWhenSeen(t, cmd, filepath.Join(staging, "import-*")) {
+		if killWhenSeen(t, cmd, filepath.Join(staging, "*", "import")) {
 			killed++
 		}
 	}
-	left, _ := filepath.Glob(filepath.Join(staging, "import-*"))
+	left, _ := filepath.Glob(filepath.Join(staging, "*", "import"))
 	if killed == 0 || len(left) == 0 {
 		t.Fatalf("could not kill an import while it copied (killed %d, left %v)", killed, left)
 	}
 	t.Logf("a killed import left %v", left)
 	r := e.cachectl("import", "sqsh", small, "small:1")
 	checkClean(t, r, 0)
-	if left, _ := filepath.Glob(filepath.Join(staging, "import-*")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(staging, "*", "import")); len(left) > 0 {
 		t.Errorf("the next import left the killed import's temporary files in place: %v\n%s", left, r)
 	}
 }

@@ -155,7 +155,7 @@ func Run(ctx context.Context, p *planner.Plan, deps Deps, opts Options) (Result,
 	}
 	if opts.Prefetch {
 		if err := a.prefetch(ctx, jobs); err != nil {
-			return a.result, fmt.Errorf("nothing was changed: %w", err)
+			return a.result, fmt.Errorf("nothing was changed: the plan names an image that cannot be fetched: %w", err)
 		}
 	}
 	var (
@@ -432,7 +432,7 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch planner.Change) er
 	}
 	a.event(ch, PhaseBuild, b.Format())
 	req := providers.BuildRequest{
-		Ref: ch.Ref, NormalizedName: planner.ImageName(ch.Ref, ch.Name), Platform: *plat,
+		Ref: ch.Ref, NormalizedName: planner.ImageName(ch.Ref, ch.Name), Digest: ch.Digest, Platform: *plat,
 		Compression: ch.Compression, Processors: a.procs, TempDir: work.Path(),
 	}
 	bj := BuildJob{Change: ch, Image: img, Builder: b, Request: req, Out: out}

@@ -9,8 +9,8 @@ import (
 )
 
 // TestRemoveAbandoned: the temporary files of killed writes go; a write
-// still running (its file locked), a young file, a symlink and a file of
-// another user stay.
+// still running (its file locked), a symlink and a file of another user
+// stay.
 func TestRemoveAbandoned(t *testing.T) {
 	dir := t.TempDir()
 	old := time.Now().Add(-time.Hour)
@@ -29,8 +29,6 @@ func TestRemoveAbandoned(t *testing.T) {
 	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	young := filepath.Join(dir, ".images.tar.333.partial")
-	os.WriteFile(young, nil, 0o600)
 	other := mk(".other.tar.444.partial")
 	victim := mk("victim")
 	link := filepath.Join(dir, ".images.tar.555.partial")
@@ -44,12 +42,27 @@ func TestRemoveAbandoned(t *testing.T) {
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Errorf("abandoned partial not removed: %v", err)
 	}
-	for _, p := range []string{live, young, other, victim, link, foreign} {
+	for _, p := range []string{live, other, victim, link, foreign} {
 		if p == "" {
 			continue
 		}
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("%s removed: %v", filepath.Base(p), err)
 		}
+	}
+}
+
+// TestCreateLockedSurvivesRemoval: a temporary file removed before its
+// writer locked it is replaced by a new one that stays.
+func TestCreateLockedSurvivesRemoval(t *testing.T) {
+	dir := t.TempDir()
+	f, err := createLocked(dir, ".x.tar.*.partial")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	removeAbandoned(dir, "x.tar") // locked: stays
+	if _, err := os.Stat(f.Name()); err != nil {
+		t.Fatalf("a locked partial was removed: %v", err)
 	}
 }

@@ -96,17 +96,11 @@ func Write(ctx context.Context, path string, images []Image, src BlobSource, opt
 
 	dir := filepath.Dir(path)
 	removeAbandoned(dir, filepath.Base(path))
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.partial")
+	f, err := createLocked(dir, "."+filepath.Base(path)+".*.partial")
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	tmp := f.Name()
-	// Held while writing: removeAbandoned leaves a locked partial alone.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("bundle: lock %s: %w", tmp, err)
-	}
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -360,10 +354,37 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 	}
 }
 
+// createLocked creates a temporary file in dir (os.CreateTemp's pattern)
+// and holds an exclusive flock on it while the write runs, so that
+// removeAbandoned of another run leaves it alone. A file such a run
+// removed between its creation and the lock (its link count is then 0) is
+// given up for a new one.
+func createLocked(dir, pattern string) (*os.File, error) {
+	for try := 0; ; try++ {
+		f, err := os.CreateTemp(dir, pattern)
+		if err != nil {
+			return nil, err
+		}
+		var st syscall.Stat_t
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			err = syscall.Fstat(int(f.Fd()), &st)
+		}
+		if err == nil && st.Nlink > 0 {
+			return f, nil
+		}
+		f.Close()
+		os.Remove(f.Name())
+		if try == 10 {
+			return nil, fmt.Errorf("could not create a temporary file in %s that stays ours", dir)
+		}
+	}
+}
+
 // removeAbandoned removes the temporary files that killed writes of the
 // bundle base left in dir (".BASE.*.partial"): regular files of the
-// running user that no running write holds locked. It never follows a
-// symlink and leaves anything else alone.
+// running user that no running write holds locked (createLocked). It never
+// follows a symlink and leaves anything else alone.
 func removeAbandoned(dir, base string) {
 	matches, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+".*.partial"))
 	for _, m := range matches {
@@ -373,8 +394,7 @@ func removeAbandoned(dir, base string) {
 		}
 		fi, err := f.Stat()
 		st, ok := fi.Sys().(*syscall.Stat_t)
-		// (A file younger than 2 s may be a write that has not locked it yet.)
-		if err == nil && ok && fi.Mode().IsRegular() && int(st.Uid) == os.Geteuid() && time.Since(fi.ModTime()) > 2*time.Second &&
+		if err == nil && ok && fi.Mode().IsRegular() && int(st.Uid) == os.Geteuid() &&
 			syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
 			os.Remove(m)
 		}

@@ -130,7 +130,7 @@ func pingError(err error, t target, hadCreds bool, took time.Duration) error {
 		return err
 	}
 	if retryableStatus(te.StatusCode) {
-		return fmt.Errorf("registry %s answered HTTP %d to every attempt for %s (the retry time is %s); gave up: %w",
+		return fmt.Errorf("registry %s answered HTTP %d to every attempt; gave up after %s (the retry time is %s): %w",
 			reg, te.StatusCode, took.Round(100*time.Millisecond), t.host.budget, te)
 	}
 	return fmt.Errorf("registry %s: %w", reg, te)

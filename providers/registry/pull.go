@@ -230,6 +230,7 @@ type blobReader struct {
 	off          int64
 	attempt      int
 	lastProgress time.Time
+	started      time.Time
 	cancel       context.CancelFunc
 	timer        *time.Timer
 	expired      atomic.Bool
@@ -240,6 +241,7 @@ func (b *blobReader) Read(p []byte) (int, error) {
 	budget := b.t.host.budget
 	if b.lastProgress.IsZero() {
 		b.lastProgress = time.Now()
+		b.started = b.lastProgress
 	}
 	for {
 		if b.rc == nil {
@@ -307,8 +309,8 @@ func (b *blobReader) gaveUp(last error) error {
 	if b.size >= 0 {
 		size = strconv.FormatInt(b.size, 10)
 	}
-	return fmt.Errorf("no data for %s at byte %d of %s (%d attempt(s) since the last byte); gave up (the retry time is %s): %w",
-		time.Since(b.lastProgress).Round(100*time.Millisecond), b.off, size, b.attempt+1, b.t.host.budget, last)
+	return fmt.Errorf("no data for %s at byte %d of %s (%d attempt(s) since the last byte); gave up after %s (the retry time is %s, counted from the last byte): %w",
+		time.Since(b.lastProgress).Round(100*time.Millisecond), b.off, size, b.attempt+1, time.Since(b.started).Round(100*time.Millisecond), b.t.host.budget, last)
 }
 
 // stop releases the current attempt's context and timer.

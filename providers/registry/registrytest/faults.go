@@ -34,16 +34,10 @@ const (
 	FaultCorrupt
 	// FaultUnauthorized answers 401 with a basic-auth challenge.
 	FaultUnauthorized
-	// FaultStall sends the upstream headers and half the body, then sends
-	// nothing more until the client gives up.
-	FaultStall
-	// FaultHang sends the upstream headers and no body at all until the
-	// client gives up.
-	FaultHang
 )
 
 func (k FaultKind) String() string {
-	return [...]string{"status", "retry-after", "reset", "truncate", "corrupt", "unauthorized", "stall", "hang"}[k]
+	return [...]string{"status", "retry-after", "reset", "truncate", "corrupt", "unauthorized"}[k]
 }
 
 // Fault is one injected failure.
@@ -195,7 +189,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case FaultUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="cachectl-fault"`)
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
-	case FaultReset, FaultTruncate, FaultCorrupt, FaultStall, FaultHang:
+	case FaultReset, FaultTruncate, FaultCorrupt:
 		p.body(w, r, f.Kind)
 	}
 }
@@ -246,15 +240,6 @@ func (p *Proxy) body(w http.ResponseWriter, r *http.Request, kind FaultKind) {
 		}
 		_, _ = w.Write(chunk[:n])
 		_, _ = io.Copy(w, resp.Body)
-		return
-	case FaultStall, FaultHang:
-		if kind == FaultStall {
-			_, _ = io.CopyN(w, resp.Body, half)
-		}
-		if fl, ok := w.(http.Flusher); ok {
-			fl.Flush()
-		}
-		<-r.Context().Done()
 		return
 	default:
 		_, _ = io.CopyN(w, resp.Body, half)

@@ -2,6 +2,7 @@ package registrytest
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -89,8 +90,9 @@ func (p *SlowProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r)
 }
 
-// stallBody passes on half of a body, then blocks until the request or
-// the proxy ends: the client sees a registry that went silent.
+// stallBody passes on a body up to the middle of the blob, then blocks
+// until the request or the proxy ends: the client sees a registry that
+// went silent there, and stays silent when asked for the rest.
 type stallBody struct {
 	io.ReadCloser
 	left int64
@@ -119,7 +121,15 @@ func (b *stallBody) Read(buf []byte) (int, error) {
 func (p *SlowProxy) stallResponse(resp *http.Response) error {
 	if p.stall.Load() && p.match(resp.Request) && resp.ContentLength > 0 &&
 		(resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent) {
-		resp.Body = &stallBody{ReadCloser: resp.Body, left: resp.ContentLength / 2, ctx: resp.Request.Context().Done(), done: p.done, p: p}
+		// Stop at the middle of the whole blob: a resumed request (a Range
+		// from a later offset) gets only what is left before it, or nothing.
+		start, total := int64(0), resp.ContentLength
+		var end int64
+		if resp.StatusCode == http.StatusPartialContent {
+			fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &start, &end, &total)
+		}
+		left := max(total/2-start, 0)
+		resp.Body = &stallBody{ReadCloser: resp.Body, left: left, ctx: resp.Request.Context().Done(), done: p.done, p: p}
 	}
 	return nil
 }
