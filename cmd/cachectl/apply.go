@@ -15,6 +15,7 @@ import (
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/spec"
 )
 
 // ApplyCmd makes the caches match the spec (or a saved plan).
@@ -37,15 +38,35 @@ func (ApplyCmd) Help() string {
   cachectl apply -target 'cache.sif["alpine:3.20"]' -lock-timeout 10m`
 }
 
-// Run applies.
+// applyRun is what an apply run got to, for its history record.
+type applyRun struct {
+	m *spec.Model
+	p *planner.Plan
+	// record is false when nothing was attempted (no spec, or the
+	// confirmation was declined).
+	record bool
+}
+
+// Run applies, then appends the run to the history of each cache root.
 func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
+	rec := newApplyRecorder(c.PlanFile)
+	var run applyRun
+	err := c.run(g, iox, rec, &run)
+	if run.record {
+		rec.write(g, iox, run.m, run.p, err)
+	}
+	return err
+}
+
+func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) error {
 	m, err := loadModel(g, iox)
 	if err != nil {
 		return err
 	}
+	run.m, run.record = m, true
 	sink := c.sink(g, iox)
 	defer progress.Close(sink)
-	src, err := newSource(g, iox, m, sink, c.bundles(m))
+	src, err := newSource(g, iox, m, progress.Multi(sink, rec), c.bundles(m))
 	if err != nil {
 		return err
 	}
@@ -61,6 +82,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 		if p, err = planner.ReadPlanFile(c.PlanFile); err != nil {
 			return err
 		}
+		run.p = p
 		if err := checkPlanMatchesSpec(p, m.Files); err != nil {
 			return err
 		}
@@ -79,6 +101,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 		if p, err = makePlan(g, iox, m, c.planFlags, res); err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}
+		run.p = p
 		if err := writePlanText(g, iox.Stdout, p); err != nil {
 			return err
 		}
@@ -88,9 +111,11 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 		if !c.AutoApprove {
 			ok, err := confirm(iox)
 			if err != nil {
+				run.record = false
 				return err
 			}
 			if !ok {
+				run.record = false
 				fmt.Fprintln(iox.Stdout, "\nApply cancelled.")
 				return &exitError{code: 1}
 			}
@@ -109,7 +134,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 			return fmt.Errorf("apply: nothing was changed: %w", err)
 		}
 	}
-	events := c.eventPrinter(g, iox, sink)
+	events := rec.events(c.eventPrinter(g, iox, sink))
 	res, err := planner.Apply(iox.Ctx, p, planner.ApplyDeps{
 		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
 	}, planner.ApplyOptions{Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks})

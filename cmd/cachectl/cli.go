@@ -41,6 +41,7 @@ type CLI struct {
 	GC       GCCmd       `cmd:"" name:"gc" help:"Remove blobs from the store that no cache index references."`
 	Report   ReportCmd   `cmd:"" help:"Write a drift report: Markdown, Prometheus text-file metrics, JSON or text."`
 	Bundle   BundleCmd   `cmd:"" help:"Write or verify a transfer bundle of the spec's images for air-gapped clusters."`
+	History  HistoryCmd  `cmd:"" help:"List the apply and import history of the caches."`
 	Version  VersionCmd  `cmd:"" help:"Print the version of cachectl."`
 }
 

@@ -57,7 +57,9 @@ func (c *ImportCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now().UTC()
 	e, err := planner.Import(iox.Ctx, cache, b, c.File, c.Ref, name, planner.ImportOptions{Force: c.Force, LockTimeout: c.LockTimeout})
+	recordImport(g, iox, cache, spec.Address(cache.Name, c.Ref), c.Ref, start, e, err)
 	if err != nil {
 		return err
 	}
