@@ -81,12 +81,12 @@ func TestRenderJUnitGolden(t *testing.T) {
 		}
 	}
 	want := map[string]junit.Status{
-		`sif cache.sif["a:1"]`:          junit.StatusPassed,
-		`sif cache.sif["b:1"]`:          junit.StatusError, // drift and an error: the error wins
-		`sif cache.sif.dir["team"]`:     junit.StatusFailed,
-		`sif cache.sif["old:1"]`:        junit.StatusSkipped,
+		`sif cache.sif["a:1"]`:         junit.StatusPassed,
+		`sif cache.sif["b:1"]`:         junit.StatusError, // drift and an error: the error wins
+		`sif cache.sif.dir["team"]`:    junit.StatusFailed,
+		`sif cache.sif["old:1"]`:       junit.StatusSkipped,
 		`we"ird\ cache.we"ird\["c:1"]`: junit.StatusPassed,
-		`cachectl plan`:                 junit.StatusError,
+		`cachectl plan`:                junit.StatusError,
 	}
 	for k, v := range want {
 		if status[k] != v {

@@ -147,7 +147,6 @@ func durationString(sec float64) string {
 	return d.Round(time.Second).String()
 }
 
-
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // lastApplies reads the newest apply record of each root of the plan, for
