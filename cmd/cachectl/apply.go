@@ -22,7 +22,7 @@ import (
 type ApplyCmd struct {
 	planFlags
 	sourceFlags
-	PlanFile         string        `arg:"" optional:"" name:"planfile" help:"A plan saved with 'cachectl plan -out' to apply exactly."`
+	PlanFile         string        `arg:"" optional:"" name:"planfile" predictor:"file" help:"A plan saved with 'cachectl plan -out' to apply exactly."`
 	AutoApprove      bool          `name:"auto-approve" help:"Do not ask for confirmation."`
 	Parallelism      int           `name:"parallelism" default:"4" help:"Artifacts pulled at once."`
 	BuildParallelism int           `name:"build-parallelism" default:"0" help:"Conversions (mksquashfs) at once (0 = one per 4 CPUs, at least 1; each uses its share of the CPUs)."`

@@ -12,7 +12,7 @@ import (
 type ReportCmd struct {
 	planFlags
 	Format           string `name:"format" default:"markdown" enum:"text,json,markdown,prometheus,junit" help:"text, json (the plan format), markdown, prometheus (text-file metrics for node_exporter), or junit (JUnit XML for CI dashboards: a suite per cache, a test case per artifact, drift and errors as failures)."`
-	Output           string `short:"o" name:"output" placeholder:"FILE" help:"Write the report to FILE atomically (temporary file + rename) instead of stdout."`
+	Output           string `short:"o" name:"output" placeholder:"FILE" predictor:"file" help:"Write the report to FILE atomically (temporary file + rename) instead of stdout."`
 	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when in sync, 1 on error, 2 when there is drift."`
 }
 
