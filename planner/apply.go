@@ -49,6 +49,9 @@ type ApplyDeps struct {
 	Builder func(spec.Runtime) (providers.Builder, error)
 	// Events receives progress (may be nil).
 	Events func(ApplyEvent)
+	// BuildProgress, when not nil, gives the build of the change at an
+	// address its providers.BuildRequest.Progress callback.
+	BuildProgress func(address string) func(written, total int64)
 }
 
 // ApplyOptions tune Apply.
@@ -372,6 +375,9 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch Change) error {
 	req := providers.BuildRequest{
 		Ref: ch.Ref, NormalizedName: ImageName(ch.Ref, ch.Name), Platform: *plat,
 		Compression: ch.Compression, Processors: a.procs, TempDir: work,
+	}
+	if a.deps.BuildProgress != nil {
+		req.Progress = a.deps.BuildProgress(ch.Address)
 	}
 	if tb, ok := b.(providers.TreeBuilder); ok && a.sharedTree(ch.Manifest) != nil {
 		var tree *rootfs.Tree

@@ -134,9 +134,10 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 			return fmt.Errorf("apply: nothing was changed: %w", err)
 		}
 	}
-	events := rec.events(c.eventPrinter(g, iox, sink))
+	builds := progress.NewBuilds(sink, 0)
+	events := rec.events(buildEvents(builds, c.eventPrinter(g, iox, sink)))
 	res, err := planner.Apply(iox.Ctx, p, planner.ApplyDeps{
-		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
+		Resolver: src, Fetcher: src, Builder: builderFor, Events: events, BuildProgress: builds.Callback,
 	}, planner.ApplyOptions{Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks})
 	progress.Close(sink)
 	st := src.Stats()
@@ -217,6 +218,24 @@ func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO, sink progress.Sink) func(pl
 		mu.Lock()
 		progress.Println(sink, iox.Stdout, msg) // above the bars when they are drawn
 		mu.Unlock()
+	}
+}
+
+// buildEvents turns the apply phases of each change into the begin and end
+// of its build progress (bars, lines, JSON events), then passes them on.
+func buildEvents(b *progress.Builds, next func(planner.ApplyEvent)) func(planner.ApplyEvent) {
+	return func(e planner.ApplyEvent) {
+		switch e.Phase {
+		case "build":
+			b.Begin(e.Address, e.Message)
+		case "place":
+			b.End(e.Address, "")
+		case "error":
+			b.End(e.Address, e.Message)
+		}
+		if next != nil {
+			next(e)
+		}
 	}
 }
 
