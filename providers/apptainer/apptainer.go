@@ -159,7 +159,9 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 		Stats:       b.stats,
 	}
 	topts := rootfs.TarOptions{Extra: meta.Files(now), IfMissing: IfMissing(now), AllRoot: b.allRoot}
-	produce := func(ctx context.Context, w io.Writer) error { return tree.WriteTar(ctx, req.TarProgress(w, tree), topts) }
+	produce := func(ctx context.Context, w io.Writer) error {
+		return tree.WriteTar(ctx, req.TarProgress(w, tree), topts)
+	}
 	if err := squashfs.Create(ctx, out, sqOpts, produce); err != nil {
 		return fmt.Errorf("apptainer: %w", err)
 	}
