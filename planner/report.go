@@ -198,7 +198,7 @@ func RenderPrometheus(w io.Writer, p *Plan, opts ReportOptions) error {
 	}
 	metric("cachectl_plan_download_bytes", "gauge", "Bytes apply would download (blobs not in the store).")
 	bw.printf("cachectl_plan_download_bytes %d\n", p.Summary.DownloadBytes)
-	metric("cachectl_plan_write_bytes", "gauge", "Estimated bytes apply would write.")
+	metric("cachectl_plan_write_bytes", "gauge", "Upper bound of the bytes apply would write.")
 	bw.printf("cachectl_plan_write_bytes %d\n", p.Summary.WriteBytes)
 	metric("cachectl_check_timestamp_seconds", "gauge", "When the check ran (Unix time).")
 	bw.printf("cachectl_check_timestamp_seconds %d\n", p.CreatedAt.Unix())
