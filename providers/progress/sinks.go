@@ -99,7 +99,7 @@ func (l *lineSink) build(e Event) {
 	switch e.Type {
 	case Start:
 		l.began[e.ID], l.last[e.ID] = e.Time, e.Time
-		line = fmt.Sprintf("%s: building %s (flattening the image)", e.Address, e.Format)
+		line = fmt.Sprintf("%s: building %s", e.Address, e.Format)
 	case Progress:
 		if !ok || e.Time.Sub(l.last[e.ID]) < l.buildEvery {
 			l.mu.Unlock()
@@ -109,7 +109,10 @@ func (l *lineSink) build(e Event) {
 		line = fmt.Sprintf("%s: building %s: %s / about %s of the root file system%s", e.Address, e.Format,
 			FormatBytes(e.Current), FormatBytes(e.Total), rateETA(e.Current, e.Total, e.Time.Sub(began)))
 	case Done:
-		line = fmt.Sprintf("%s: built %s from %s of root file system", e.Address, e.Format, FormatBytes(e.Current))
+		line = fmt.Sprintf("%s: built %s", e.Address, e.Format)
+		if e.Current > 0 {
+			line += fmt.Sprintf(" from %s of root file system", FormatBytes(e.Current))
+		}
 		if ok {
 			line += " in " + e.Time.Sub(began).Round(time.Second).String()
 		}
