@@ -1,9 +1,7 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +14,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
@@ -43,9 +40,15 @@ func TestWriteEstimateIsUpperBound(t *testing.T) {
 	var unpacked int64
 	var layers []v1.Layer
 	for i, body := range [][]byte{random, text} {
-		tb := tarBytes(t, fmt.Sprintf("data/%d", i), body)
-		unpacked += int64(len(tb))
-		layers = append(layers, gzLayer(t, tb))
+		l := tarLayer([]tarEntry{{name: fmt.Sprintf("data/%d", i), mode: 0o644, body: string(body)}})
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, rc)
+		rc.Close()
+		unpacked += n
+		layers = append(layers, l)
 	}
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
@@ -116,29 +119,4 @@ cache "oci" {
 	if n != 6 {
 		t.Errorf("%d artifacts checked, want 6", n)
 	}
-}
-
-// tarBytes is a tar stream of one file.
-func tarBytes(t *testing.T, name string, body []byte) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
-	}
-	tw.Write(body)
-	tw.Close()
-	return buf.Bytes()
-}
-
-// gzLayer is a gzip-compressed layer of the tar stream tb.
-func gzLayer(t *testing.T, tb []byte) v1.Layer {
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(tb)
-	zw.Close()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(gz.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
