@@ -106,10 +106,9 @@ func layerCompression(mediaType string) string {
 // gzipUnpacked reads the size a gzip stream of compressed bytes unpacks to
 // from its trailer (the last 8 bytes: CRC32 and ISIZE, the size modulo
 // 2^32, RFC 1952). ISIZE is taken up by whole multiples of 2^32 until it
-// is at least the compressed size (deflate never shrinks data below its
-// stored size by more than its framing), so layers that unpack to more
-// than 4 GiB are read right unless they compress better than 2^32 bytes
-// per compressed size. A zero ISIZE (the empty last member of an eStargz
+// is at least about the compressed size (deflate makes incompressible data
+// only a little larger), so layers that unpack to more than 4 GiB are read
+// right unless they compress better than 2^32 bytes per compressed size. A zero ISIZE (the empty last member of an eStargz
 // or other multi-member stream) is unknown.
 func gzipUnpacked(trailer []byte, compressed int64) (int64, bool) {
 	if len(trailer) < 4 {
@@ -119,8 +118,12 @@ func gzipUnpacked(trailer []byte, compressed int64) (int64, bool) {
 	if isize == 0 && compressed > 64 {
 		return 0, false
 	}
+	// Incompressible data grows a little in deflate (stored or Huffman-only
+	// blocks: zlib's deflateBound allows 0.03% and 13 bytes); 2% and 1 KiB
+	// leave room for any encoder.
+	floor := compressed - compressed/50 - 1024
 	u := isize
-	for u < compressed-1024 {
+	for u < floor {
 		u += 1 << 32
 	}
 	return u, true

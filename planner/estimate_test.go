@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"math/rand"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,6 +18,17 @@ func TestGzipUnpacked(t *testing.T) {
 	b := buf.Bytes()
 	if u, ok := gzipUnpacked(b[len(b)-8:], int64(len(b))); !ok || u != 900000 {
 		t.Errorf("gzipUnpacked = %d, %v; want 900000", u, ok)
+	}
+	// Random data grows in gzip: its ISIZE is below the compressed size.
+	random := make([]byte, 4<<20)
+	rand.New(rand.NewSource(1)).Read(random)
+	buf.Reset()
+	zw = gzip.NewWriter(&buf)
+	zw.Write(random)
+	zw.Close()
+	b = buf.Bytes()
+	if u, ok := gzipUnpacked(b[len(b)-8:], int64(len(b))); !ok || u != 4<<20 || int64(len(b)) <= u {
+		t.Errorf("incompressible: gzipUnpacked = %d, %v for %d compressed bytes; want %d", u, ok, len(b), 4<<20)
 	}
 	// ISIZE is the size modulo 2^32: a 3 GiB stream unpacking to 5 GiB.
 	tr := make([]byte, 8)
