@@ -237,13 +237,19 @@ func (b *barSink) Event(e Event) {
 		}
 		total := max(e.Total, 0)
 		name := shortID(e)
+		// Downloads: moving-average rate and ETA; builds, reported a few
+		// times a second after a flatten: the average since the start.
+		speed := decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30, decor.WCSyncSpace)
+		eta := decor.EwmaETA(decor.ET_STYLE_GO, 30)
 		if e.Kind == KindBuild {
 			name = "build " + e.Format + " " + shortAddress(e.Address)
+			speed = decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace)
+			eta = decor.AverageETA(decor.ET_STYLE_GO)
 		}
 		bar := b.p.AddBar(total,
 			mpb.BarRemoveOnComplete(),
 			mpb.PrependDecorators(decor.Name(name+" ", decor.WCSyncSpaceR), decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace)),
-			mpb.AppendDecorators(decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30, decor.WCSyncSpace), decor.Name(" "), decor.EwmaETA(decor.ET_STYLE_GO, 30)),
+			mpb.AppendDecorators(speed, decor.Name(" "), eta),
 		)
 		b.bars[e.ID] = &barState{bar: bar, current: e.Current, build: e.Kind == KindBuild, total: total}
 		if e.Kind != KindBuild { // the overall bar counts downloads
@@ -263,8 +269,10 @@ func (b *barSink) Event(e Event) {
 			st.bar.SetTotal(e.Total, false)
 		}
 		if d := cur - st.current; d > 0 {
-			st.bar.EwmaIncrInt64(d, 150*time.Millisecond)
-			if !st.build {
+			if st.build {
+				st.bar.IncrInt64(d)
+			} else {
+				st.bar.EwmaIncrInt64(d, 150*time.Millisecond)
 				b.total.IncrInt64(d)
 			}
 			st.current = cur
