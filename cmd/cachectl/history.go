@@ -175,7 +175,8 @@ func lastApplies(g *Globals, iox *IO, p *planner.Plan) map[string]*history.Recor
 
 // applyRecorder gathers what an apply run did, per cache root, from the
 // planner's ApplyEvent stream and the registry's download events, and
-// appends one history record per root when the run ends.
+// appends one history record per root when the run ends (with -target,
+// only to the roots it changes).
 type applyRecorder struct {
 	start    time.Time
 	planFile string
@@ -251,8 +252,15 @@ func (r *applyRecorder) write(g *Globals, iox *IO, m *spec.Model, p *planner.Pla
 	type root struct{ cache, dir string }
 	var roots []root
 	if p != nil {
+		changed := map[string]bool{}
+		for _, ch := range p.Changes {
+			changed[ch.Cache] = changed[ch.Cache] || ch.Action.IsChange()
+		}
 		for _, rp := range p.Roots {
-			roots = append(roots, root{rp.Cache, rp.Root})
+			// With -target, a root the targets leave alone was not applied.
+			if len(p.Targets) == 0 || changed[rp.Cache] {
+				roots = append(roots, root{rp.Cache, rp.Root})
+			}
 		}
 	} else if m != nil {
 		for _, c := range m.Caches {
