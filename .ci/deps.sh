@@ -3,7 +3,7 @@
 # are missing and we are root: squashfs-tools (mksquashfs/unsquashfs),
 # docker-registry (distribution 2.8), skopeo, umoci, htpasswd (apache2-utils),
 # and for the tests of the shell completion scripts, the man page and the CI
-# pipeline examples: zsh, fish, man (man-db, with groff-base), jq.
+# pipeline examples: zsh, fish, man (man-db, with groff-base), jq, curl.
 set -euo pipefail
 need=()
 command -v mksquashfs      >/dev/null || need+=(squashfs-tools)
@@ -16,6 +16,7 @@ command -v fish            >/dev/null || need+=(fish)
 command -v man             >/dev/null || need+=(man-db)
 command -v groff           >/dev/null || need+=(groff-base)
 command -v jq              >/dev/null || need+=(jq)
+command -v curl            >/dev/null || need+=(curl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
