@@ -4,12 +4,16 @@ BIN     := bin/cachectl
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: all build deps test test-short demo bench lint fuzz clean sif-goldens
+.PHONY: all build man deps test test-short demo bench lint fuzz clean sif-goldens
 
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cachectl
+
+# The man page, generated from the command-line definition: man -l bin/cachectl.1
+man: build
+	$(BIN) man > bin/cachectl.1
 
 # Installs squashfs-tools, docker-registry, skopeo, umoci, htpasswd when
 # missing (needs root; apt-get).

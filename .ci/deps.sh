@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the programs cachectl's tests, benchmarks and demo use, when they
 # are missing and we are root: squashfs-tools (mksquashfs/unsquashfs),
-# docker-registry (distribution 2.8), skopeo, umoci, htpasswd (apache2-utils).
+# docker-registry (distribution 2.8), skopeo, umoci, htpasswd (apache2-utils),
+# and for the tests of the shell completion scripts, the man page and the CI
+# pipeline examples: zsh, fish, man (man-db, with groff-base), jq, curl.
 set -euo pipefail
 need=()
 command -v mksquashfs      >/dev/null || need+=(squashfs-tools)
@@ -9,6 +11,12 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo          >/dev/null || need+=(skopeo)
 command -v umoci           >/dev/null || need+=(umoci)
 command -v htpasswd        >/dev/null || need+=(apache2-utils)
+command -v zsh             >/dev/null || need+=(zsh)
+command -v fish            >/dev/null || need+=(fish)
+command -v man             >/dev/null || need+=(man-db)
+command -v groff           >/dev/null || need+=(groff-base)
+command -v jq              >/dev/null || need+=(jq)
+command -v curl            >/dev/null || need+=(curl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2

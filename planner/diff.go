@@ -21,6 +21,10 @@ type Resolution struct {
 	Size int64 `json:"size"`
 	// Download is how many of those bytes are not in the blob store yet.
 	Download int64 `json:"download"`
+	// Config and Layers are the image manifest's descriptors (for the
+	// write estimate; not saved).
+	Config v1.Descriptor   `json:"-"`
+	Layers []v1.Descriptor `json:"-"`
 }
 
 // ResolveKey identifies one resolution: a reference for a platform.

@@ -123,6 +123,10 @@ func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*
 	for _, e := range derrs {
 		errs = multierror.Append(errs, e)
 	}
+	if opts.Refresh && res != nil {
+		sizer, _ := res.(UnpackedSizer)
+		boundWrites(ctx, changes, in.Resolved, sizer, opts.Builder)
+	}
 	p.Changes = changes
 	for i := range p.Roots {
 		r := &p.Roots[i]
@@ -133,7 +137,7 @@ func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*
 		}
 		r.FreeBytes = freeBytes(r.Root)
 		if r.FreeBytes > 0 && r.WriteBytes > r.FreeBytes {
-			errs = multierror.Append(errs, fmt.Errorf("cache %q: %s has %s free but the plan writes about %s; free space or move the root",
+			errs = multierror.Append(errs, fmt.Errorf("cache %q: %s has %s free but the plan may write up to %s (the unpacked image plus metadata); free space or move the root",
 				r.Cache, r.Root, HumanBytes(r.FreeBytes), HumanBytes(r.WriteBytes)))
 		}
 	}

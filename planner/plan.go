@@ -122,7 +122,9 @@ type Change struct {
 	// Before is the index entry of the artifact as it is.
 	Before *cacheroot.Entry `json:"before,omitempty"`
 	// DownloadBytes is what apply must fetch for this change (blobs already
-	// in the store excluded); WriteBytes estimates the file it writes.
+	// in the store excluded); WriteBytes bounds the size of the file it
+	// writes (WriteBound: the unpacked layers plus the format's metadata;
+	// the index's size for a rebuild planned offline).
 	DownloadBytes int64 `json:"download_bytes"`
 	WriteBytes    int64 `json:"write_bytes"`
 }

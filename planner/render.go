@@ -94,7 +94,7 @@ func RenderText(w io.Writer, p *Plan, o RenderOptions) error {
 			}
 			bw.printf("      mode:     %s%s\n", ch.Mode, ownerSuffix(ch))
 			if ch.WriteBytes > 0 || ch.DownloadBytes > 0 {
-				bw.printf("      size:     %s to download, about %s to write\n", HumanBytes(ch.DownloadBytes), HumanBytes(ch.WriteBytes))
+				bw.printf("      size:     %s to download, at most %s to write\n", HumanBytes(ch.DownloadBytes), HumanBytes(ch.WriteBytes))
 			}
 		case ActionUpdate:
 			bw.printf("      mode:     %s%s\n", ch.Mode, ownerSuffix(ch))
@@ -121,7 +121,7 @@ func RenderText(w io.Writer, p *Plan, o RenderOptions) error {
 	}
 	bw.printf("%s\n", col(ansiBold, fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", s.Add, s.Change, s.Destroy)))
 	if s.DownloadBytes > 0 || s.WriteBytes > 0 {
-		bw.printf("Download: %s. Write: about %s.\n", HumanBytes(s.DownloadBytes), HumanBytes(s.WriteBytes))
+		bw.printf("Download: %s. Write: at most %s.\n", HumanBytes(s.DownloadBytes), HumanBytes(s.WriteBytes))
 	}
 	if s.Orphaned > 0 {
 		bw.printf("%d orphaned artifact(s) kept (set prune = true to delete them).\n", s.Orphaned)

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/cachectl/cachectl/planner/history"
 )
 
 // CacheSummary counts a plan's changes for one cache.
@@ -39,9 +42,18 @@ func (p *Plan) PerCache() []CacheSummary {
 	return out
 }
 
+// ReportOptions add to a report what the plan does not hold.
+type ReportOptions struct {
+	// LastApply is the newest apply record of each cache root (from its
+	// .cachectl/history.jsonl), by cache name; caches without one are
+	// missing.
+	LastApply map[string]*history.Record
+}
+
 // RenderMarkdown writes a drift report for a wiki, a CI summary or a
-// ticket: a table per cache, then every change with its reasons.
-func RenderMarkdown(w io.Writer, p *Plan) error {
+// ticket: a table per cache, the last apply of each cache, then every
+// change with its reasons.
+func RenderMarkdown(w io.Writer, p *Plan, opts ReportOptions) error {
 	bw := &errWriter{w: w}
 	bw.printf("# cachectl drift report\n\n")
 	state := "**in sync**"
@@ -56,6 +68,23 @@ func RenderMarkdown(w io.Writer, p *Plan) error {
 	bw.printf("| cache | runtime | root | in sync | add | change | destroy | orphaned | unmanaged |\n|---|---|---|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range p.PerCache() {
 		bw.printf("| %s | %s | `%s` | %d | %d | %d | %d | %d | %d |\n", mdEscape(s.Cache), s.Runtime, s.Root, s.InSync, s.Add, s.Change, s.Destroy, s.Orphaned, s.Unmanaged)
+	}
+	if len(opts.LastApply) > 0 {
+		bw.printf("\n## Last apply\n\n| cache | finished | result | by | changes | downloaded | written | took |\n|---|---|---|---|---|--:|--:|--:|\n")
+		for _, r := range p.Roots {
+			l := opts.LastApply[r.Cache]
+			if l == nil {
+				bw.printf("| %s | never | | | | | | |\n", mdEscape(r.Cache))
+				continue
+			}
+			result := l.Result
+			if l.Error != "" {
+				result += ": " + l.Error
+			}
+			bw.printf("| %s | %s | %s | %s | +%d ~%d -%d | %s | %s | %.1fs |\n", mdEscape(r.Cache), l.End.UTC().Format("2006-01-02 15:04 UTC"),
+				mdEscape(result), mdEscape(Runner(l)), l.Plan.Add, l.Plan.Change, l.Plan.Destroy,
+				HumanBytes(l.DownloadedBytes), HumanBytes(l.WrittenBytes), l.DurationSeconds)
+		}
 	}
 	var rows []Change
 	for _, ch := range p.Changes {
@@ -85,12 +114,51 @@ func RenderMarkdown(w io.Writer, p *Plan) error {
 	return bw.err
 }
 
+// Runner says who ran a history record: "user@host", with the sudo user
+// and the Slurm job when there were.
+func Runner(r *history.Record) string {
+	s := r.User
+	if r.SudoUser != "" && r.SudoUser != r.User {
+		s += " (sudo " + r.SudoUser + ")"
+	}
+	s += "@" + r.Host
+	if r.SlurmJobID != "" {
+		s += ", Slurm job " + r.SlurmJobID
+	}
+	return s
+}
+
+// RenderLastApplyText writes the last apply of each cache as plain lines
+// (the text report appends them to the plan).
+func RenderLastApplyText(w io.Writer, p *Plan, opts ReportOptions) error {
+	if len(opts.LastApply) == 0 {
+		return nil
+	}
+	bw := &errWriter{w: w}
+	bw.printf("\nLast apply:\n")
+	for _, r := range p.Roots {
+		l := opts.LastApply[r.Cache]
+		if l == nil {
+			bw.printf("  %s: never\n", r.Cache)
+			continue
+		}
+		bw.printf("  %s: %s at %s by %s (+%d ~%d -%d, %s downloaded, %s written, %.1fs)\n", r.Cache, l.Result,
+			l.End.UTC().Format("2006-01-02 15:04:05 UTC"), Runner(l), l.Plan.Add, l.Plan.Change, l.Plan.Destroy,
+			HumanBytes(l.DownloadedBytes), HumanBytes(l.WrittenBytes), l.DurationSeconds)
+		if l.Error != "" {
+			bw.printf("    %s\n", strings.Join(strings.Fields(l.Error), " "))
+		}
+	}
+	return bw.err
+}
+
 func mdEscape(s string) string { return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s) }
 
 // RenderPrometheus writes the plan as Prometheus text-format metrics, for
 // node_exporter's textfile collector (write to a temporary file in the
-// collector directory and rename it).
-func RenderPrometheus(w io.Writer, p *Plan) error {
+// collector directory and rename it), with the last apply of each cache
+// that has one.
+func RenderPrometheus(w io.Writer, p *Plan, opts ReportOptions) error {
 	bw := &errWriter{w: w}
 	metric := func(name, typ, help string) {
 		bw.printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
@@ -130,10 +198,36 @@ func RenderPrometheus(w io.Writer, p *Plan) error {
 	}
 	metric("cachectl_plan_download_bytes", "gauge", "Bytes apply would download (blobs not in the store).")
 	bw.printf("cachectl_plan_download_bytes %d\n", p.Summary.DownloadBytes)
-	metric("cachectl_plan_write_bytes", "gauge", "Estimated bytes apply would write.")
+	metric("cachectl_plan_write_bytes", "gauge", "Upper bound of the bytes apply would write.")
 	bw.printf("cachectl_plan_write_bytes %d\n", p.Summary.WriteBytes)
 	metric("cachectl_check_timestamp_seconds", "gauge", "When the check ran (Unix time).")
 	bw.printf("cachectl_check_timestamp_seconds %d\n", p.CreatedAt.Unix())
+	if len(opts.LastApply) == 0 {
+		return bw.err
+	}
+	last := func(name, help string, value func(*history.Record) string) {
+		metric(name, "gauge", help)
+		for _, s := range per {
+			if l := opts.LastApply[s.Cache]; l != nil {
+				bw.printf("%s{cache=%s} %s\n", name, promLabel(s.Cache), value(l))
+			}
+		}
+	}
+	last("cachectl_last_apply_timestamp_seconds", "When the last apply on the cache root finished (Unix time).",
+		func(l *history.Record) string { return strconv.FormatInt(l.End.Unix(), 10) })
+	last("cachectl_last_apply_success", "1 when the last apply on the cache root made every change it planned, else 0.",
+		func(l *history.Record) string {
+			if l.Success() {
+				return "1"
+			}
+			return "0"
+		})
+	last("cachectl_last_apply_duration_seconds", "How long the last apply on the cache root ran.",
+		func(l *history.Record) string { return strconv.FormatFloat(l.DurationSeconds, 'f', 3, 64) })
+	last("cachectl_last_apply_downloaded_bytes", "Bytes the last apply downloaded from registries for the cache's images.",
+		func(l *history.Record) string { return strconv.FormatInt(l.DownloadedBytes, 10) })
+	last("cachectl_last_apply_written_bytes", "Bytes of the files the last apply placed in the cache root.",
+		func(l *history.Record) string { return strconv.FormatInt(l.WrittenBytes, 10) })
 	return bw.err
 }
 

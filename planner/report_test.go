@@ -27,7 +27,7 @@ func reportPlan() *Plan {
 
 func TestRenderPrometheus(t *testing.T) {
 	var b strings.Builder
-	if err := RenderPrometheus(&b, reportPlan()); err != nil {
+	if err := RenderPrometheus(&b, reportPlan(), ReportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
@@ -57,7 +57,7 @@ func TestRenderPrometheus(t *testing.T) {
 
 func TestRenderMarkdown(t *testing.T) {
 	var b strings.Builder
-	if err := RenderMarkdown(&b, reportPlan()); err != nil {
+	if err := RenderMarkdown(&b, reportPlan(), ReportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
@@ -70,6 +70,47 @@ func TestRenderMarkdown(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
+
+// The last apply of each cache (from its history) in Prometheus metrics and
+// in the Markdown report.
+func TestReportLastApply(t *testing.T) {
+	p, _, opts := junitInput()
+	opts.LastApply["sif"].DurationSeconds = 9.5
+	opts.LastApply["sif"].DownloadedBytes = 2048
+	opts.LastApply["sif"].WrittenBytes = 40960
+	var b strings.Builder
+	if err := RenderPrometheus(&b, p, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"# TYPE cachectl_last_apply_timestamp_seconds gauge",
+		`cachectl_last_apply_timestamp_seconds{cache="sif"} 1772503209`,
+		`cachectl_last_apply_success{cache="sif"} 0`,
+		`cachectl_last_apply_duration_seconds{cache="sif"} 9.500`,
+		`cachectl_last_apply_downloaded_bytes{cache="sif"} 2048`,
+		`cachectl_last_apply_written_bytes{cache="sif"} 40960`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("missing %q in:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), `cachectl_last_apply_success{cache="we`) {
+		t.Error("a cache without history has last-apply series")
+	}
+	b.Reset()
+	if err := RenderMarkdown(&b, p, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"## Last apply",
+		"| sif | 2026-03-03 02:00 UTC | failed | root@login1, Slurm job 42 | +0 ~0 -0 | 2.0 KiB | 40.0 KiB | 9.5s |",
+		"| we\"ird\\ | never |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, b.String())
 		}
 	}
 }

@@ -110,7 +110,13 @@ func (s *BundleSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (m
 			incomplete = append(incomplete, fmt.Sprintf("%s (%s): %d blob(s) are in neither the store nor the given bundles (first %s)", k.Ref, k.Platform, len(absent), absent[0]))
 			continue
 		}
-		out[k] = Resolution{Digest: img.Digest, Manifest: img.Manifest, Size: img.Size, Download: download}
+		res := Resolution{Digest: img.Digest, Manifest: img.Manifest, Size: img.Size, Download: download}
+		if h, err := v1.NewHash(img.Manifest); err == nil {
+			if m, _, err := s.manifest(h); err == nil {
+				res.Config, res.Layers = m.Config, m.Layers
+			}
+		}
+		out[k] = res
 	}
 	var errs []error
 	if len(missing) > 0 {
@@ -128,6 +134,25 @@ func (s *BundleSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (m
 		errs = append(errs, fmt.Errorf("%d image(s) cannot be assembled from the bundle:\n    - %s%s", len(incomplete), strings.Join(incomplete, "\n    - "), hint))
 	}
 	return out, errors.Join(errs...)
+}
+
+// UnpackedSize reads the gzip trailer of a layer from the store, else from
+// the bundle that holds it.
+func (s *BundleSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
+	return unpackedFrom(d, func() ([]byte, error) {
+		if b, ok := storeTail(s.Store, d, 8); ok {
+			return b, nil
+		}
+		b := s.bundleWith(d.Digest)
+		if b == nil {
+			return nil, fmt.Errorf("blob %s not in the bundles", d.Digest)
+		}
+		r, size, err := b.OpenBlob(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		return readTail(r, size, 8)
+	})
 }
 
 // describeMissing names a missing image and, when the bundle has the

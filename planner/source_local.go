@@ -120,9 +120,36 @@ func (s *LocalSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (ma
 			Manifest: img.Manifest.String(),
 			Size:     img.Size,
 			Download: s.missingBytes(img.Parsed),
+			Config:   img.Parsed.Config,
+			Layers:   img.Parsed.Layers,
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// UnpackedSize reads the gzip trailer of a layer from the store, else from
+// the local source's file when it can seek.
+func (s *LocalSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
+	return unpackedFrom(d, func() ([]byte, error) {
+		if b, ok := storeTail(s.Store, d, 8); ok {
+			return b, nil
+		}
+		lr, err := s.localRef(ref)
+		if err != nil {
+			return nil, err
+		}
+		src, err := openLocal(lr)
+		if err != nil {
+			return nil, err
+		}
+		defer src.Close()
+		rc, size, err := src.OpenBlob(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return readTail(rc, size, 8)
+	})
 }
 
 // missingBytes is the part of an image's config and layers that the store

@@ -87,6 +87,20 @@ func (m *MultiSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (ma
 	return out, errors.Join(errs...)
 }
 
+// UnpackedSize asks the source that serves ref.
+func (m *MultiSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
+	if spec.IsLocalRef(ref) {
+		if m.Local == nil {
+			return 0, false
+		}
+		return m.Local.UnpackedSize(ctx, ref, d)
+	}
+	if us, ok := m.Fallback.(UnpackedSizer); ok {
+		return us.UnpackedSize(ctx, ref, d)
+	}
+	return 0, false
+}
+
 // Fetch fetches from the source that serves ref.
 func (m *MultiSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image, error) {
 	if spec.IsLocalRef(ref) {

@@ -50,6 +50,8 @@ func (s *RegistrySource) ResolveAll(ctx context.Context, reqs []ResolveRequest) 
 			Manifest: res.Manifest.String(),
 			Size:     res.Size,
 			Download: s.missingBytes(res),
+			Config:   res.Config,
+			Layers:   res.Layers,
 		}
 	}
 	return m, errors.Join(all...)
@@ -76,6 +78,17 @@ func (s *RegistrySource) missingBytes(res registry.Resolved) int64 {
 		}
 	}
 	return n
+}
+
+// UnpackedSize reads the gzip trailer of a layer from the store, else from
+// the registry (a Range request for its last 8 bytes).
+func (s *RegistrySource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
+	return unpackedFrom(d, func() ([]byte, error) {
+		if b, ok := storeTail(s.Store, d, 8); ok {
+			return b, nil
+		}
+		return s.Client.BlobTail(ctx, ref, d, 8)
+	})
 }
 
 // Fetch pulls exactly the given manifest (and its blobs) into the store.

@@ -5,6 +5,7 @@ package providers
 
 import (
 	"context"
+	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -29,6 +30,46 @@ type BuildRequest struct {
 	// TempDir is a scratch directory on the same file system as Out that the
 	// builder may use and must clean up.
 	TempDir string
+	// Progress, when not nil, is told how far a squashfs builder (SIF,
+	// .sqsh) is in writing the flattened root file system as the tar stream
+	// mksquashfs reads: bytes written so far, and the estimated size of the
+	// whole stream (TarSizeEstimate). Called from the builder's goroutine on
+	// every write to the stream, so it must be cheap; wire it with
+	// TarProgress.
+	Progress func(written, total int64)
+}
+
+// TarProgress returns w, the writer a builder gives tree.WriteTar, wrapped
+// so that it reports to req.Progress (w itself when Progress is nil).
+func (req BuildRequest) TarProgress(w io.Writer, tree *rootfs.Tree) io.Writer {
+	if req.Progress == nil {
+		return w
+	}
+	files, dirs, bytes := tree.Stats()
+	return &progressWriter{w: w, report: req.Progress, total: TarSizeEstimate(files, dirs, bytes)}
+}
+
+// TarSizeEstimate estimates the size of the tar stream of a flattened tree
+// with files non-directories, dirs directories and bytes of file content:
+// a 512-byte header per entry, content padded to 512 bytes (256 on
+// average), the end-of-archive blocks, and room for the metadata files the
+// builders add. Long names and extended attributes (PAX headers) can make
+// the real stream somewhat longer.
+func TarSizeEstimate(files, dirs int, bytes int64) int64 {
+	return bytes + int64(files)*(512+256) + int64(dirs+1)*512 + 1024 + 32<<10
+}
+
+type progressWriter struct {
+	w        io.Writer
+	report   func(written, total int64)
+	n, total int64
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	p.report(p.n, max(p.total, p.n))
+	return n, err
 }
 
 // Builder makes one artifact format from an image whose blobs are local.

@@ -17,13 +17,14 @@ import (
 	"github.com/cachectl/cachectl/planner/apply"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/spec"
 )
 
 // ApplyCmd makes the caches match the spec (or a saved plan).
 type ApplyCmd struct {
 	planFlags
 	sourceFlags
-	PlanFile         string        `arg:"" optional:"" name:"planfile" help:"A plan saved with 'cachectl plan -out' to apply exactly."`
+	PlanFile         string        `arg:"" optional:"" name:"planfile" predictor:"file" help:"A plan saved with 'cachectl plan -out' to apply exactly."`
 	AutoApprove      bool          `name:"auto-approve" help:"Do not ask for confirmation."`
 	Parallelism      int           `name:"parallelism" default:"4" help:"Artifacts pulled at once."`
 	BuildParallelism int           `name:"build-parallelism" default:"0" help:"Conversions (mksquashfs) at once (0 = one per 4 CPUs, at least 1; each uses its share of the CPUs)."`
@@ -39,12 +40,32 @@ func (ApplyCmd) Help() string {
   cachectl apply -target 'cache.sif["alpine:3.20"]' -lock-timeout 10m`
 }
 
-// Run applies.
+// applyRun is what an apply run got to, for its history record.
+type applyRun struct {
+	m *spec.Model
+	p *planner.Plan
+	// record is false when nothing was attempted (no spec, or the
+	// confirmation was declined).
+	record bool
+}
+
+// Run applies, then appends the run to the history of each cache root.
 func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
+	rec := newApplyRecorder(c.PlanFile)
+	var run applyRun
+	err := c.run(g, iox, rec, &run)
+	if run.record {
+		rec.write(g, iox, run.m, run.p, err)
+	}
+	return err
+}
+
+func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) error {
 	m, err := loadModel(g, iox)
 	if err != nil {
 		return err
 	}
+	run.m, run.record = m, true
 	storeLock, err := useStore(g, iox, m)
 	if err != nil {
 		return err
@@ -52,7 +73,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	defer storeLock.Release()
 	sink := c.sink(g, iox)
 	defer progress.Close(sink)
-	src, err := newSource(g, iox, m, sink, c.bundles(m))
+	src, err := newSource(g, iox, m, progress.Multi(sink, rec), c.bundles(m))
 	if err != nil {
 		return err
 	}
@@ -68,6 +89,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 		if p, err = planner.ReadPlanFile(c.PlanFile); err != nil {
 			return err
 		}
+		run.p = p
 		if err := checkPlanMatchesSpec(p, m.Files); err != nil {
 			return err
 		}
@@ -86,6 +108,7 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 		if p, err = makePlan(g, iox, m, c.planFlags, res); err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}
+		run.p = p
 		if err := writePlanText(g, iox.Stdout, p); err != nil {
 			return err
 		}
@@ -95,9 +118,11 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 		if !c.AutoApprove {
 			ok, err := confirm(iox)
 			if err != nil {
+				run.record = false
 				return err
 			}
 			if !ok {
+				run.record = false
 				fmt.Fprintln(iox.Stdout, "\nApply cancelled.")
 				return &exitError{code: 1}
 			}
@@ -116,9 +141,10 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 			return fmt.Errorf("apply: nothing was changed: %w", err)
 		}
 	}
-	events := c.eventPrinter(g, iox, sink)
+	builds := progress.NewBuilds(sink, 0)
+	events := rec.events(buildEvents(builds, c.eventPrinter(g, iox, sink)))
 	res, err := apply.Run(iox.Ctx, p, apply.Deps{
-		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
+		Resolver: src, Fetcher: src, Builder: builderFor, Events: events, BuildProgress: builds.Callback,
 	}, apply.Options{
 		Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks,
 		Spec: m, BuilderInfo: builderInfo, Prefetch: c.PlanFile != "",
@@ -202,6 +228,24 @@ func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO, sink progress.Sink) func(ap
 		mu.Lock()
 		progress.Println(sink, iox.Stdout, msg) // above the bars when they are drawn
 		mu.Unlock()
+	}
+}
+
+// buildEvents turns the apply phases of each change into the begin and end
+// of its build progress (bars, lines, JSON events), then passes them on.
+func buildEvents(b *progress.Builds, next func(apply.Event)) func(apply.Event) {
+	return func(e apply.Event) {
+		switch e.Phase {
+		case apply.PhaseBuild:
+			b.Begin(e.Address, e.Message)
+		case apply.PhasePlace:
+			b.End(e.Address, "")
+		case apply.PhaseError:
+			b.End(e.Address, e.Message)
+		}
+		if next != nil {
+			next(e)
+		}
 	}
 }
 

@@ -46,9 +46,9 @@ func (BundleCreateCmd) Help() string {
 // BundleCreateCmd writes a bundle.
 type BundleCreateCmd struct {
 	sourceFlags
-	Output string   `short:"o" name:"output" required:"" placeholder:"FILE.tar" help:"The bundle file to write (atomically: a temporary file renamed into place)."`
-	Target []string `name:"target" sep:"none" placeholder:"ADDRESS" help:"Only the image of this artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
-	Since  string   `name:"since" type:"existingfile" placeholder:"OLD.tar" help:"Write an incremental bundle: leave out the blobs that the images of OLD.tar need."`
+	Output string   `short:"o" name:"output" required:"" placeholder:"FILE.tar" predictor:"file" help:"The bundle file to write (atomically: a temporary file renamed into place)."`
+	Target []string `name:"target" sep:"none" placeholder:"ADDRESS" predictor:"address" help:"Only the image of this artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
+	Since  string   `name:"since" type:"existingfile" predictor:"file" placeholder:"OLD.tar" help:"Write an incremental bundle: leave out the blobs that the images of OLD.tar need."`
 }
 
 // Run writes the bundle.
@@ -185,7 +185,7 @@ func bundleRequests(m *spec.Model, targets []string) ([]planner.ResolveRequest, 
 
 // BundleVerifyCmd checks a bundle.
 type BundleVerifyCmd struct {
-	File string `arg:"" name:"file" type:"existingfile" help:"The bundle to check."`
+	File string `arg:"" name:"file" type:"existingfile" predictor:"file" help:"The bundle to check."`
 }
 
 // Help shows examples.

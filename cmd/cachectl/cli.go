@@ -18,11 +18,11 @@ var Version = "dev"
 
 // Globals are the flags every command accepts.
 type Globals struct {
-	Spec     string            `short:"f" name:"spec" default:"cachectl.hcl" env:"CACHECTL_SPEC" placeholder:"PATH" help:"Spec file, or a directory of *.hcl files."`
+	Spec     string            `short:"f" name:"spec" default:"cachectl.hcl" predictor:"spec" env:"CACHECTL_SPEC" placeholder:"PATH" help:"Spec file, or a directory of *.hcl files."`
 	Var      []string          `name:"var" sep:"none" placeholder:"NAME=VALUE" help:"Set a variable (repeatable). Overrides -var-file, CACHECTL_VAR_NAME and defaults."`
-	VarFile  []string          `name:"var-file" sep:"none" placeholder:"FILE" help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)."`
+	VarFile  []string          `name:"var-file" sep:"none" placeholder:"FILE" predictor:"file" help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)."`
 	NoColor  bool              `name:"no-color" help:"Never use colour (colour is used only on a terminal, and never when NO_COLOR is set)."`
-	Store    string            `name:"store" env:"CACHECTL_STORE" placeholder:"DIR" help:"Blob store directory (default: the spec's cachectl { store }, else /var/cache/cachectl/store as root, else ~/.cache/cachectl/store)."`
+	Store    string            `name:"store" env:"CACHECTL_STORE" placeholder:"DIR" predictor:"dir" help:"Blob store directory (default: the spec's cachectl { store }, else /var/cache/cachectl/store as root, else ~/.cache/cachectl/store)."`
 	LogLevel string            `name:"log-level" default:"warn" enum:"error,warn,info,debug" help:"Log verbosity on stderr: error, warn, info, debug."`
 	Env      map[string]string `kong:"-"`
 }
@@ -31,17 +31,20 @@ type Globals struct {
 type CLI struct {
 	Globals
 
-	Validate ValidateCmd `cmd:"" help:"Check the spec without network or cache directories."`
-	Fmt      FmtCmd      `cmd:"" help:"Rewrite spec files in the canonical format."`
-	Plan     PlanCmd     `cmd:"" help:"Show what apply would change, and why."`
-	Apply    ApplyCmd    `cmd:"" help:"Make the caches match the spec (or apply a saved plan)."`
-	Show     ShowCmd     `cmd:"" help:"Print a saved plan."`
-	List     ListCmd     `cmd:"" help:"List the artifacts of the caches with their status."`
-	Import   ImportCmd   `cmd:"" help:"Adopt an artifact file made elsewhere into a cache."`
-	GC       GCCmd       `cmd:"" name:"gc" help:"Remove blobs from the store that no cache index references."`
-	Report   ReportCmd   `cmd:"" help:"Write a drift report: Markdown, Prometheus text-file metrics, JSON or text."`
-	Bundle   BundleCmd   `cmd:"" help:"Write or verify a transfer bundle of the spec's images for air-gapped clusters."`
-	Version  VersionCmd  `cmd:"" help:"Print the version of cachectl."`
+	Validate   ValidateCmd   `cmd:"" help:"Check the spec without network or cache directories."`
+	Fmt        FmtCmd        `cmd:"" help:"Rewrite spec files in the canonical format."`
+	Plan       PlanCmd       `cmd:"" help:"Show what apply would change, and why."`
+	Apply      ApplyCmd      `cmd:"" help:"Make the caches match the spec (or apply a saved plan)."`
+	Show       ShowCmd       `cmd:"" help:"Print a saved plan."`
+	List       ListCmd       `cmd:"" help:"List the artifacts of the caches with their status."`
+	Import     ImportCmd     `cmd:"" help:"Adopt an artifact file made elsewhere into a cache."`
+	GC         GCCmd         `cmd:"" name:"gc" help:"Remove blobs from the store that no cache index references."`
+	Report     ReportCmd     `cmd:"" help:"Write a drift report: Markdown, Prometheus text-file metrics, JSON or text."`
+	Bundle     BundleCmd     `cmd:"" help:"Write or verify a transfer bundle of the spec's images for air-gapped clusters."`
+	History    HistoryCmd    `cmd:"" help:"List the apply and import history of the caches."`
+	Completion CompletionCmd `cmd:"" help:"Print a shell completion script (bash, zsh, fish)."`
+	Man        ManCmd        `cmd:"" hidden:"" help:"Write the man page (roff) to stdout; see 'make man'."`
+	Version    VersionCmd    `cmd:"" help:"Print the version of cachectl."`
 }
 
 // IO carries the streams and environment a command runs with, so that tests
@@ -131,6 +134,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				panic(r)
 			}
 		}()
+		completeLine(parser)
 		kctx, err := parser.Parse(singleDashLong(args, parser))
 		if err != nil {
 			fmt.Fprintf(stderr, "cachectl: error: %v\n", err)

@@ -17,7 +17,7 @@ import (
 
 // FmtCmd rewrites spec files in the canonical format.
 type FmtCmd struct {
-	Paths []string `arg:"" optional:"" name:"path" help:"Files, directories (searched recursively for *.hcl) or - for stdin. Default: the spec (-spec)."`
+	Paths []string `arg:"" optional:"" name:"path" predictor:"spec" help:"Files, directories (searched recursively for *.hcl) or - for stdin. Default: the spec (-spec)."`
 	Check bool     `name:"check" help:"Write nothing; list the files that are not formatted and exit 1 if there are any."`
 	Diff  bool     `name:"diff" help:"Print a unified diff of the changes on stdout."`
 	Write bool     `name:"write" default:"true" negatable:"" help:"Rewrite the files (-write=false only reports)."`

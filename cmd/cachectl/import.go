@@ -10,8 +10,8 @@ import (
 
 // ImportCmd adopts a file made elsewhere.
 type ImportCmd struct {
-	Cache       string        `arg:"" help:"The cache to import into."`
-	File        string        `arg:"" type:"existingfile" help:"The artifact file (SIF, .sqsh or OCI archive, by the cache's runtime)."`
+	Cache       string        `arg:"" predictor:"cache" help:"The cache to import into."`
+	File        string        `arg:"" type:"existingfile" predictor:"file" help:"The artifact file (SIF, .sqsh or OCI archive, by the cache's runtime)."`
 	Ref         string        `arg:"" help:"The image reference the file holds; decides the file name like any artifact."`
 	Force       bool          `name:"force" help:"Replace an artifact cachectl already placed at that name."`
 	LockTimeout time.Duration `name:"lock-timeout" default:"0s" help:"How long to wait for another apply holding the cache root's lock."`
@@ -57,7 +57,9 @@ func (c *ImportCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now().UTC()
 	e, err := planner.Import(iox.Ctx, cache, b, c.File, c.Ref, name, planner.ImportOptions{Force: c.Force, LockTimeout: c.LockTimeout})
+	recordImport(g, iox, cache, spec.Address(cache.Name, c.Ref), c.Ref, start, e, err)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 // ListCmd prints the inventory of the caches.
 type ListCmd struct {
-	Cache      string `arg:"" optional:"" help:"Only this cache."`
+	Cache      string `arg:"" optional:"" predictor:"cache" help:"Only this cache."`
 	JSON       bool   `name:"json" help:"Print JSON."`
 	Verify     bool   `name:"verify" help:"Re-hash every managed file."`
 	Determined bool   `name:"determined" help:"Print each artifact's environment.image value for Determined, and task_container_defaults snippets for master.yaml."`

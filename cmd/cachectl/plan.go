@@ -10,7 +10,7 @@ import (
 type PlanCmd struct {
 	planFlags
 	sourceFlags
-	Out              string `name:"out" placeholder:"FILE" help:"Save the plan to FILE for review and 'cachectl apply FILE'."`
+	Out              string `name:"out" placeholder:"FILE" predictor:"file" help:"Save the plan to FILE for review and 'cachectl apply FILE'."`
 	JSON             bool   `name:"json" help:"Print the plan as JSON (format_version 1.1)."`
 	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when in sync, 1 on error, 2 when there are changes."`
 }
@@ -54,7 +54,7 @@ func (c *PlanCmd) Run(g *Globals, iox *IO) error {
 
 // ShowCmd prints a saved plan.
 type ShowCmd struct {
-	File string `arg:"" name:"planfile" type:"existingfile" help:"A plan saved with 'cachectl plan -out'."`
+	File string `arg:"" name:"planfile" type:"existingfile" predictor:"file" help:"A plan saved with 'cachectl plan -out'."`
 	JSON bool   `name:"json" help:"Print the plan as JSON."`
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/google/renameio/v2"
@@ -12,8 +13,8 @@ import (
 // ReportCmd writes a drift report.
 type ReportCmd struct {
 	planFlags
-	Format           string `name:"format" default:"markdown" enum:"text,json,markdown,prometheus" help:"text, json (the plan format), markdown, or prometheus (text-file metrics for node_exporter)."`
-	Output           string `short:"o" name:"output" placeholder:"FILE" help:"Write the report to FILE atomically (temporary file + rename) instead of stdout."`
+	Format           string `name:"format" default:"markdown" enum:"text,json,markdown,prometheus,junit" help:"text, json (the plan format), markdown, prometheus (text-file metrics for node_exporter), or junit (JUnit XML for CI dashboards: a suite per cache, a test case per artifact, drift and errors as failures)."`
+	Output           string `short:"o" name:"output" placeholder:"FILE" predictor:"file" help:"Write the report to FILE atomically (temporary file + rename) instead of stdout."`
 	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when in sync, 1 on error, 2 when there is drift."`
 }
 
@@ -24,25 +25,40 @@ func (ReportCmd) Help() string {
 Examples:
   cachectl report                                          # Markdown on stdout
   cachectl report -format prometheus -o /var/lib/node_exporter/textfile/cachectl.prom
-  cachectl report -format json -refresh=false -detailed-exitcode`
+  cachectl report -format json -refresh=false -detailed-exitcode
+  cachectl report -format junit -o cachectl-junit.xml      # errors too are written, then exit 1
+
+Markdown, text and Prometheus output add the last apply of each cache (from
+its .cachectl/history.jsonl; see "cachectl history").`
 }
 
 // Run reports.
 func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 	p, err := planSpec(g, iox, c.planFlags)
-	if err != nil {
+	if err != nil && (c.Format != "junit" || errors.Is(err, errReported)) {
 		return fmt.Errorf("report: %w", err)
+	}
+	// JUnit reports plan errors as test errors: written, then exit 1.
+	planErr := err
+	var opts planner.ReportOptions
+	if p != nil {
+		opts.LastApply = lastApplies(g, iox, p)
 	}
 	var buf bytes.Buffer
 	switch c.Format {
 	case "text":
 		err = planner.RenderText(&buf, p, planner.RenderOptions{})
+		if err == nil {
+			err = planner.RenderLastApplyText(&buf, p, opts)
+		}
 	case "json":
 		err = planner.RenderJSON(&buf, p)
 	case "markdown":
-		err = planner.RenderMarkdown(&buf, p)
+		err = planner.RenderMarkdown(&buf, p, opts)
 	case "prometheus":
-		err = planner.RenderPrometheus(&buf, p)
+		err = planner.RenderPrometheus(&buf, p, opts)
+	case "junit":
+		err = planner.RenderJUnit(&buf, p, planErr, opts)
 	}
 	if err != nil {
 		return err
@@ -54,6 +70,9 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 	}
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
+	}
+	if planErr != nil {
+		return fmt.Errorf("report: %w", planErr)
 	}
 	if c.DetailedExitcode && p.HasChanges() {
 		return &exitError{code: 2}

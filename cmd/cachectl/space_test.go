@@ -26,7 +26,7 @@ func TestPlanFailsWithoutSpace(t *testing.T) {
 	srv := startCrashRegistry(t)
 	r := newRunner(t, srv.Addr, dir)
 	out, code := r.run("plan")
-	if code != 1 || !strings.Contains(out, "free but the plan writes about") || !strings.Contains(out, filepath.Join(dir, "sif")) {
+	if code != 1 || !strings.Contains(out, "free but the plan may write up to") || !strings.Contains(out, filepath.Join(dir, "sif")) {
 		t.Fatalf("want a space error (exit 1), got %d:\n%s", code, out)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {

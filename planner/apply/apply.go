@@ -36,6 +36,9 @@ type Deps struct {
 	Executor Executor
 	// Events receives progress (may be nil).
 	Events func(Event)
+	// BuildProgress, when not nil, gives the build of the change at an
+	// address its providers.BuildRequest.Progress callback.
+	BuildProgress func(address string) func(written, total int64)
 }
 
 // Options tune Run.
@@ -434,6 +437,9 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch planner.Change) er
 	req := providers.BuildRequest{
 		Ref: ch.Ref, NormalizedName: planner.ImageName(ch.Ref, ch.Name), Digest: ch.Digest, Platform: *plat,
 		Compression: ch.Compression, Processors: a.procs, TempDir: work.Path(),
+	}
+	if a.deps.BuildProgress != nil {
+		req.Progress = a.deps.BuildProgress(ch.Address)
 	}
 	bj := BuildJob{Change: ch, Image: img, Builder: b, Request: req, Out: out}
 	if _, ok := b.(providers.TreeBuilder); ok {

@@ -118,6 +118,10 @@ func userName(uid int) string {
 	return fmt.Sprintf("uid %d", uid)
 }
 
+// Reopen returns a handle of its own on the state directory, for files of
+// other packages kept there (the history); the caller closes it.
+func (s *StateDir) Reopen() (*os.File, error) { return reopenDir(s.dir) }
+
 // Path returns the state directory's path, for messages.
 func (s *StateDir) Path() string { return s.path }
 

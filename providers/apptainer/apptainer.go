@@ -169,7 +169,9 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 		ExtraArgs: []string{"-exports", "-no-tailends"},
 	}
 	topts := rootfs.TarOptions{Extra: extra, IfMissing: ifMissing, AllRoot: b.allRoot}
-	produce := func(ctx context.Context, w io.Writer) error { return tree.WriteTar(ctx, w, topts) }
+	produce := func(ctx context.Context, w io.Writer) error {
+		return tree.WriteTar(ctx, req.TarProgress(w, tree), topts)
+	}
 	if err := squashfs.Create(ctx, out, sqOpts, produce); err != nil {
 		return fmt.Errorf("apptainer: %w", err)
 	}

@@ -20,8 +20,12 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/buildtest"
+	"github.com/cachectl/cachectl/providers/localsrc"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
 )
 
@@ -135,11 +139,43 @@ func (p *peer) compareLocalSources(t *testing.T, s sifShape, ref string, now tim
 		}
 		b := New(p.rt, WithClock(func() time.Time { return tm }), WithAllRoot(os.Geteuid() != 0))
 		req := providers.BuildRequest{Ref: kind + ":" + archive, NormalizedName: "localhost/app:1", Processors: 1}
-		if err := b.Build(context.Background(), s.image(t, busyboxMembers(t)), req, ours); err != nil {
+		// The image as the archive holds it: skopeo's copy to OCI keeps
+		// only the OCI fields of a Docker config (no Healthcheck, OnBuild,
+		// Shell, Hostname), and the runtime builds from that config.
+		img, err := mutate.ConfigFile(s.image(t, busyboxMembers(t)), archiveConfig(t, localsrc.Kind(kind), archive))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Build(context.Background(), img, req, ours); err != nil {
 			t.Fatal(err)
 		}
 		t.Run(kind, func(t *testing.T) { compareDumps(t, want, dumpSIF(t, ours)) })
 	}
+}
+
+// archiveConfig reads the image config of the one image in a local
+// archive.
+func archiveConfig(t *testing.T, kind localsrc.Kind, path string) *v1.ConfigFile {
+	t.Helper()
+	src, err := localsrc.Open(kind, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	im, err := src.Resolve("", v1.Platform{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := src.OpenBlob(im.Parsed.Config.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	cfg, err := v1.ParseConfigFile(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // behave runs bh on the SIF at sif, from the SIF's directory, with a small

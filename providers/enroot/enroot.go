@@ -134,7 +134,9 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 		Mksquashfs:        b.mksquashfs,
 		Stats:             b.stats,
 	}
-	produce := func(ctx context.Context, w io.Writer) error { return tree.WriteTar(ctx, w, topts) }
+	produce := func(ctx context.Context, w io.Writer) error {
+		return tree.WriteTar(ctx, req.TarProgress(w, tree), topts)
+	}
 	if err := squashfs.Create(ctx, out, sqOpts, produce); err != nil {
 		return fmt.Errorf("enroot: %w", err)
 	}

@@ -1,6 +1,7 @@
-// Package progress carries download progress from the registry client to
-// whoever shows it: progress bars on a terminal (NewBars), plain log lines
-// (NewLines) or a JSON event stream for automation (NewJSON).
+// Package progress carries download progress from the registry client, and
+// build progress from the builders (Builds), to whoever shows it: progress
+// bars on a terminal (NewBars), plain log lines (NewLines) or a JSON event
+// stream for automation (NewJSON).
 //
 // Producers call Emit, which accepts a nil Sink (no output), so library code
 // never needs to check whether anyone is listening.
@@ -25,10 +26,26 @@ const (
 	Error    Type = "error"
 )
 
-// Event reports the state of one transfer.
+// Kinds of work an Event reports on.
+const (
+	// KindDownload (the zero value, not written in JSON) is a blob download.
+	KindDownload = ""
+	// KindBuild is an artifact build: Current counts the bytes of the
+	// flattened root file system stream the builder has written to
+	// mksquashfs, Total estimates the whole stream (0 while unknown, during
+	// the flatten).
+	KindBuild = "build"
+)
+
+// Event reports the state of one transfer or build.
 type Event struct {
 	// Type is start, progress, done or error.
 	Type Type `json:"type"`
+	// Kind is "" for a download, "build" for an artifact build.
+	Kind string `json:"kind,omitempty"`
+	// Address and Format name the artifact a build makes.
+	Address string `json:"address,omitempty"`
+	Format  string `json:"format,omitempty"`
 	// ID identifies the transfer; unique among concurrent transfers (the
 	// blob digest for blob downloads).
 	ID string `json:"id"`

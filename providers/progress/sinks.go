@@ -32,22 +32,30 @@ func (j *jsonSink) Event(e Event) {
 }
 
 // NewLines returns a sink that writes plain log lines to w, for output that
-// is not a terminal: one line when a transfer starts, ends or fails, and a
-// progress line at most every 5 seconds per transfer.
+// is not a terminal: one line when a transfer or build starts, ends or
+// fails, and a progress line at most every 5 seconds per transfer (every
+// 10 seconds per build, with rate and ETA).
 func NewLines(w io.Writer) Sink {
-	return &lineSink{w: &lockedWriter{w: w}, last: map[string]time.Time{}, every: 5 * time.Second}
+	return &lineSink{w: &lockedWriter{w: w}, last: map[string]time.Time{}, began: map[string]time.Time{},
+		every: 5 * time.Second, buildEvery: 10 * time.Second}
 }
 
 type lineSink struct {
-	w     *lockedWriter
-	mu    sync.Mutex
-	last  map[string]time.Time
-	every time.Duration
+	w          *lockedWriter
+	mu         sync.Mutex
+	last       map[string]time.Time
+	began      map[string]time.Time // builds
+	every      time.Duration
+	buildEvery time.Duration
 }
 
 func (l *lineSink) Event(e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
+	}
+	if e.Kind == KindBuild {
+		l.build(e)
+		return
 	}
 	name := shortID(e)
 	var line string
@@ -79,6 +87,58 @@ func (l *lineSink) Event(e Event) {
 		return
 	}
 	l.w.write([]byte(line + "\n"))
+}
+
+// build writes the lines of a build: started, progress every buildEvery
+// (bytes of the root file system stream against the estimate, rate, ETA),
+// built.
+func (l *lineSink) build(e Event) {
+	l.mu.Lock()
+	began, ok := l.began[e.ID]
+	var line string
+	switch e.Type {
+	case Start:
+		l.began[e.ID], l.last[e.ID] = e.Time, e.Time
+		line = fmt.Sprintf("%s: building %s", e.Address, e.Format)
+	case Progress:
+		if !ok || e.Time.Sub(l.last[e.ID]) < l.buildEvery {
+			l.mu.Unlock()
+			return
+		}
+		l.last[e.ID] = e.Time
+		line = fmt.Sprintf("%s: building %s: %s / about %s of the root file system%s", e.Address, e.Format,
+			FormatBytes(e.Current), FormatBytes(e.Total), rateETA(e.Current, e.Total, e.Time.Sub(began)))
+	case Done:
+		line = fmt.Sprintf("%s: built %s", e.Address, e.Format)
+		if e.Current > 0 {
+			line += fmt.Sprintf(" from %s of root file system", FormatBytes(e.Current))
+		}
+		if ok {
+			line += " in " + e.Time.Sub(began).Round(time.Second).String()
+		}
+	default: // a failed build: the apply's own line says why
+	}
+	if e.Type == Done || e.Type == Error {
+		delete(l.began, e.ID)
+		delete(l.last, e.ID)
+	}
+	l.mu.Unlock()
+	if line != "" {
+		l.w.write([]byte(line + "\n"))
+	}
+}
+
+// rateETA renders ", 12.0 MiB/s, ETA 1m5s" for cur of total bytes done in d.
+func rateETA(cur, total int64, d time.Duration) string {
+	if d <= 0 || cur <= 0 {
+		return ""
+	}
+	rate := float64(cur) / d.Seconds()
+	s := fmt.Sprintf(", %s/s", FormatBytes(int64(rate)))
+	if total > cur {
+		s += ", ETA " + time.Duration(float64(total-cur)/rate*float64(time.Second)).Round(time.Second).String()
+	}
+	return s
 }
 
 func (l *lineSink) forget(id string) {
@@ -140,6 +200,17 @@ func NewBars(w io.Writer) Sink {
 type barState struct {
 	bar     *mpb.Bar
 	current int64
+	build   bool  // a build bar (not counted in the overall bar)
+	total   int64 // a build's estimated total so far
+}
+
+// shortAddress shortens an artifact address for a bar's name.
+func shortAddress(a string) string {
+	const max = 48
+	if r := []rune(a); len(r) > max {
+		return string(r[:max/2-1]) + "…" + string(r[len(r)-max/2:])
+	}
+	return a
 }
 
 type barSink struct {
@@ -165,25 +236,45 @@ func (b *barSink) Event(e Event) {
 			return
 		}
 		total := max(e.Total, 0)
+		name := shortID(e)
+		// Downloads: moving-average rate and ETA; builds, reported a few
+		// times a second after a flatten: the average since the start.
+		speed := decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30, decor.WCSyncSpace)
+		eta := decor.EwmaETA(decor.ET_STYLE_GO, 30)
+		if e.Kind == KindBuild {
+			name = "build " + e.Format + " " + shortAddress(e.Address)
+			speed = decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace)
+			eta = decor.AverageETA(decor.ET_STYLE_GO)
+		}
 		bar := b.p.AddBar(total,
 			mpb.BarRemoveOnComplete(),
-			mpb.PrependDecorators(decor.Name(shortID(e)+" ", decor.WCSyncSpaceR), decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace)),
-			mpb.AppendDecorators(decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30, decor.WCSyncSpace), decor.Name(" "), decor.EwmaETA(decor.ET_STYLE_GO, 30)),
+			mpb.PrependDecorators(decor.Name(name+" ", decor.WCSyncSpaceR), decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace)),
+			mpb.AppendDecorators(speed, decor.Name(" "), eta),
 		)
-		b.bars[e.ID] = &barState{bar: bar, current: e.Current}
-		b.sum += total
-		b.total.SetTotal(b.sum, false)
+		b.bars[e.ID] = &barState{bar: bar, current: e.Current, build: e.Kind == KindBuild, total: total}
+		if e.Kind != KindBuild { // the overall bar counts downloads
+			b.sum += total
+			b.total.SetTotal(b.sum, false)
+		}
 	case Progress, Done:
 		if st == nil {
 			return
 		}
 		cur := e.Current
-		if e.Type == Done && e.Total > 0 {
+		if e.Type == Done && e.Total > 0 && !st.build {
 			cur = e.Total
 		}
+		if st.build && e.Total > st.total && e.Type == Progress {
+			st.total = e.Total
+			st.bar.SetTotal(e.Total, false)
+		}
 		if d := cur - st.current; d > 0 {
-			st.bar.EwmaIncrInt64(d, 150*time.Millisecond)
-			b.total.IncrInt64(d)
+			if st.build {
+				st.bar.IncrInt64(d)
+			} else {
+				st.bar.EwmaIncrInt64(d, 150*time.Millisecond)
+				b.total.IncrInt64(d)
+			}
 			st.current = cur
 		}
 		if e.Type == Done {

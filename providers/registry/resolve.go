@@ -49,6 +49,9 @@ type Resolved struct {
 	// Size is the sum of the compressed sizes of the config and layers: the
 	// bytes a pull into an empty store downloads (besides the manifest).
 	Size int64
+	// Config and Layers are the manifest's descriptors.
+	Config v1.Descriptor
+	Layers []v1.Descriptor
 	// Source is the registry host that answered (the mirror or upstream).
 	Source string
 }
@@ -238,6 +241,7 @@ func (c *Client) resolveOn(ctx context.Context, t target, r name.Reference, plat
 		return res, fmt.Errorf("parsing manifest %s: %w", manifest, err)
 	}
 	res.Manifest, res.MediaType = manifest, mt
+	res.Config, res.Layers = m.Config, m.Layers
 	res.Size = m.Config.Size
 	for _, l := range m.Layers {
 		res.Size += l.Size

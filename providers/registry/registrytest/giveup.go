@@ -16,6 +16,16 @@ var claimedRe = regexp.MustCompile(`\b(?:in|after) ((?:\d+(?:\.\d+)?(?:h|ms|µs|
 // time the caller measured.
 func CheckTimeClaims(t testing.TB, msg string, took time.Duration) {
 	t.Helper()
+	CheckTimeClaimsBetween(t, msg, took, took)
+}
+
+// CheckTimeClaimsBetween is CheckTimeClaims for a caller that measured
+// more than the client's own tries (a whole command, its planning
+// included): every stated duration must lie between lo and hi, with the
+// same tolerance.
+func CheckTimeClaimsBetween(t testing.TB, msg string, lo, hi time.Duration) {
+	t.Helper()
+	took := hi
 	var claims []time.Duration
 	for _, m := range claimedRe.FindAllStringSubmatch(msg, -1) {
 		if d, err := time.ParseDuration(m[1]); err == nil {
@@ -27,7 +37,7 @@ func CheckTimeClaims(t testing.TB, msg string, took time.Duration) {
 	}
 	tol := max(500*time.Millisecond, took/5)
 	for _, c := range claims {
-		if c < took-tol || c > took+tol {
+		if c < lo-tol || c > hi+tol {
 			t.Errorf("the error says %s but the client tried for %s: %s", c, took.Round(10*time.Millisecond), msg)
 		}
 	}

@@ -1,0 +1,262 @@
+package planner
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cachectl/cachectl/providers/store"
+	"github.com/cachectl/cachectl/spec"
+)
+
+// UnpackedSizer is implemented by sources that can tell how many bytes a
+// compressed layer unpacks to without reading all of it: the last 8 bytes
+// of a gzip stream (CRC32, ISIZE; RFC 1952) from the blob store, a bundle,
+// a local source or a registry (one Range request).
+type UnpackedSizer interface {
+	UnpackedSize(ctx context.Context, ref string, layer v1.Descriptor) (int64, bool)
+}
+
+// assumedRatio bounds how far a layer whose unpacked size cannot be read
+// (zstd, a registry without Range support) is taken to unpack: 4 times
+// its compressed size. Only then is the plan's write estimate not a strict
+// upper bound.
+const assumedRatio = 4
+
+// Fixed metadata of the formats, from the files cachectl writes
+// (providers/apptainer, providers/enroot, providers/podman):
+const (
+	// squashfsOverhead covers the superblock, the inode, directory,
+	// fragment, id and xattr tables beyond what the tar headers of the
+	// same entries take, and the files the builders add to the root file
+	// system (/.singularity.d, /etc/rc…). Metadata per entry in squashfs
+	// (inode, directory entry) is smaller than the 512-byte tar header it
+	// comes from, and data blocks are stored uncompressed when compression
+	// does not help (mksquashfs 4.5), so a squashfs image of a tar stream
+	// of T bytes stays below T + T/1024 (block lists) + this.
+	squashfsOverhead = 128 << 10
+	// sifOverhead covers the SIF header and descriptor table (sif v2: 48
+	// descriptors), the definition file, and the alignment of the
+	// partition; the inspect metadata and OCI config objects are bounded by
+	// twice the image config on top.
+	sifOverhead = 64 << 10
+	// ociArchiveOverhead covers oci-layout, index.json, the manifest and
+	// the directory entries of the OCI archive.
+	ociArchiveOverhead = 16 << 10
+	// blockSize rounds a bound up to whole file-system blocks.
+	blockSize = 4096
+)
+
+// WriteBound returns an upper bound of the size of the artifact file of
+// format ("sif", "sqsh", "oci-archive") built from an image with config and
+// layers, where unpacked[i] is how many bytes layer i unpacks to (-1 when
+// unknown: assumedRatio times its compressed size is taken). SIF and .sqsh
+// hold a squashfs image of the flattened layers (bounded by their summed
+// tar streams plus metadata, see squashfsOverhead); an OCI archive is a tar
+// of the blobs as they are.
+func WriteBound(format string, config v1.Descriptor, layers []v1.Descriptor, unpacked []int64) int64 {
+	var n int64
+	switch format {
+	case "oci-archive":
+		n = ociArchiveOverhead + tarMember(config.Size)
+		for _, l := range layers {
+			n += tarMember(l.Size)
+		}
+	default: // squashfs formats
+		var t int64
+		for i, l := range layers {
+			u := int64(-1)
+			if i < len(unpacked) {
+				u = unpacked[i]
+			}
+			if u < 0 {
+				u = l.Size * assumedRatio
+			}
+			t += u
+		}
+		n = t + t/1024 + squashfsOverhead
+		if format == "sif" {
+			n += sifOverhead + 2*config.Size
+		}
+	}
+	return (n + blockSize - 1) / blockSize * blockSize
+}
+
+// tarMember is the size of a tar member of n bytes: header and padding.
+func tarMember(n int64) int64 { return 512 + (n+511)/512*512 }
+
+// layerCompression says how a layer's media type is compressed: "gzip",
+// "none" or "" (zstd or unknown).
+func layerCompression(mediaType string) string {
+	switch {
+	case strings.HasSuffix(mediaType, "gzip"):
+		return "gzip"
+	case strings.HasSuffix(mediaType, ".tar"), strings.HasSuffix(mediaType, "diff.tar"), strings.HasSuffix(mediaType, "tar"):
+		return "none"
+	}
+	return ""
+}
+
+// gzipUnpacked reads the size a gzip stream of compressed bytes unpacks to
+// from its trailer (the last 8 bytes: CRC32 and ISIZE, the size modulo
+// 2^32, RFC 1952). ISIZE is taken up by whole multiples of 2^32 until it
+// is at least about the compressed size (deflate makes incompressible data
+// only a little larger), so layers that unpack to more than 4 GiB are read
+// right unless they compress better than 2^32 bytes per compressed size. A zero ISIZE (the empty last member of an eStargz
+// or other multi-member stream) is unknown.
+func gzipUnpacked(trailer []byte, compressed int64) (int64, bool) {
+	if len(trailer) < 4 {
+		return 0, false
+	}
+	isize := int64(binary.LittleEndian.Uint32(trailer[len(trailer)-4:]))
+	if isize == 0 && compressed > 64 {
+		return 0, false
+	}
+	// Incompressible data grows a little in deflate (stored or Huffman-only
+	// blocks: zlib's deflateBound allows 0.03% and 13 bytes); 2% and 1 KiB
+	// leave room for any encoder.
+	floor := compressed - compressed/50 - 1024
+	u := isize
+	for u < floor {
+		u += 1 << 32
+	}
+	return u, true
+}
+
+// unpackedFrom reads a layer's unpacked size with tail, a reader of the
+// blob's last 8 bytes.
+func unpackedFrom(d v1.Descriptor, tail func() ([]byte, error)) (int64, bool) {
+	switch layerCompression(string(d.MediaType)) {
+	case "none":
+		return d.Size, true
+	case "gzip":
+		if d.Size < 18 {
+			return 0, false
+		}
+		b, err := tail()
+		if err != nil {
+			return 0, false
+		}
+		return gzipUnpacked(b, d.Size)
+	}
+	return 0, false
+}
+
+// storeTail reads the last n bytes of a blob in the store.
+func storeTail(st *store.Store, d v1.Descriptor, n int64) ([]byte, bool) {
+	if st == nil || !st.Has(d.Digest) {
+		return nil, false
+	}
+	f, err := os.Open(st.Path(d.Digest))
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	b, err := readTail(f, d.Size, n)
+	return b, err == nil
+}
+
+// readTail reads the last n bytes of r (size bytes long) when r can seek
+// or read at an offset.
+func readTail(r any, size, n int64) ([]byte, error) {
+	b := make([]byte, n)
+	switch r := r.(type) {
+	case io.ReaderAt:
+		_, err := r.ReadAt(b, size-n)
+		return b, err
+	case io.ReadSeeker:
+		if _, err := r.Seek(size-n, io.SeekStart); err != nil {
+			return nil, err
+		}
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	return nil, io.ErrNoProgress
+}
+
+// boundWrites replaces the write estimate of every create and replace in
+// changes with WriteBound of its image, reading the layers' unpacked sizes
+// through sizer (when the resolver is one), each distinct layer once and
+// several at a time.
+func boundWrites(ctx context.Context, changes []Change, resolved map[ResolveKey]Resolution, sizer UnpackedSizer, builder func(spec.Runtime) BuilderInfo) {
+	type key struct{ ref, digest string }
+	var (
+		mu   sync.Mutex
+		seen = map[string]int64{}
+		g    errgroup.Group
+	)
+	g.SetLimit(8)
+	todo := map[key]v1.Descriptor{}
+	for _, ch := range changes {
+		if ch.Action != ActionCreate && ch.Action != ActionReplace {
+			continue
+		}
+		for _, l := range resolved[ResolveKey{ch.Ref, ch.Platform}].Layers {
+			k := key{ch.Ref, l.Digest.String()}
+			if _, ok := todo[k]; !ok {
+				todo[k] = l
+			}
+		}
+	}
+	for k, l := range todo {
+		mu.Lock()
+		_, done := seen[k.digest]
+		if !done {
+			seen[k.digest] = -1
+		}
+		mu.Unlock()
+		if done {
+			continue
+		}
+		g.Go(func() error {
+			u, ok := int64(0), false
+			if layerCompression(string(l.MediaType)) == "none" {
+				u, ok = l.Size, true
+			} else if sizer != nil {
+				u, ok = sizer.UnpackedSize(ctx, k.ref, l)
+			}
+			if ok {
+				mu.Lock()
+				seen[k.digest] = u
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	for i := range changes {
+		ch := &changes[i]
+		res, ok := resolved[ResolveKey{ch.Ref, ch.Platform}]
+		if (ch.Action != ActionCreate && ch.Action != ActionReplace) || !ok || len(res.Layers) == 0 {
+			continue
+		}
+		format := formatOf(spec.Runtime(ch.Runtime), builder)
+		unpacked := make([]int64, len(res.Layers))
+		for j, l := range res.Layers {
+			unpacked[j] = seen[l.Digest.String()]
+		}
+		ch.WriteBytes = WriteBound(format, res.Config, res.Layers, unpacked)
+	}
+}
+
+// formatOf is the artifact format of a runtime.
+func formatOf(rt spec.Runtime, builder func(spec.Runtime) BuilderInfo) string {
+	if builder != nil {
+		if f := builder(rt).Format; f != "" {
+			return f
+		}
+	}
+	switch rt {
+	case spec.RuntimeEnroot:
+		return "sqsh"
+	case spec.RuntimePodman:
+		return "oci-archive"
+	}
+	return "sif"
+}
