@@ -106,6 +106,10 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 			res = src
 		}
 		if p, err = makePlan(g, iox, m, c.planFlags, res); err != nil {
+			if iox.Ctx.Err() != nil {
+				fmt.Fprintln(iox.Stdout, "\nApply interrupted while planning.")
+				return errors.New("interrupted: nothing was changed; run apply again to finish")
+			}
 			return fmt.Errorf("plan: %w", err)
 		}
 		run.p = p

@@ -31,7 +31,9 @@ func TestInterruptedApply(t *testing.T) {
 			continue // finished before the interrupt: try earlier
 		}
 		t.Logf("interrupted after %v:\n%s", delay*time.Millisecond, out.String())
-		if code := c.ProcessState.ExitCode(); code != 1 || !strings.Contains(out.String(), "Apply interrupted.") || !strings.Contains(out.String(), "change(s) not made; nothing partial was left at a final path; run apply again to finish") {
+		applying := strings.Contains(out.String(), "Apply interrupted.") && strings.Contains(out.String(), "change(s) not made; nothing partial was left at a final path; run apply again to finish")
+		planning := strings.Contains(out.String(), "Apply interrupted while planning.") && strings.Contains(out.String(), "interrupted: nothing was changed; run apply again to finish")
+		if code := c.ProcessState.ExitCode(); code != 1 || !applying && !planning {
 			t.Fatalf("exit %d, want 1 with a cancellation message:\n%s", code, out.String())
 		}
 		checkFinalPaths(t, root)
