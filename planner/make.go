@@ -144,7 +144,7 @@ func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*
 	if err := checkPrivileges(p); err != nil {
 		errs = multierror.Append(errs, err)
 	}
-	p.summarize()
+	p.Summarize()
 	if errs != nil {
 		errs.ErrorFormat = ListErrors
 		return p, errs

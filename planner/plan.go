@@ -220,7 +220,8 @@ func (s *Summary) Count(a Action) {
 	}
 }
 
-func (p *Plan) summarize() {
+// Summarize computes the plan's Summary from its changes and roots.
+func (p *Plan) Summarize() {
 	s := Summary{}
 	manifests := map[string]bool{}
 	for _, c := range p.Changes {
@@ -296,4 +297,36 @@ func ReadPlanFile(path string) (*Plan, error) {
 		return nil, fmt.Errorf("%s has plan format %q; this cachectl reads %s", path, p.FormatVersion, FormatVersion)
 	}
 	return &p, nil
+}
+
+// CacheSummary counts a plan's changes for one cache.
+type CacheSummary struct {
+	Cache, Runtime, Root string
+	InSync               int
+	Summary              // counts of this cache's changes (bytes left zero)
+}
+
+// Drifted reports whether the cache differs from the spec.
+func (s CacheSummary) Drifted() bool { return s.Add+s.Change+s.Destroy > 0 }
+
+// PerCache summarises a plan per cache, in the plan's root order.
+func (p *Plan) PerCache() []CacheSummary {
+	out := make([]CacheSummary, 0, len(p.Roots))
+	idx := map[string]int{}
+	for _, r := range p.Roots {
+		idx[r.Cache] = len(out)
+		out = append(out, CacheSummary{Cache: r.Cache, Runtime: r.Runtime, Root: r.Root, Summary: Summary{Unmanaged: len(r.Unmanaged)}})
+	}
+	for _, ch := range p.Changes {
+		i, ok := idx[ch.Cache]
+		if !ok {
+			continue
+		}
+		s := &out[i]
+		if ch.Action == ActionNoop {
+			s.InSync++
+		}
+		s.Count(ch.Action)
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/cachectl/cachectl/cmd/cachectl/views"
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/builders"
@@ -199,5 +200,5 @@ func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src runSource) (*
 
 // writePlanText renders a plan for people.
 func writePlanText(g *Globals, w io.Writer, p *planner.Plan) error {
-	return planner.RenderText(w, p, planner.RenderOptions{Color: g.Color(w)})
+	return views.RenderText(w, p, views.RenderOptions{Color: g.Color(w)})
 }

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cachectl/cachectl/cmd/cachectl/views"
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/apply"
 	"github.com/cachectl/cachectl/planner/cacheroot"
@@ -106,7 +107,7 @@ func writeHistoryText(w io.Writer, recs []history.Record) error {
 	for _, r := range recs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.Start.UTC().Format("2006-01-02 15:04:05Z"), r.Cache, r.Command, r.Result, changesString(r.Plan),
-			planner.HumanBytes(r.DownloadedBytes), planner.HumanBytes(r.WrittenBytes), durationString(r.DurationSeconds), planner.Runner(&r))
+			planner.HumanBytes(r.DownloadedBytes), planner.HumanBytes(r.WrittenBytes), durationString(r.DurationSeconds), views.Runner(&r))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/cachectl/cachectl/cmd/cachectl/views"
 	"github.com/cachectl/cachectl/planner"
 )
 
@@ -32,7 +33,7 @@ func (c *PlanCmd) Run(g *Globals, iox *IO) error {
 		return fmt.Errorf("plan: %w", err)
 	}
 	if c.JSON {
-		if err := planner.RenderJSON(iox.Stdout, p); err != nil {
+		if err := views.RenderJSON(iox.Stdout, p); err != nil {
 			return err
 		}
 	} else if err := writePlanText(g, iox.Stdout, p); err != nil {
@@ -70,7 +71,7 @@ func (c *ShowCmd) Run(g *Globals, iox *IO) error {
 		return err
 	}
 	if c.JSON {
-		return planner.RenderJSON(iox.Stdout, p)
+		return views.RenderJSON(iox.Stdout, p)
 	}
 	return writePlanText(g, iox.Stdout, p)
 }

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cachectl/cachectl/cmd/cachectl/views"
 	"github.com/google/renameio/v2"
-
-	"github.com/cachectl/cachectl/planner"
 )
 
 // ReportCmd writes a drift report.
@@ -40,25 +39,25 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 	}
 	// JUnit reports plan errors as test errors: written, then exit 1.
 	planErr := err
-	var opts planner.ReportOptions
+	var opts views.ReportOptions
 	if p != nil {
 		opts.LastApply = lastApplies(g, iox, p)
 	}
 	var buf bytes.Buffer
 	switch c.Format {
 	case "text":
-		err = planner.RenderText(&buf, p, planner.RenderOptions{})
+		err = views.RenderText(&buf, p, views.RenderOptions{})
 		if err == nil {
-			err = planner.RenderLastApplyText(&buf, p, opts)
+			err = views.RenderLastApplyText(&buf, p, opts)
 		}
 	case "json":
-		err = planner.RenderJSON(&buf, p)
+		err = views.RenderJSON(&buf, p)
 	case "markdown":
-		err = planner.RenderMarkdown(&buf, p, opts)
+		err = views.RenderMarkdown(&buf, p, opts)
 	case "prometheus":
-		err = planner.RenderPrometheus(&buf, p, opts)
+		err = views.RenderPrometheus(&buf, p, opts)
 	case "junit":
-		err = planner.RenderJUnit(&buf, p, planErr, opts)
+		err = views.RenderJUnit(&buf, p, planErr, opts)
 	}
 	if err != nil {
 		return err

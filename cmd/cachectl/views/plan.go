@@ -1,10 +1,12 @@
-package planner
+package views
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/cachectl/cachectl/planner"
 )
 
 // RenderOptions tune the text rendering.
@@ -24,29 +26,29 @@ const (
 	ansiDim    = "\x1b[2m"
 )
 
-func actionVerb(a Action) string {
+func actionVerb(a planner.Action) string {
 	switch a {
-	case ActionCreate:
+	case planner.ActionCreate:
 		return "will be created"
-	case ActionUpdate:
+	case planner.ActionUpdate:
 		return "will be updated in place"
-	case ActionReplace:
+	case planner.ActionReplace:
 		return "will be replaced"
-	case ActionDelete:
+	case planner.ActionDelete:
 		return "will be deleted"
-	case ActionOrphan:
+	case planner.ActionOrphan:
 		return "is orphaned (kept)"
 	}
 	return "is up to date"
 }
 
-func actionColor(a Action) string {
+func actionColor(a planner.Action) string {
 	switch a {
-	case ActionCreate:
+	case planner.ActionCreate:
 		return ansiGreen
-	case ActionUpdate, ActionOrphan:
+	case planner.ActionUpdate, planner.ActionOrphan:
 		return ansiYellow
-	case ActionReplace, ActionDelete:
+	case planner.ActionReplace, planner.ActionDelete:
 		return ansiRed
 	}
 	return ""
@@ -54,7 +56,7 @@ func actionColor(a Action) string {
 
 // RenderText writes the human-readable plan: one block per change with
 // its reasons, unmanaged files, and the closing "Plan: …" line.
-func RenderText(w io.Writer, p *Plan, o RenderOptions) error {
+func RenderText(w io.Writer, p *planner.Plan, o RenderOptions) error {
 	bw := &errWriter{w: w}
 	col := func(c, s string) string {
 		if !o.Color || c == "" {
@@ -64,7 +66,7 @@ func RenderText(w io.Writer, p *Plan, o RenderOptions) error {
 	}
 	any := false
 	for _, ch := range p.Changes {
-		if ch.Action == ActionNoop && !o.ShowNoop {
+		if ch.Action == planner.ActionNoop && !o.ShowNoop {
 			continue
 		}
 		if !any {
@@ -82,7 +84,7 @@ func RenderText(w io.Writer, p *Plan, o RenderOptions) error {
 		bw.printf("%s %s\n", col(actionColor(ch.Action), fmt.Sprintf("%3s", ch.Action.Symbol())), ch.Address)
 		bw.printf("      path:     %s\n", ch.Path)
 		switch ch.Action {
-		case ActionCreate, ActionReplace:
+		case planner.ActionCreate, planner.ActionReplace:
 			if ch.Digest != "" {
 				d := ch.Digest
 				if ch.Manifest != "" && ch.Manifest != ch.Digest {
@@ -94,9 +96,9 @@ func RenderText(w io.Writer, p *Plan, o RenderOptions) error {
 			}
 			bw.printf("      mode:     %s%s\n", ch.Mode, ownerSuffix(ch))
 			if ch.WriteBytes > 0 || ch.DownloadBytes > 0 {
-				bw.printf("      size:     %s to download, at most %s to write\n", HumanBytes(ch.DownloadBytes), HumanBytes(ch.WriteBytes))
+				bw.printf("      size:     %s to download, at most %s to write\n", planner.HumanBytes(ch.DownloadBytes), planner.HumanBytes(ch.WriteBytes))
 			}
-		case ActionUpdate:
+		case planner.ActionUpdate:
 			bw.printf("      mode:     %s%s\n", ch.Mode, ownerSuffix(ch))
 		}
 		bw.printf("\n")
@@ -107,7 +109,7 @@ func RenderText(w io.Writer, p *Plan, o RenderOptions) error {
 		}
 		bw.printf("Unmanaged files in cache %q (not placed by cachectl; never deleted; adopt with \"cachectl import\"):\n", r.Cache)
 		for _, u := range r.Unmanaged {
-			bw.printf("  %s/%s  %s\n", strings.TrimSuffix(r.Root, "/"), u.Name, HumanBytes(u.Size))
+			bw.printf("  %s/%s  %s\n", strings.TrimSuffix(r.Root, "/"), u.Name, planner.HumanBytes(u.Size))
 		}
 		bw.printf("\n")
 	}
@@ -121,7 +123,7 @@ func RenderText(w io.Writer, p *Plan, o RenderOptions) error {
 	}
 	bw.printf("%s\n", col(ansiBold, fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", s.Add, s.Change, s.Destroy)))
 	if s.DownloadBytes > 0 || s.WriteBytes > 0 {
-		bw.printf("Download: %s. Write: at most %s.\n", HumanBytes(s.DownloadBytes), HumanBytes(s.WriteBytes))
+		bw.printf("Download: %s. Write: at most %s.\n", planner.HumanBytes(s.DownloadBytes), planner.HumanBytes(s.WriteBytes))
 	}
 	if s.Orphaned > 0 {
 		bw.printf("%d orphaned artifact(s) kept (set prune = true to delete them).\n", s.Orphaned)
@@ -129,7 +131,7 @@ func RenderText(w io.Writer, p *Plan, o RenderOptions) error {
 	return bw.err
 }
 
-func ownerSuffix(ch Change) string {
+func ownerSuffix(ch planner.Change) string {
 	s := ""
 	if ch.Owner != "" {
 		s += " owner " + ch.Owner
@@ -141,7 +143,7 @@ func ownerSuffix(ch Change) string {
 }
 
 // RenderJSON writes the plan in the versioned JSON format.
-func RenderJSON(w io.Writer, p *Plan) error {
+func RenderJSON(w io.Writer, p *planner.Plan) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(p)

@@ -1,4 +1,4 @@
-package planner
+package views
 
 import (
 	"regexp"
@@ -6,22 +6,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 )
 
-func reportPlan() *Plan {
-	p := &Plan{FormatVersion: FormatVersion, CreatedAt: time.Unix(1700000000, 0), Refreshed: true, SpecFiles: []string{"cachectl.hcl"},
-		Roots: []RootPlan{
+func reportPlan() *planner.Plan {
+	p := &planner.Plan{FormatVersion: planner.FormatVersion, CreatedAt: time.Unix(1700000000, 0), Refreshed: true, SpecFiles: []string{"cachectl.hcl"},
+		Roots: []planner.RootPlan{
 			{Cache: "sif", Runtime: "apptainer", Root: "/shared/sif", Unmanaged: []cacheroot.UnmanagedFile{{Name: "x.sif", Size: 10}}},
 			{Cache: `we"ird\`, Runtime: "enroot", Root: "/shared/sqsh"},
 		},
-		Changes: []Change{
-			{Address: `cache.sif["a:1"]`, Kind: "artifact", Cache: "sif", Action: ActionNoop},
-			{Address: `cache.sif["b:1"]`, Kind: "artifact", Cache: "sif", Action: ActionReplace, Reasons: []Reason{{ReasonTagMoved, "tag moved: x | y"}}},
-			{Address: `cache.sif.dir["team"]`, Kind: "directory", Cache: "sif", Action: ActionUpdate},
-			{Address: `cache.we"ird\["c:1"]`, Kind: "artifact", Cache: `we"ird\`, Action: ActionNoop},
+		Changes: []planner.Change{
+			{Address: `cache.sif["a:1"]`, Kind: "artifact", Cache: "sif", Action: planner.ActionNoop},
+			{Address: `cache.sif["b:1"]`, Kind: "artifact", Cache: "sif", Action: planner.ActionReplace, Reasons: []planner.Reason{{Code: planner.ReasonTagMoved, Message: "tag moved: x | y"}}},
+			{Address: `cache.sif.dir["team"]`, Kind: "directory", Cache: "sif", Action: planner.ActionUpdate},
+			{Address: `cache.we"ird\["c:1"]`, Kind: "artifact", Cache: `we"ird\`, Action: planner.ActionNoop},
 		}}
-	p.summarize()
+	p.Summarize()
 	return p
 }
 

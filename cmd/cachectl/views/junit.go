@@ -1,10 +1,12 @@
-package planner
+package views
 
 import (
 	"encoding/xml"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/cachectl/cachectl/planner"
 )
 
 // JUnit XML, as CI dashboards read it (Jenkins' junit-10.xsd, GitLab's and
@@ -66,7 +68,7 @@ type junitMessage struct {
 // nil or partial), becomes <error> elements: on the test case of the
 // artifact a problem names, else on a "plan" test case of its cache, else
 // of a "cachectl" suite.
-func RenderJUnit(w io.Writer, p *Plan, planErr error, opts ReportOptions) error {
+func RenderJUnit(w io.Writer, p *planner.Plan, planErr error, opts ReportOptions) error {
 	out := junitSuites{Name: "cachectl drift", Time: "0"}
 	var problems []string
 	if planErr != nil {
@@ -109,7 +111,7 @@ func RenderJUnit(w io.Writer, p *Plan, planErr error, opts ReportOptions) error 
 					why = append(why, rs.Message)
 				}
 				switch {
-				case ch.Action == ActionOrphan:
+				case ch.Action == planner.ActionOrphan:
 					tc.Skipped = &junitMessage{Message: "orphaned: " + strings.Join(why, "; ")}
 				case ch.Action.IsChange():
 					msg, text := string(ch.Action), fmt.Sprintf("%s %s\n", ch.Action.Symbol(), ch.Address)
@@ -137,7 +139,7 @@ func RenderJUnit(w io.Writer, p *Plan, planErr error, opts ReportOptions) error 
 			}
 			var un []string
 			for _, u := range r.Unmanaged {
-				un = append(un, fmt.Sprintf("unmanaged: %s/%s (%s)", strings.TrimSuffix(r.Root, "/"), u.Name, HumanBytes(u.Size)))
+				un = append(un, fmt.Sprintf("unmanaged: %s/%s (%s)", strings.TrimSuffix(r.Root, "/"), u.Name, planner.HumanBytes(u.Size)))
 			}
 			if len(un) > 0 {
 				s.SystemOut = strings.Join(un, "\n") + "\n"

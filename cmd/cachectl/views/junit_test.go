@@ -1,4 +1,4 @@
-package planner
+package views
 
 import (
 	"encoding/xml"
@@ -11,6 +11,7 @@ import (
 
 	junit "github.com/joshdk/go-junit"
 
+	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/history"
 )
 
@@ -35,10 +36,10 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-func junitInput() (*Plan, error, ReportOptions) {
+func junitInput() (*planner.Plan, error, ReportOptions) {
 	p := reportPlan()
-	p.Changes = append(p.Changes, Change{Address: `cache.sif["old:1"]`, Kind: "artifact", Cache: "sif", Action: ActionOrphan,
-		Reasons: []Reason{{ReasonLeftSpec, "no longer in the spec; prune is off"}}})
+	p.Changes = append(p.Changes, planner.Change{Address: `cache.sif["old:1"]`, Kind: "artifact", Cache: "sif", Action: planner.ActionOrphan,
+		Reasons: []planner.Reason{{Code: planner.ReasonLeftSpec, Message: "no longer in the spec; prune is off"}}})
 	err := errors.New("2 problems:\n  * cache.sif[\"b:1\"]: /shared/sif/b:1 exists and was not placed by cachectl <adopt>\n  * registry r.example: connection refused")
 	end := time.Date(2026, 3, 3, 2, 0, 9, 0, time.UTC)
 	opts := ReportOptions{LastApply: map[string]*history.Record{

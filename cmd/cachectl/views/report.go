@@ -1,4 +1,4 @@
-package planner
+package views
 
 import (
 	"fmt"
@@ -7,40 +7,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/history"
 )
-
-// CacheSummary counts a plan's changes for one cache.
-type CacheSummary struct {
-	Cache, Runtime, Root string
-	InSync               int
-	Summary              // counts of this cache's changes (bytes left zero)
-}
-
-// Drifted reports whether the cache differs from the spec.
-func (s CacheSummary) Drifted() bool { return s.Add+s.Change+s.Destroy > 0 }
-
-// PerCache summarises a plan per cache, in the plan's root order.
-func (p *Plan) PerCache() []CacheSummary {
-	out := make([]CacheSummary, 0, len(p.Roots))
-	idx := map[string]int{}
-	for _, r := range p.Roots {
-		idx[r.Cache] = len(out)
-		out = append(out, CacheSummary{Cache: r.Cache, Runtime: r.Runtime, Root: r.Root, Summary: Summary{Unmanaged: len(r.Unmanaged)}})
-	}
-	for _, ch := range p.Changes {
-		i, ok := idx[ch.Cache]
-		if !ok {
-			continue
-		}
-		s := &out[i]
-		if ch.Action == ActionNoop {
-			s.InSync++
-		}
-		s.Count(ch.Action)
-	}
-	return out
-}
 
 // ReportOptions add to a report what the plan does not hold.
 type ReportOptions struct {
@@ -53,7 +22,7 @@ type ReportOptions struct {
 // RenderMarkdown writes a drift report for a wiki, a CI summary or a
 // ticket: a table per cache, the last apply of each cache, then every
 // change with its reasons.
-func RenderMarkdown(w io.Writer, p *Plan, opts ReportOptions) error {
+func RenderMarkdown(w io.Writer, p *planner.Plan, opts ReportOptions) error {
 	bw := &errWriter{w: w}
 	bw.printf("# cachectl drift report\n\n")
 	state := "**in sync**"
@@ -83,12 +52,12 @@ func RenderMarkdown(w io.Writer, p *Plan, opts ReportOptions) error {
 			}
 			bw.printf("| %s | %s | %s | %s | +%d ~%d -%d | %s | %s | %.1fs |\n", mdEscape(r.Cache), l.End.UTC().Format("2006-01-02 15:04 UTC"),
 				mdEscape(result), mdEscape(Runner(l)), l.Plan.Add, l.Plan.Change, l.Plan.Destroy,
-				HumanBytes(l.DownloadedBytes), HumanBytes(l.WrittenBytes), l.DurationSeconds)
+				planner.HumanBytes(l.DownloadedBytes), planner.HumanBytes(l.WrittenBytes), l.DurationSeconds)
 		}
 	}
-	var rows []Change
+	var rows []planner.Change
 	for _, ch := range p.Changes {
-		if ch.Action != ActionNoop {
+		if ch.Action != planner.ActionNoop {
 			rows = append(rows, ch)
 		}
 	}
@@ -105,7 +74,7 @@ func RenderMarkdown(w io.Writer, p *Plan, opts ReportOptions) error {
 	var unmanaged []string
 	for _, r := range p.Roots {
 		for _, u := range r.Unmanaged {
-			unmanaged = append(unmanaged, fmt.Sprintf("- `%s/%s` (%s, cache %s)", strings.TrimSuffix(r.Root, "/"), u.Name, HumanBytes(u.Size), r.Cache))
+			unmanaged = append(unmanaged, fmt.Sprintf("- `%s/%s` (%s, cache %s)", strings.TrimSuffix(r.Root, "/"), u.Name, planner.HumanBytes(u.Size), r.Cache))
 		}
 	}
 	if len(unmanaged) > 0 {
@@ -130,7 +99,7 @@ func Runner(r *history.Record) string {
 
 // RenderLastApplyText writes the last apply of each cache as plain lines
 // (the text report appends them to the plan).
-func RenderLastApplyText(w io.Writer, p *Plan, opts ReportOptions) error {
+func RenderLastApplyText(w io.Writer, p *planner.Plan, opts ReportOptions) error {
 	if len(opts.LastApply) == 0 {
 		return nil
 	}
@@ -144,7 +113,7 @@ func RenderLastApplyText(w io.Writer, p *Plan, opts ReportOptions) error {
 		}
 		bw.printf("  %s: %s at %s by %s (+%d ~%d -%d, %s downloaded, %s written, %.1fs)\n", r.Cache, l.Result,
 			l.End.UTC().Format("2006-01-02 15:04:05 UTC"), Runner(l), l.Plan.Add, l.Plan.Change, l.Plan.Destroy,
-			HumanBytes(l.DownloadedBytes), HumanBytes(l.WrittenBytes), l.DurationSeconds)
+			planner.HumanBytes(l.DownloadedBytes), planner.HumanBytes(l.WrittenBytes), l.DurationSeconds)
 		if l.Error != "" {
 			bw.printf("    %s\n", strings.Join(strings.Fields(l.Error), " "))
 		}
@@ -158,7 +127,7 @@ func mdEscape(s string) string { return strings.NewReplacer("|", `\|`, "\n", " "
 // node_exporter's textfile collector (write to a temporary file in the
 // collector directory and rename it), with the last apply of each cache
 // that has one.
-func RenderPrometheus(w io.Writer, p *Plan, opts ReportOptions) error {
+func RenderPrometheus(w io.Writer, p *planner.Plan, opts ReportOptions) error {
 	bw := &errWriter{w: w}
 	metric := func(name, typ, help string) {
 		bw.printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
@@ -175,11 +144,11 @@ func RenderPrometheus(w io.Writer, p *Plan, opts ReportOptions) error {
 	metric("cachectl_artifacts", "gauge", "Artifacts of the cache by planned action (no-op means in sync).")
 	for _, s := range per {
 		counts := map[string]int{}
-		for _, a := range []Action{ActionNoop, ActionCreate, ActionUpdate, ActionReplace, ActionDelete, ActionOrphan} {
+		for _, a := range []planner.Action{planner.ActionNoop, planner.ActionCreate, planner.ActionUpdate, planner.ActionReplace, planner.ActionDelete, planner.ActionOrphan} {
 			counts[string(a)] = 0 // every series present, also at zero
 		}
 		for _, ch := range p.Changes {
-			if ch.Cache == s.Cache && ch.Kind != KindDirectory {
+			if ch.Cache == s.Cache && ch.Kind != planner.KindDirectory {
 				counts[string(ch.Action)]++
 			}
 		}
