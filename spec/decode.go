@@ -592,52 +592,16 @@ func (l *loader) decodeCaches(m *Model, blocks []*hcl.Block) {
 				}
 			}
 		}
-		if a := content.Attributes["images"]; a != nil {
-			items, ok := l.stringList(a)
-			listsOK = listsOK && ok
-			for _, it := range items {
-				if l.checkRef(it) {
-					entries = append(entries, imageEntry{ref: it.val, rng: it.rng})
-				}
-			}
-		}
 		blockRefs := map[string]hcl.Range{}
-		for _, ib := range content.Blocks {
-			ic, d := ib.Body.Content(imageSchema)
+		more, ok := l.imageEntries(c, content, rtOK, blockRefs)
+		entries = append(entries, more...)
+		listsOK = listsOK && ok
+		for _, b := range l.cacheImages[name] {
+			ec, d := b.Body.Content(cacheImagesSchema)
 			l.add(d)
-			o := &imageOpts{platform: c.Platform}
-			e := imageEntry{block: o}
-			a := ic.Attributes["ref"]
-			if a == nil {
-				continue
-			}
-			e.rng = a.Expr.Range()
-			if !l.stringAttr(a, &e.ref) || !l.checkRef(strItem{e.ref, e.rng}) {
-				continue
-			}
-			if prev, dup := blockRefs[e.ref]; dup {
-				l.errorf(&e.rng, "Duplicate image block", "An image block for %q was already given at %s; a reference has one set of options per cache.", e.ref, posString(prev))
-				continue
-			}
-			blockRefs[e.ref] = e.rng
-			if na := ic.Attributes["name"]; na != nil {
-				if l.stringAttr(na, &o.name) {
-					o.nameRng = na.Expr.Range()
-					if rtOK {
-						if err := CheckName(c.Runtime, o.name); err != nil {
-							l.errorf(&o.nameRng, "Invalid file name", "name = %q: %s.", o.name, err)
-							continue
-						}
-					}
-					o.hasName = true
-				}
-			}
-			if pa := ic.Attributes["platform"]; pa != nil {
-				if p, ok := l.platformAttr(pa); ok {
-					o.platform = p
-				}
-			}
-			entries = append(entries, e)
+			more, ok := l.imageEntries(c, ec, rtOK, blockRefs)
+			entries = append(entries, more...)
+			listsOK = listsOK && ok
 		}
 		if len(entries) == 0 && listsOK && countErrors(l.diags) == errsBefore {
 			l.warnf(c.Range.Ptr(), "Cache has no images", "Cache %q names no flavors, images or image blocks, so it stays empty.", c.Name)
@@ -682,4 +646,59 @@ func countErrors(d hcl.Diagnostics) int {
 		}
 	}
 	return n
+}
+
+// imageEntries decodes the images attribute and the image blocks of a
+// cache body (or of a cache_images block for it). blockRefs holds the
+// references given image blocks so far in the cache (each may have one).
+// ok is false when a list is unusable (already reported).
+func (l *loader) imageEntries(c *Cache, content *hcl.BodyContent, rtOK bool, blockRefs map[string]hcl.Range) (entries []imageEntry, ok bool) {
+	ok = true
+	if a := content.Attributes["images"]; a != nil {
+		items, listOK := l.stringList(a)
+		ok = ok && listOK
+		for _, it := range items {
+			if l.checkRef(it) {
+				entries = append(entries, imageEntry{ref: it.val, rng: it.rng})
+			}
+		}
+	}
+	for _, ib := range content.Blocks {
+		ic, d := ib.Body.Content(imageSchema)
+		l.add(d)
+		o := &imageOpts{platform: c.Platform}
+		e := imageEntry{block: o}
+		a := ic.Attributes["ref"]
+		if a == nil {
+			continue
+		}
+		e.rng = a.Expr.Range()
+		if !l.stringAttr(a, &e.ref) || !l.checkRef(strItem{e.ref, e.rng}) {
+			continue
+		}
+		if prev, dup := blockRefs[e.ref]; dup {
+			l.errorf(&e.rng, "Duplicate image block", "An image block for %q was already given at %s; a reference has one set of options per cache.", e.ref, posString(prev))
+			continue
+		}
+		blockRefs[e.ref] = e.rng
+		if na := ic.Attributes["name"]; na != nil {
+			if l.stringAttr(na, &o.name) {
+				o.nameRng = na.Expr.Range()
+				if rtOK {
+					if err := CheckName(c.Runtime, o.name); err != nil {
+						l.errorf(&o.nameRng, "Invalid file name", "name = %q: %s.", o.name, err)
+						continue
+					}
+				}
+				o.hasName = true
+			}
+		}
+		if pa := ic.Attributes["platform"]; pa != nil {
+			if p, ok := l.platformAttr(pa); ok {
+				o.platform = p
+			}
+		}
+		entries = append(entries, e)
+	}
+	return entries, ok
 }
