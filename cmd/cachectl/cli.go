@@ -38,6 +38,7 @@ type CLI struct {
 	Show     ShowCmd     `cmd:"" help:"Print a saved plan."`
 	List     ListCmd     `cmd:"" help:"List the artifacts of the caches with their status."`
 	Import   ImportCmd   `cmd:"" help:"Adopt an artifact file made elsewhere into a cache."`
+	Adopt    AdoptCmd    `cmd:"" help:"Take over the files an existing cache root holds: infer references, write the spec, record them."`
 	GC       GCCmd       `cmd:"" name:"gc" help:"Remove blobs from the store that no cache index references."`
 	Report   ReportCmd   `cmd:"" help:"Write a drift report: Markdown, Prometheus text-file metrics, JSON or text."`
 	Bundle   BundleCmd   `cmd:"" help:"Write or verify a transfer bundle of the spec's images for air-gapped clusters."`
