@@ -31,18 +31,19 @@ type Globals struct {
 type CLI struct {
 	Globals
 
-	Validate ValidateCmd `cmd:"" help:"Check the spec without network or cache directories."`
-	Fmt      FmtCmd      `cmd:"" help:"Rewrite spec files in the canonical format."`
-	Plan     PlanCmd     `cmd:"" help:"Show what apply would change, and why."`
-	Apply    ApplyCmd    `cmd:"" help:"Make the caches match the spec (or apply a saved plan)."`
-	Show     ShowCmd     `cmd:"" help:"Print a saved plan."`
-	List     ListCmd     `cmd:"" help:"List the artifacts of the caches with their status."`
-	Import   ImportCmd   `cmd:"" help:"Adopt an artifact file made elsewhere into a cache."`
-	Adopt    AdoptCmd    `cmd:"" help:"Take over the files an existing cache root holds: infer references, write the spec, record them."`
-	GC       GCCmd       `cmd:"" name:"gc" help:"Remove blobs from the store that no cache index references."`
-	Report   ReportCmd   `cmd:"" help:"Write a drift report: Markdown, Prometheus text-file metrics, JSON or text."`
-	Bundle   BundleCmd   `cmd:"" help:"Write or verify a transfer bundle of the spec's images for air-gapped clusters."`
-	Version  VersionCmd  `cmd:"" help:"Print the version of cachectl."`
+	Validate   ValidateCmd   `cmd:"" help:"Check the spec without network or cache directories."`
+	Fmt        FmtCmd        `cmd:"" help:"Rewrite spec files in the canonical format."`
+	Plan       PlanCmd       `cmd:"" help:"Show what apply would change, and why."`
+	Apply      ApplyCmd      `cmd:"" help:"Make the caches match the spec (or apply a saved plan)."`
+	Show       ShowCmd       `cmd:"" help:"Print a saved plan."`
+	List       ListCmd       `cmd:"" help:"List the artifacts of the caches with their status."`
+	Import     ImportCmd     `cmd:"" help:"Adopt an artifact file made elsewhere into a cache."`
+	Adopt      AdoptCmd      `cmd:"" help:"Take over the files an existing cache root holds: infer references, write the spec, record them."`
+	EnrootSync EnrootSyncCmd `cmd:"" name:"enroot-sync" help:"Create the calling user's Enroot containers from a cache's .sqsh files (recreated when a file changed)."`
+	GC         GCCmd         `cmd:"" name:"gc" help:"Remove blobs from the store that no cache index references."`
+	Report     ReportCmd     `cmd:"" help:"Write a drift report: Markdown, Prometheus text-file metrics, JSON or text."`
+	Bundle     BundleCmd     `cmd:"" help:"Write or verify a transfer bundle of the spec's images for air-gapped clusters."`
+	Version    VersionCmd    `cmd:"" help:"Print the version of cachectl."`
 }
 
 // IO carries the streams and environment a command runs with, so that tests
