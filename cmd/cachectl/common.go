@@ -111,7 +111,7 @@ func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.
 	if err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}
-	c, err := registry.New(registry.Options{Hosts: registryHosts(m), Progress: sink, Cache: st, UserAgent: "cachectl/" + Version})
+	c, err := registry.New(registry.Options{Hosts: registryHosts(m), Progress: sink, Cache: st, UserAgent: "cachectl/" + Version, Keychain: g.Keychain})
 	if err != nil {
 		return nil, err
 	}

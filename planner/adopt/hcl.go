@@ -131,7 +131,7 @@ func addImages(cb *hclwrite.Body, files []*File, platform string, hasList bool) 
 		}
 	}
 	if len(list) > 0 {
-		cb.SetAttributeRaw("images", listTokens(list))
+		cb.SetAttributeRaw("images", ListTokens(list))
 	}
 	for _, f := range blocks {
 		cb.AppendNewline()
@@ -146,8 +146,9 @@ func addImages(cb *hclwrite.Body, files []*File, platform string, hasList bool) 
 	}
 }
 
-// listTokens is a list of strings, one per line.
-func listTokens(items []string) hclwrite.Tokens {
+// ListTokens is an HCL list of strings, one per line (formatted by
+// hclwrite.Format).
+func ListTokens(items []string) hclwrite.Tokens {
 	toks := hclwrite.Tokens{{Type: hclsyntax.TokenOBrack, Bytes: []byte("[")}, {Type: hclsyntax.TokenNewline, Bytes: []byte("\n")}}
 	for _, it := range items {
 		toks = append(toks, hclwrite.TokensForValue(cty.StringVal(it))...)

@@ -98,3 +98,32 @@ func ParseMap(dst map[string]string, root, line, where string) error {
 	dst[n] = ref
 	return nil
 }
+
+// Likely returns the reading of a "+" name a person most likely meant
+// (for listings where nothing settles it): with a tag when the last part
+// can be one, with a registry port when the first part looks like a host
+// ("localhost", or with a ".") and the second is a number. "" when the
+// name reads as no reference.
+func Likely(base string) string {
+	rs := Readings(base)
+	if len(rs) == 0 {
+		return ""
+	}
+	parts := strings.Split(base, "+")
+	hostPort := len(parts) > 2 && (parts[0] == "localhost" || strings.Contains(parts[0], ".")) && isDigits(parts[1])
+	for _, r := range rs {
+		if strings.Contains(strings.SplitN(r, "/", 2)[0], ":") == hostPort {
+			return r
+		}
+	}
+	return rs[0]
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

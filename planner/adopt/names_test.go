@@ -33,3 +33,17 @@ func TestSameImage(t *testing.T) {
 		t.Error("different images are the same")
 	}
 }
+
+func TestLikely(t *testing.T) {
+	for base, want := range map[string]string{
+		"determinedai+environments+cpu-1": "determinedai/environments:cpu-1",
+		"127.0.0.1+5077+library+busy+1":   "127.0.0.1:5077/library/busy:1",
+		"localhost+5000+app":              "localhost:5000/app",
+		"alpine":                          "alpine",
+		"Bad+Name":                        "",
+	} {
+		if got := Likely(base); got != want {
+			t.Errorf("Likely(%q) = %q, want %q", base, got, want)
+		}
+	}
+}
