@@ -132,6 +132,11 @@ func (c *AdoptCmd) Run(g *Globals, iox *IO) error {
 		res.Resolve(iox.Ctx, client, platform, c.Track, opts.Wanted)
 	}
 	writeAdoptTable(iox.Stdout, res)
+	n := len(res.Adoptable())
+	if n == 0 {
+		fmt.Fprintf(iox.Stdout, "\nNothing to adopt in %s; nothing was changed.\n", root)
+		return nil
+	}
 
 	// The spec: a new cache block, or the cache's block extended.
 	var specPath string
@@ -168,7 +173,6 @@ func (c *AdoptCmd) Run(g *Globals, iox *IO) error {
 		}
 		after = append(after, block...)
 	}
-	n := len(res.Adoptable())
 	changed := string(after) != string(before)
 	if changed {
 		if c.DryRun {
@@ -184,10 +188,6 @@ func (c *AdoptCmd) Run(g *Globals, iox *IO) error {
 	}
 	if c.DryRun {
 		fmt.Fprintf(iox.Stdout, "\nDry run: %d file(s) would be adopted into cache.%s; nothing was changed.\n", n, c.Cache)
-		return nil
-	}
-	if n == 0 {
-		fmt.Fprintf(iox.Stdout, "\nNothing to adopt in %s.\n", root)
 		return nil
 	}
 	// Check the edited spec before writing it: it must load, and place

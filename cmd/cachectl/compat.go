@@ -45,6 +45,23 @@ type CompatCmd struct {
 	Enroot      CompatEnrootCmd      `cmd:"" name:"manage-enroot-cache" passthrough:"" help:"Determined's manage-enroot-cache command lines (-s DIR [--username NAME] [--nocreate] (--cuda|--cpu|--rocm|REF)..., -l)."`
 }
 
+// Help shows examples.
+func (CompatCmd) Help() string {
+	return `The command lines of the scripts Determined's HPC launcher installs, as its
+documentation gives them; cachectl answers to those names through a symlink
+(ln -s $(command -v cachectl) /usr/bin/manage-singularity-cache). Each add is
+written into the compat spec file beside cachectl's spec (NAME.compat.hcl) and
+applied through plan/apply, so "cachectl plan" keeps the images.
+
+Examples:
+  manage-singularity-cache --cuda
+  manage-singularity-cache -i localfile.sif determinedai/environments:py-3.8-pytorch-1.10-tf-2.8-cpu-096d730
+  manage-singularity-cache -l
+  manage-enroot-cache -s /shared/enroot --cuda --cpu
+  manage-enroot-cache -s /shared/enroot --nocreate determinedai/environments:cuda-10.2-base-gpu-mpi-0.19.4
+  cachectl compat manage-enroot-cache -s /shared/enroot -l`
+}
+
 // compatEnv is where the compat commands find their settings: the spec
 // (when there is one), the compat file they own beside it, and Determined's
 // master configuration.
