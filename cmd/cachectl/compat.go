@@ -183,7 +183,12 @@ func (m *masterConfig) imageRoot() string {
 // defaultImage returns task_container_defaults.image.FLAVOR ("gpu" is
 // Determined's other name for cuda).
 func (m *masterConfig) defaultImage(flavor string) string {
-	if m == nil || m.TaskContainerDefaults.Image.Kind != yaml.MappingNode {
+	if m == nil {
+		return ""
+	}
+	if n := m.TaskContainerDefaults.Image; n.Kind == yaml.ScalarNode {
+		return n.Value // one image for every flavor
+	} else if n.Kind != yaml.MappingNode {
 		return ""
 	}
 	var imgs map[string]string
