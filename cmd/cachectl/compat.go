@@ -62,6 +62,23 @@ Examples:
   cachectl compat manage-enroot-cache -s /shared/enroot -l`
 }
 
+// helpAsked prints a compat command's usage when its command line asks
+// for it (-h or --help anywhere).
+func helpAsked(iox *IO, args []string, usage string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "--help" {
+			fmt.Fprint(iox.Stdout, usage)
+			return true
+		}
+	}
+	return false
+}
+
+// usageError is a compat command's command-line error, with the hint.
+func usageError(cmd string, err error) error {
+	return fmt.Errorf("%s: %w\nRun \"%s --help\" for usage.", cmd, err, cmd)
+}
+
 // compatEnv is where the compat commands find their settings: the spec
 // (when there is one), the compat file they own beside it, and Determined's
 // master configuration.

@@ -81,17 +81,11 @@ func parseEnrootArgs(args []string) (*enrootArgs, error) {
 			a.list = true
 		case "--determined-version":
 			a.version, err = val()
-		case "--cuda", "--cpu", "--rocm":
-			a.items = append(a.items, compatItem{flavor: name[2:]})
 		default:
-			if strings.HasPrefix(arg, "-") {
-				return nil, fmt.Errorf("unknown option %s", arg)
+			var it compatItem
+			if it, err = imageItem(arg); err == nil {
+				a.items = append(a.items, it)
 			}
-			ref := strings.TrimPrefix(arg, "docker://")
-			if _, perr := spec.ParseRef(ref); perr != nil {
-				return nil, fmt.Errorf("%q is not an image reference: %w", arg, perr)
-			}
-			a.items = append(a.items, compatItem{ref: ref})
 		}
 		if err != nil {
 			return nil, err
@@ -110,15 +104,12 @@ func parseEnrootArgs(args []string) (*enrootArgs, error) {
 
 // Run runs manage-enroot-cache.
 func (c *CompatEnrootCmd) Run(g *Globals, iox *IO) error {
-	for _, a := range c.Args {
-		if a == "-h" || a == "--help" {
-			fmt.Fprint(iox.Stdout, enrootUsage)
-			return nil
-		}
+	if helpAsked(iox, c.Args, enrootUsage) {
+		return nil
 	}
 	a, err := parseEnrootArgs(c.Args)
 	if err != nil {
-		return fmt.Errorf("%s: %w\nRun \"%s --help\" for usage.", compatEnroot, err, compatEnroot)
+		return usageError(compatEnroot, err)
 	}
 	abs, err := filepath.Abs(a.dir)
 	if err != nil {

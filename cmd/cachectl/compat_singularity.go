@@ -56,6 +56,23 @@ func (it compatItem) String() string {
 	return it.ref
 }
 
+// imageItem parses an image argument: --cuda, --cpu, --rocm, or a
+// reference (a docker:// prefix is accepted).
+func imageItem(arg string) (compatItem, error) {
+	switch arg {
+	case "--cuda", "--cpu", "--rocm":
+		return compatItem{flavor: arg[2:]}, nil
+	}
+	if strings.HasPrefix(arg, "-") {
+		return compatItem{}, fmt.Errorf("unknown option %s", arg)
+	}
+	ref := strings.TrimPrefix(arg, "docker://")
+	if _, err := spec.ParseRef(ref); err != nil {
+		return compatItem{}, fmt.Errorf("%q is not an image reference: %w", arg, err)
+	}
+	return compatItem{ref: ref}, nil
+}
+
 // parseSingularityArgs parses the command line; errors say what is wrong
 // and end with the usage hint.
 func parseSingularityArgs(args []string) (*singularityArgs, error) {
@@ -86,17 +103,11 @@ func parseSingularityArgs(args []string) (*singularityArgs, error) {
 			a.root, err = val()
 		case "--determined-version":
 			a.version, err = val()
-		case "--cuda", "--cpu", "--rocm":
-			a.items = append(a.items, compatItem{flavor: name[2:]})
 		default:
-			if strings.HasPrefix(arg, "-") {
-				return nil, fmt.Errorf("unknown option %s", arg)
+			var it compatItem
+			if it, err = imageItem(arg); err == nil {
+				a.items = append(a.items, it)
 			}
-			ref := strings.TrimPrefix(arg, "docker://")
-			if _, perr := spec.ParseRef(ref); perr != nil {
-				return nil, fmt.Errorf("%q is not an image reference: %w", arg, perr)
-			}
-			a.items = append(a.items, compatItem{ref: ref})
 		}
 		if err != nil {
 			return nil, err
@@ -115,15 +126,12 @@ func parseSingularityArgs(args []string) (*singularityArgs, error) {
 
 // Run runs manage-singularity-cache.
 func (c *CompatSingularityCmd) Run(g *Globals, iox *IO) error {
-	for _, a := range c.Args {
-		if a == "-h" || a == "--help" {
-			fmt.Fprint(iox.Stdout, singularityUsage)
-			return nil
-		}
+	if helpAsked(iox, c.Args, singularityUsage) {
+		return nil
 	}
 	a, err := parseSingularityArgs(c.Args)
 	if err != nil {
-		return fmt.Errorf("%s: %w\nRun \"%s --help\" for usage.", compatSingularity, err, compatSingularity)
+		return usageError(compatSingularity, err)
 	}
 	if a.file != "" {
 		// Check the file before anything changes: a missing file, or one
