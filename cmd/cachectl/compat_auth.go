@@ -78,17 +78,12 @@ func useEnrootCredentials(g *Globals, iox *IO, user string, refs []string) error
 			}
 		}
 		if pass == "" {
-			f, ok := iox.Stdin.(*os.File)
-			if !ok || !term.IsTerminal(int(f.Fd())) {
+			if !stdinTerminal(iox) {
 				return fmt.Errorf("%s: no password for %s at %s: add a line \"machine %s login %s password PASSWORD\" to %s (mode 0600), or run on a terminal to be asked", compatEnroot, user, reg, enrootCredentialHosts(reg)[0], user, credFile)
 			}
-			fmt.Fprintf(iox.Stderr, "Password for %s at %s: ", user, reg)
-			b, err := term.ReadPassword(int(f.Fd()))
-			fmt.Fprintln(iox.Stderr)
-			if err != nil {
+			if pass, err = askSecret(iox, fmt.Sprintf("Password for %s at %s: ", user, reg)); err != nil {
 				return err
 			}
-			pass = string(b)
 		}
 		kc.auth[reg] = authn.FromConfig(authn.AuthConfig{Username: user, Password: pass})
 	}
@@ -144,4 +139,57 @@ func readNetrc(p string) map[string]netrcEntry {
 	}
 	flush()
 	return out
+}
+
+func stdinTerminal(iox *IO) bool {
+	f, ok := iox.Stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// askSecret asks for a password on the terminal, without echo.
+func askSecret(iox *IO, prompt string) (string, error) {
+	fmt.Fprint(iox.Stderr, prompt)
+	b, err := term.ReadPassword(int(iox.Stdin.(*os.File).Fd()))
+	fmt.Fprintln(iox.Stderr)
+	return string(b), err
+}
+
+// dockerLogin is manage-singularity-cache --docker-login (Apptainer's
+// --docker-login): a user name and password for the registries of refs,
+// asked on the terminal, or read as two lines from standard input when it
+// is not one. They are used for this run only, never written anywhere.
+func dockerLogin(g *Globals, iox *IO, refs []string) error {
+	var user, pass string
+	if stdinTerminal(iox) {
+		fmt.Fprint(iox.Stderr, "Enter Docker Username: ")
+		line, err := bufio.NewReader(iox.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("%s --docker-login: no user name given", compatSingularity)
+		}
+		user = strings.TrimSpace(line)
+		if pass, err = askSecret(iox, "Enter Docker Password: "); err != nil {
+			return err
+		}
+	} else {
+		sc := bufio.NewScanner(iox.Stdin)
+		if sc.Scan() {
+			user = strings.TrimSpace(sc.Text())
+		}
+		if sc.Scan() {
+			pass = sc.Text()
+		}
+	}
+	if user == "" || pass == "" {
+		return fmt.Errorf("%s --docker-login: give a user name and a password (on the terminal, or as two lines on standard input)", compatSingularity)
+	}
+	kc := hostKeychain{auth: map[string]authn.Authenticator{}, fallback: authn.DefaultKeychain}
+	for _, ref := range refs {
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			return err
+		}
+		kc.auth[r.Context().RegistryStr()] = authn.FromConfig(authn.AuthConfig{Username: user, Password: pass})
+	}
+	g.Keychain = kc
+	return nil
 }

@@ -26,6 +26,8 @@ Keeps the Apptainer/Singularity image cache under singularity_image_root
   REFERENCE                   a Docker image reference, placed at <root>/<REFERENCE>
   -i, --image FILE REFERENCE  copy a local SIF file into the cache as REFERENCE
   -l, --list                  list the image references in the cache, one per line
+  --docker-login              ask for a registry user name and password (for private
+                              images; read from standard input when it is not a terminal)
   --root DIR                  the image root (default: singularity_image_root in
                               /etc/determined/master.yaml, else the spec's apptainer cache)
   --determined-version V      the Determined version for --cuda/--cpu/--rocm (default:
@@ -40,6 +42,7 @@ Added images are written to the compat spec file beside cachectl's spec
 // singularityArgs is a parsed manage-singularity-cache command line.
 type singularityArgs struct {
 	list    bool
+	login   bool   // --docker-login
 	file    string // -i FILE
 	root    string
 	version string
@@ -97,6 +100,8 @@ func parseSingularityArgs(args []string) (*singularityArgs, error) {
 		switch name {
 		case "-l", "--list":
 			a.list = true
+		case "--docker-login":
+			a.login = true
 		case "-i", "--image":
 			a.file, err = val()
 		case "--root":
@@ -161,6 +166,11 @@ func (c *CompatSingularityCmd) Run(g *Globals, iox *IO) error {
 	refs, err := e.resolveItems(a.items, a.version)
 	if err != nil {
 		return err
+	}
+	if a.login && a.file == "" {
+		if err := dockerLogin(g, iox, refs); err != nil {
+			return err
+		}
 	}
 	for _, ref := range refs {
 		err := e.addImage(rt, "singularity", root, ref, func(cache *spec.Cache, specPath string) error {

@@ -59,6 +59,10 @@ func TestPeers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	auth := registrytest.StartDistribution(t, registrytest.WithBasicAuth("bob", "s3cret"))
+	if err := pushBusybox(auth.Addr+"/private/app:1", busybox, 7, auth.BasicAuth()); err != nil {
+		t.Fatal(err)
+	}
 	p := scriptParams(t, "../../testdata/script/peers")
 	setup := p.Setup
 	p.Setup = func(e *testscript.Env) error {
@@ -74,6 +78,7 @@ func TestPeers(t *testing.T) {
 			e.Setenv(k, d)
 		}
 		e.Setenv("REGISTRY", srv.Addr)
+		e.Setenv("AUTHREG", auth.Addr) // bob / s3cret
 		e.Setenv("HOME", e.WorkDir+"/home")
 		e.Setenv("CACHECTL_SPEC", e.WorkDir+"/cachectl.hcl")
 		e.Setenv("CACHECTL_DETERMINED_MASTER_CONFIG", e.WorkDir+"/master.yaml")
@@ -124,7 +129,7 @@ func peersEnviron(t *testing.T) map[string]string {
 // pushBusybox pushes a small runnable image (a static busybox with sh,
 // echo and cat) whose /etc/variant depends on variant, with Docker media
 // types (Enroot pulls only those from this registry).
-func pushBusybox(ref string, busybox []byte, variant int) error {
+func pushBusybox(ref string, busybox []byte, variant int, opts ...remote.Option) error {
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		return err
@@ -171,5 +176,5 @@ func pushBusybox(ref string, busybox []byte, variant int) error {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return err
 	}
-	return remote.Write(r, img)
+	return remote.Write(r, img, opts...)
 }
