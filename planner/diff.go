@@ -215,7 +215,7 @@ func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bo
 	if e.Platform != "" && e.Platform != ch.Platform {
 		why = append(why, Reason{ReasonPlatformChanged, fmt.Sprintf("platform changed: %s → %s", e.Platform, ch.Platform)})
 	}
-	if !e.Imported && (e.Builder != ci.Builder.Format || e.BuilderVersion != ci.Builder.Version) {
+	if !e.Imported && e.Adopted == nil && (e.Builder != ci.Builder.Format || e.BuilderVersion != ci.Builder.Version) {
 		why = append(why, Reason{ReasonBuilderChanged, fmt.Sprintf("builder changed: %s %s → %s %s", e.Builder, e.BuilderVersion, ci.Builder.Format, ci.Builder.Version)})
 	}
 	if resolved && !e.Imported && res.Digest != e.Digest && e.Ref == a.Ref {

@@ -23,8 +23,12 @@ type Item struct {
 	Size     int64     `json:"size"`
 	Placed   time.Time `json:"placed,omitempty"`
 	Imported bool      `json:"imported,omitempty"`
-	Flavors  []string  `json:"flavors,omitempty"`
-	Reasons  []string  `json:"reasons,omitempty"`
+	// Adopted marks a file another tool made that cachectl adopt took
+	// over; Unverified one whose digest came from the registry at adoption.
+	Adopted    bool     `json:"adopted,omitempty"`
+	Unverified bool     `json:"unverified,omitempty"`
+	Flavors    []string `json:"flavors,omitempty"`
+	Reasons    []string `json:"reasons,omitempty"`
 }
 
 // Status is an inventory line's state.
@@ -73,6 +77,7 @@ func Inventory(m *spec.Model, only string, builder func(spec.Runtime) BuilderInf
 			it := Item{Cache: c.Name, Runtime: string(c.Runtime), Address: ch.Address, Ref: ch.Ref, Name: ch.Name, Path: ch.Path, Platform: ch.Platform, Flavors: flavors[ch.Name]}
 			if e := ch.Before; e != nil {
 				it.Digest, it.Manifest, it.Size, it.Placed, it.Imported = e.Digest, e.Manifest, e.Size, e.Placed, e.Imported
+				it.Adopted, it.Unverified = e.Adopted != nil, e.Unverified()
 			}
 			for _, r := range ch.Reasons {
 				it.Reasons = append(it.Reasons, r.Message)

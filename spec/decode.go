@@ -496,9 +496,15 @@ func (l *loader) decodeCaches(m *Model, blocks []*hcl.Block) {
 		rtOK := l.decodeCacheSettings(ci, content)
 		// The images: flavors first, then the cache's own list, then image blocks.
 		entries, listsOK := l.cacheFlavors(m, c, content.Attributes["flavors"])
-		imgs, ok := l.cacheImages(content.Attributes["images"])
-		entries, listsOK = append(entries, imgs...), listsOK && ok
-		entries = append(entries, l.imageBlocks(c, content.Blocks, rtOK)...)
+		blockRefs := map[string]hcl.Range{}
+		more, ok := l.imageEntries(c, content, rtOK, blockRefs)
+		entries, listsOK = append(entries, more...), listsOK && ok
+		for _, b := range l.cacheImages[name] {
+			ec, d := b.Body.Content(cacheImagesSchema)
+			l.add(d)
+			more, ok := l.imageEntries(c, ec, rtOK, blockRefs)
+			entries, listsOK = append(entries, more...), listsOK && ok
+		}
 		if len(entries) == 0 && listsOK && countErrors(l.diags) == errsBefore {
 			l.warnf(c.Range.Ptr(), "Cache has no images", "Cache %q names no flavors, images or image blocks, so it stays empty.", c.Name)
 		}
@@ -622,63 +628,6 @@ func (l *loader) cacheFlavors(m *Model, c *Cache, a *hcl.Attribute) (entries []i
 	return entries, ok
 }
 
-// cacheImages returns a cache's own image list; ok is false when the list
-// itself is unusable.
-func (l *loader) cacheImages(a *hcl.Attribute) (entries []imageEntry, ok bool) {
-	if a == nil {
-		return nil, true
-	}
-	items, ok := l.stringList(a)
-	for _, it := range items {
-		if l.checkRef(it) {
-			entries = append(entries, imageEntry{ref: it.val, rng: it.rng})
-		}
-	}
-	return entries, ok
-}
-
-// imageBlocks decodes a cache's image { ref, name, platform } blocks.
-func (l *loader) imageBlocks(c *Cache, blocks hcl.Blocks, rtOK bool) []imageEntry {
-	var entries []imageEntry
-	blockRefs := map[string]hcl.Range{}
-	for _, ib := range blocks {
-		ic, d := ib.Body.Content(imageSchema)
-		l.add(d)
-		o := &imageOpts{platform: c.Platform}
-		e := imageEntry{block: o}
-		a := ic.Attributes["ref"]
-		if a == nil {
-			continue
-		}
-		e.rng = a.Expr.Range()
-		if !l.stringAttr(a, &e.ref) || !l.checkRef(strItem{e.ref, e.rng}) {
-			continue
-		}
-		if prev, dup := blockRefs[e.ref]; dup {
-			l.errorf(&e.rng, "Duplicate image block", "An image block for %q was already given at %s; a reference has one set of options per cache.", e.ref, posString(prev))
-			continue
-		}
-		blockRefs[e.ref] = e.rng
-		if na := ic.Attributes["name"]; na != nil && l.stringAttr(na, &o.name) {
-			o.nameRng = na.Expr.Range()
-			if rtOK {
-				if err := CheckName(c.Runtime, o.name); err != nil {
-					l.errorf(&o.nameRng, "Invalid file name", "name = %q: %s.", o.name, err)
-					continue
-				}
-			}
-			o.hasName = true
-		}
-		if pa := ic.Attributes["platform"]; pa != nil {
-			if p, ok := l.platformAttr(pa); ok {
-				o.platform = p
-			}
-		}
-		entries = append(entries, e)
-	}
-	return entries
-}
-
 // imageEntry is one mention of an image in a cache (through a flavor, the
 // images list or an image block).
 type imageEntry struct {
@@ -715,4 +664,59 @@ func countErrors(d hcl.Diagnostics) int {
 		}
 	}
 	return n
+}
+
+// imageEntries decodes the images attribute and the image blocks of a
+// cache body (or of a cache_images block for it). blockRefs holds the
+// references given image blocks so far in the cache (each may have one).
+// ok is false when a list is unusable (already reported).
+func (l *loader) imageEntries(c *Cache, content *hcl.BodyContent, rtOK bool, blockRefs map[string]hcl.Range) (entries []imageEntry, ok bool) {
+	ok = true
+	if a := content.Attributes["images"]; a != nil {
+		items, listOK := l.stringList(a)
+		ok = ok && listOK
+		for _, it := range items {
+			if l.checkRef(it) {
+				entries = append(entries, imageEntry{ref: it.val, rng: it.rng})
+			}
+		}
+	}
+	for _, ib := range content.Blocks {
+		ic, d := ib.Body.Content(imageSchema)
+		l.add(d)
+		o := &imageOpts{platform: c.Platform}
+		e := imageEntry{block: o}
+		a := ic.Attributes["ref"]
+		if a == nil {
+			continue
+		}
+		e.rng = a.Expr.Range()
+		if !l.stringAttr(a, &e.ref) || !l.checkRef(strItem{e.ref, e.rng}) {
+			continue
+		}
+		if prev, dup := blockRefs[e.ref]; dup {
+			l.errorf(&e.rng, "Duplicate image block", "An image block for %q was already given at %s; a reference has one set of options per cache.", e.ref, posString(prev))
+			continue
+		}
+		blockRefs[e.ref] = e.rng
+		if na := ic.Attributes["name"]; na != nil {
+			if l.stringAttr(na, &o.name) {
+				o.nameRng = na.Expr.Range()
+				if rtOK {
+					if err := CheckName(c.Runtime, o.name); err != nil {
+						l.errorf(&o.nameRng, "Invalid file name", "name = %q: %s.", o.name, err)
+						continue
+					}
+				}
+				o.hasName = true
+			}
+		}
+		if pa := ic.Attributes["platform"]; pa != nil {
+			if p, ok := l.platformAttr(pa); ok {
+				o.platform = p
+			}
+		}
+		entries = append(entries, e)
+	}
+	return entries, ok
 }

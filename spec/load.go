@@ -35,7 +35,8 @@ type Source struct {
 	Bytes    []byte
 }
 
-// Load reads a spec from path, a file or a directory whose *.hcl files (not
+// Load reads a spec from path, a file (with its compat file, see
+// CompatFile, when that exists) or a directory whose *.hcl files (not
 // recursive, in name order) together form the spec, evaluates it with the
 // variables of opts and validates it. The model is nil when there are errors;
 // the diagnostics (never nil) hold errors and warnings in source order.
@@ -85,7 +86,7 @@ func specFiles(path string) ([]string, error) {
 		return nil, err
 	}
 	if !fi.IsDir() {
-		return []string{path}, nil
+		return withCompatFile(path), nil
 	}
 	ents, err := os.ReadDir(path)
 	if err != nil {
@@ -126,6 +127,8 @@ type loader struct {
 
 	flavors map[string]*flavorInfo
 	caches  []*cacheInfo
+
+	cacheImages map[string][]*hcl.Block // cache_images blocks by cache name
 }
 
 type refResult struct {
@@ -152,6 +155,7 @@ var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "registry", LabelNames: []string{"host"}},
 	{Type: "flavor", LabelNames: []string{"name"}},
 	{Type: "cache", LabelNames: []string{"name"}},
+	{Type: "cache_images", LabelNames: []string{"cache"}},
 }}
 
 func loadSources(srcs []Source, opts Options, diags *Diagnostics) (*Model, *Diagnostics) {
@@ -185,13 +189,16 @@ func loadSources(srcs []Source, opts Options, diags *Diagnostics) (*Model, *Diag
 
 	l.declareVariables(byType["variable"])
 	l.assignVariables()
+	m.Variables = l.variableValues()
 	l.declareLocals(byType["locals"])
 	l.evalLocals()
 
 	l.decodeSettings(m, byType["cachectl"])
 	l.decodeRegistries(m, byType["registry"])
 	l.decodeFlavors(m, byType["flavor"])
+	l.collectCacheImages(byType["cache_images"])
 	l.decodeCaches(m, byType["cache"])
+	l.checkCacheImages(m)
 	l.checkFlavorsUsed(m)
 	l.checkRoots(m)
 

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // Model is the result of loading a spec: fully evaluated and validated.
@@ -31,6 +32,9 @@ type Model struct {
 	Caches []*Cache
 	// Flavors in declaration order.
 	Flavors []*Flavor
+	// Variables holds the value of each declared variable (after defaults,
+	// the environment, -var-file and -var).
+	Variables map[string]cty.Value
 }
 
 // Cache returns the cache with the given name, or nil.

@@ -29,6 +29,8 @@ type ApplyCmd struct {
 	Parallelism      int           `name:"parallelism" default:"4" help:"Artifacts pulled at once."`
 	BuildParallelism int           `name:"build-parallelism" default:"0" help:"Conversions (mksquashfs) at once (0 = one per 4 CPUs, at least 1; each uses its share of the CPUs)."`
 	LockTimeout      time.Duration `name:"lock-timeout" default:"0s" help:"How long to wait for another apply holding a cache root's lock."`
+
+	only string // narrow the spec to this cache (the compat commands)
 }
 
 // Help shows examples.
@@ -64,6 +66,9 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 	m, err := loadModel(g, iox)
 	if err != nil {
 		return err
+	}
+	if c.only != "" {
+		m = narrowModel(m, c.only)
 	}
 	run.m, run.record = m, true
 	storeLock, err := useStore(g, iox, m)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/alecthomas/kong"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/term"
 )
 
@@ -25,6 +26,9 @@ type Globals struct {
 	Store    string            `name:"store" env:"CACHECTL_STORE" placeholder:"DIR" predictor:"dir" help:"Blob store directory (default: the spec's cachectl { store }, else /var/cache/cachectl/store as root, else ~/.cache/cachectl/store)."`
 	LogLevel string            `name:"log-level" default:"warn" enum:"error,warn,info,debug" help:"Log verbosity on stderr: error, warn, info, debug."`
 	Env      map[string]string `kong:"-"`
+	// Keychain, when set, supplies registry credentials before the default
+	// keychain (the compat commands' --username).
+	Keychain authn.Keychain `kong:"-"`
 }
 
 // CLI is the kong grammar of cachectl.
@@ -38,6 +42,9 @@ type CLI struct {
 	Show       ShowCmd       `cmd:"" help:"Print a saved plan."`
 	List       ListCmd       `cmd:"" help:"List the artifacts of the caches with their status."`
 	Import     ImportCmd     `cmd:"" help:"Adopt an artifact file made elsewhere into a cache."`
+	Adopt      AdoptCmd      `cmd:"" help:"Take over the files an existing cache root holds: infer references, write the spec, record them."`
+	Compat     CompatCmd     `cmd:"" help:"The HPC launcher's manage-singularity-cache and manage-enroot-cache command lines (also run as those names through a symlink)."`
+	EnrootSync EnrootSyncCmd `cmd:"" name:"enroot-sync" help:"Create the calling user's Enroot containers from a cache's .sqsh files (recreated when a file changed)."`
 	GC         GCCmd         `cmd:"" name:"gc" help:"Remove blobs from the store that no cache index references."`
 	Report     ReportCmd     `cmd:"" help:"Write a drift report: Markdown, Prometheus text-file metrics, JSON or text."`
 	Bundle     BundleCmd     `cmd:"" help:"Write or verify a transfer bundle of the spec's images for air-gapped clusters."`

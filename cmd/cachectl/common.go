@@ -112,16 +112,21 @@ func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.
 	if err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}
+	c, err := registry.New(registry.Options{Hosts: registryHosts(m), Progress: sink, Cache: st, UserAgent: "cachectl/" + Version, Keychain: g.Keychain})
+	if err != nil {
+		return nil, err
+	}
+	return &planner.RegistrySource{Client: c, Store: st}, nil
+}
+
+// registryHosts are the spec's registry blocks as the client's settings.
+func registryHosts(m *spec.Model) map[string]registry.HostSettings {
 	hosts := map[string]registry.HostSettings{}
 	for _, r := range m.Registries {
 		hosts[r.Host] = registry.HostSettings{Mirror: r.Mirror, CAFile: r.CAFile, AuthFile: r.AuthFile, Insecure: r.Insecure, MaxConcurrency: r.MaxConcurrency,
 			RequestTimeout: r.Timeout, TotalRetryTime: r.RetryTime}
 	}
-	c, err := registry.New(registry.Options{Hosts: hosts, Progress: sink, Cache: st, UserAgent: "cachectl/" + Version})
-	if err != nil {
-		return nil, err
-	}
-	return &planner.RegistrySource{Client: c, Store: st}, nil
+	return hosts
 }
 
 // useStore holds the blob store's lock shared for a command that fetches

@@ -64,7 +64,12 @@ func (c *ListCmd) Run(g *Globals, iox *IO) error {
 		if ref == "" {
 			ref = "-"
 		}
-		if it.Imported {
+		switch {
+		case it.Unverified:
+			ref += " (adopted, unverified content)"
+		case it.Adopted:
+			ref += " (adopted)"
+		case it.Imported:
 			ref += " (imported)"
 		}
 		dig := "-"

@@ -17,5 +17,5 @@ func main() { os.Exit(mainExit()) }
 func mainExit() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	return Run(ctx, compatArgv(os.Args), os.Stdin, os.Stdout, os.Stderr)
 }

@@ -13,7 +13,9 @@ var update = flag.Bool("update", false, "update golden output in testscript file
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"cachectl": func() { os.Exit(mainExit()) },
+		"cachectl":                 func() { os.Exit(mainExit()) },
+		"manage-singularity-cache": func() { os.Exit(mainExit()) },
+		"manage-enroot-cache":      func() { os.Exit(mainExit()) },
 	})
 }
 

@@ -50,7 +50,47 @@ type Entry struct {
 	// entries got it; 0 in older entries): update and delete act only on
 	// that file, and another file at the name is drift.
 	Inode uint64 `json:"inode,omitempty"`
+	// Adopted is set for a file another tool made that `cachectl adopt`
+	// took over in place: what the file told about itself. Such a file is
+	// not replaced because cachectl's builder changed.
+	Adopted *Adoption `json:"adopted,omitempty"`
 }
+
+// Adoption is what `cachectl adopt` found of a file it took over.
+type Adoption struct {
+	// RefFrom says how the reference was found: "path" (an Apptainer root's
+	// <root>/<reference> layout), "definition" (the SIF's definition file
+	// or labels), "ref.name" (the OCI archive's annotation), "name" (an
+	// Enroot/Podman file name with one reading), "registry" (the one
+	// reading of an ambiguous name the registry has), "map" (given).
+	RefFrom string `json:"ref_from"`
+	// DigestFrom says where the entry's Digest comes from: "file" (an
+	// Apptainer SIF's org.opencontainers.image.base.digest label),
+	// "registry" (the tag's digest when the file was adopted: the content
+	// was not checked against it, "unverified content"), or "" (none). An
+	// entry that is Imported is pinned whatever its digest: a moved tag
+	// does not replace it.
+	DigestFrom string `json:"digest_from,omitempty"`
+	// Tool names the program and version that made the file, when the file
+	// says so (SIF labels: "apptainer 1.5.3", "singularity 4.5.1").
+	Tool string `json:"tool,omitempty"`
+	// Definition is a SIF's definition file; Labels its labels
+	// (inspect-metadata.json).
+	Definition string            `json:"definition,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	// RefName is an OCI archive's org.opencontainers.image.ref.name
+	// annotation, ArchiveManifest the manifest digest its index.json lists.
+	RefName         string `json:"ref_name,omitempty"`
+	ArchiveManifest string `json:"archive_manifest,omitempty"`
+	// Mode, UID and GID of the file as found.
+	Mode string `json:"mode"`
+	UID  int    `json:"uid"`
+	GID  int    `json:"gid"`
+}
+
+// Unverified reports whether the entry's digest was taken from the
+// registry at adoption, without checking the file against it.
+func (e *Entry) Unverified() bool { return e.Adopted != nil && e.Adopted.DigestFrom == "registry" }
 
 // Index is the content of <root>/.cachectl/index.json.
 type Index struct {

@@ -476,7 +476,8 @@ func (s *Session) removeEmptyDirs(name string) {
 
 // Adopt takes over a file that already sits at its final path (import in
 // place): it gives it the mode and owner through its handle, hashes it and
-// records e for it.
+// records e for it. When e.Inode is set, the file must still be that inode
+// (the one the caller checked), else nothing is changed.
 func (s *Session) Adopt(name string, e Entry, mode spec.Mode) (Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -485,6 +486,15 @@ func (s *Session) Adopt(name string, e Entry, mode spec.Mode) (Entry, error) {
 		return Entry{}, err
 	}
 	defer f.Close()
+	if e.Inode != 0 {
+		st, err := fstat(f)
+		if err != nil {
+			return Entry{}, err
+		}
+		if st.Ino != e.Inode {
+			return Entry{}, fmt.Errorf("%s was replaced since it was checked (inode %d, checked %d); not adopted", s.Root.Abs(name), st.Ino, e.Inode)
+		}
+	}
 	fin, err := finishOpen(f, mode, s.set.UID, s.set.GID)
 	if err != nil {
 		return Entry{}, err

@@ -1,0 +1,398 @@
+// Package enrootsync keeps the calling user's Enroot containers in step
+// with the .sqsh files of a shared cache root: one container per image
+// ("enroot create --name NAME FILE", NAME the file name without .sqsh, the
+// name Determined's launcher runs), created when missing, recreated only
+// when the shared file changed since (a marker per container records the
+// file's sha256), removed with Prune when the image left the cache.
+//
+// It runs as the user whose containers it makes and reads only what that
+// user may read: the root's .sqsh files themselves (through cacheroot's
+// handles, no symlink followed), never the root's index (root-owned 0700
+// on caches root manages). Markers live in DATA/.cachectl-sync (hidden
+// from "enroot list", which lists with ls). Containers without a marker
+// were not made here and are never changed (Force recreates them).
+package enrootsync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cachectl/cachectl/planner/cacheroot"
+)
+
+// MarkerDir is the directory of markers inside the Enroot data path.
+const MarkerDir = ".cachectl-sync"
+
+// Action is what Sync does for one container.
+type Action string
+
+// Actions.
+const (
+	Create   Action = "create"   // no container yet
+	Recreate Action = "recreate" // the shared file changed since it was made
+	Keep     Action = "keep"     // up to date
+	Remove   Action = "remove"   // its image left the cache (Prune)
+	Skip     Action = "skip"     // a container not made here is in the way
+)
+
+// Step is one container's action.
+type Step struct {
+	Container string `json:"container"`
+	// Image is the .sqsh file's name relative to the root ("" for Remove).
+	Image  string `json:"image,omitempty"`
+	Action Action `json:"action"`
+	Reason string `json:"reason,omitempty"`
+
+	sum string // sha256 of the image (when hashed)
+}
+
+// Options tune Plan and Run.
+type Options struct {
+	// Root is the cache root holding the .sqsh files.
+	Root string
+	// Images limits the sync to these file names (relative to Root);
+	// empty: every *.sqsh directly in Root.
+	Images []string
+	// DataPath is the user's Enroot data directory (ENROOT_DATA_PATH).
+	DataPath string
+	// Prune removes containers made here whose image left the root.
+	Prune bool
+	// Force recreates containers not made here (no marker).
+	Force bool
+	// Verify hashes every image, even when its stat matches the marker.
+	Verify bool
+	// Enroot is the enroot program (default "enroot" on PATH).
+	Enroot string
+	// Env is the environment enroot runs with (nil: this process's).
+	Env []string
+	// Output receives enroot's output (nil: discarded).
+	Output io.Writer
+}
+
+// marker is what a container made here records.
+type marker struct {
+	Container string    `json:"container"`
+	Root      string    `json:"root"`
+	Image     string    `json:"image"`
+	SHA256    string    `json:"sha256"`
+	Size      int64     `json:"size"`
+	MTimeNs   int64     `json:"mtime_ns"`
+	Dev       uint64    `json:"dev"`
+	Inode     uint64    `json:"inode"`
+	Created   time.Time `json:"created"`
+}
+
+// DefaultDataPath is Enroot's data directory for the environment getenv
+// reads: ENROOT_DATA_PATH, else ${XDG_DATA_HOME:-$HOME/.local/share}/enroot
+// (enroot 4's default, /etc/enroot/enroot.conf as shipped).
+func DefaultDataPath(getenv func(string) string) string {
+	if p := getenv("ENROOT_DATA_PATH"); p != "" {
+		return p
+	}
+	if x := getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "enroot")
+	}
+	return filepath.Join(getenv("HOME"), ".local", "share", "enroot")
+}
+
+// ContainerName is the container of an image file: its base name without
+// ".sqsh" (what "enroot create FILE" names it).
+func ContainerName(image string) string {
+	return strings.TrimSuffix(filepath.Base(image), ".sqsh")
+}
+
+// checkOwner refuses a data path (or, while it does not exist, its nearest
+// existing parent) that does not belong to the user running: containers
+// are made only for the calling user, never by root for another.
+func checkOwner(dataPath string) error {
+	p := dataPath
+	for {
+		st, err := os.Lstat(p)
+		if err == nil {
+			sys := st.Sys().(*syscall.Stat_t)
+			if int(sys.Uid) != os.Geteuid() {
+				return fmt.Errorf("the Enroot data path %s (at %s) belongs to uid %d, not to uid %d who runs this: containers are made only for the user running the command; run it as that user", dataPath, p, sys.Uid, os.Geteuid())
+			}
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || filepath.Dir(p) == p {
+			return err
+		}
+		p = filepath.Dir(p)
+	}
+}
+
+// Plan compares the root's images with the user's containers and their
+// markers. It reads only; images are hashed when their stat differs from
+// the marker's (or always, with Verify).
+func Plan(ctx context.Context, opts Options) ([]Step, error) {
+	if err := checkOwner(opts.DataPath); err != nil {
+		return nil, err
+	}
+	r, err := cacheroot.OpenRoot(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	images, err := listImages(r, opts.Images)
+	if err != nil {
+		return nil, err
+	}
+	markers, err := readMarkers(opts.DataPath)
+	if err != nil {
+		return nil, err
+	}
+	var steps []Step
+	inCache := map[string]bool{}
+	for _, img := range images {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		name := ContainerName(img)
+		inCache[name] = true
+		s := Step{Container: name, Image: img}
+		fs, err := r.Lstat(img)
+		if err != nil {
+			return nil, err
+		}
+		if !fs.Regular {
+			return nil, fmt.Errorf("%s is not a regular file", r.Abs(img))
+		}
+		exists := dirExists(filepath.Join(opts.DataPath, name))
+		mk, hasMarker := markers[name]
+		switch {
+		case !exists:
+			s.Action, s.Reason = Create, "no container yet"
+		case !hasMarker && !opts.Force:
+			s.Action, s.Reason = Skip, "a container of that name exists that this command did not make; --force recreates it"
+		case !hasMarker:
+			s.Action, s.Reason = Recreate, "not made by this command (--force)"
+		case mk.Root != opts.Root || mk.Image != img:
+			s.Action, s.Reason = Recreate, fmt.Sprintf("made from %s", filepath.Join(mk.Root, mk.Image))
+		case !opts.Verify && mk.Size == fs.Size && mk.MTimeNs == fs.ModTime.UnixNano() && mk.Inode == fs.Inode && mk.Dev == fs.Dev:
+			s.Action = Keep
+		default:
+			sum, _, err := r.Hash(img)
+			if err != nil {
+				return nil, err
+			}
+			s.sum = sum
+			if sum == mk.SHA256 && mk.SHA256 != "" {
+				s.Action, s.Reason = Keep, "same content"
+			} else {
+				s.Action, s.Reason = Recreate, fmt.Sprintf("the shared image changed (sha256 %s, container made from %s)", short(sum), short(mk.SHA256))
+			}
+		}
+		steps = append(steps, s)
+	}
+	if opts.Prune {
+		var gone []string
+		for name, mk := range markers {
+			if !inCache[name] && mk.Root == opts.Root && len(opts.Images) == 0 {
+				gone = append(gone, name)
+			}
+		}
+		sort.Strings(gone)
+		for _, name := range gone {
+			steps = append(steps, Step{Container: name, Action: Remove, Reason: fmt.Sprintf("%s left the cache", markers[name].Image)})
+		}
+	}
+	return steps, nil
+}
+
+// Run carries out the steps: "enroot create --force --name NAME FILE" for
+// Create and Recreate (the marker is written after it succeeded, with the
+// image's sha256 — hashed through the root's handle before the create; a
+// file replaced meanwhile gets no digest, so the next sync recreates it),
+// "enroot remove --force NAME" for Remove. It stops at the first failure.
+func Run(ctx context.Context, opts Options, steps []Step) error {
+	enroot := opts.Enroot
+	if enroot == "" {
+		enroot = "enroot"
+	}
+	r, err := cacheroot.OpenRoot(opts.Root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for i := range steps {
+		s := &steps[i]
+		switch s.Action {
+		case Create, Recreate:
+			before, err := r.Lstat(s.Image)
+			if err != nil {
+				return err
+			}
+			sum := s.sum
+			if sum == "" {
+				if sum, _, err = r.Hash(s.Image); err != nil {
+					return err
+				}
+			}
+			args := []string{"create", "--name", s.Container}
+			if s.Action == Recreate {
+				args = append(args, "--force")
+			}
+			if err := runEnroot(ctx, enroot, opts, append(args, r.Abs(s.Image))...); err != nil {
+				return fmt.Errorf("container %s: %w", s.Container, err)
+			}
+			after, err := r.Lstat(s.Image)
+			if err != nil {
+				return err
+			}
+			if after.Inode != before.Inode || after.Size != before.Size || !after.ModTime.Equal(before.ModTime) {
+				sum = "" // replaced while enroot read it: recreate next time
+			}
+			if err := writeMarker(opts.DataPath, marker{Container: s.Container, Root: opts.Root, Image: s.Image, SHA256: sum,
+				Size: before.Size, MTimeNs: before.ModTime.UnixNano(), Dev: before.Dev, Inode: before.Inode, Created: time.Now().UTC()}); err != nil {
+				return err
+			}
+		case Remove:
+			if dirExists(filepath.Join(opts.DataPath, s.Container)) {
+				if err := runEnroot(ctx, enroot, opts, "remove", "--force", s.Container); err != nil {
+					return fmt.Errorf("container %s: %w", s.Container, err)
+				}
+			}
+			if err := os.Remove(filepath.Join(opts.DataPath, MarkerDir, s.Container+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func runEnroot(ctx context.Context, enroot string, opts Options, args ...string) error {
+	cmd := exec.CommandContext(ctx, enroot, args...)
+	cmd.Env = opts.Env
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "ENROOT_DATA_PATH="+opts.DataPath)
+	var out strings.Builder
+	w := io.Writer(&out)
+	if opts.Output != nil {
+		w = io.MultiWriter(&out, opts.Output)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w: %s", enroot, strings.Join(args, " "), err, lastLine(out.String()))
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// listImages lists the *.sqsh files directly in the root (or checks the
+// given ones), through the root's handles.
+func listImages(r *cacheroot.Root, only []string) ([]string, error) {
+	if len(only) > 0 {
+		out := append([]string{}, only...)
+		for _, n := range out {
+			if strings.Contains(n, "/") || !strings.HasSuffix(n, ".sqsh") {
+				return nil, fmt.Errorf("%s is not a .sqsh file directly in %s", n, r.Path())
+			}
+			fs, err := r.Lstat(n)
+			if err != nil {
+				return nil, err
+			}
+			if !fs.Exists {
+				return nil, fmt.Errorf("%s is not in the cache %s", n, r.Path())
+			}
+		}
+		sort.Strings(out)
+		return out, nil
+	}
+	st, err := r.Scan(nil, cacheroot.ScanOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, u := range st.Unmanaged {
+		if !strings.Contains(u.Name, "/") && strings.HasSuffix(u.Name, ".sqsh") {
+			out = append(out, u.Name)
+		}
+	}
+	return out, nil
+}
+
+func readMarkers(dataPath string) (map[string]marker, error) {
+	out := map[string]marker{}
+	dir := filepath.Join(dataPath, MarkerDir)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		var m marker
+		if json.Unmarshal(b, &m) != nil || m.Container != strings.TrimSuffix(e.Name(), ".json") {
+			continue // not ours: ignored
+		}
+		out[m.Container] = m
+	}
+	return out, nil
+}
+
+func writeMarker(dataPath string, m marker) error {
+	dir := filepath.Join(dataPath, MarkerDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, m.Container+".json"))
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.IsDir()
+}
+
+func short(d string) string {
+	if d == "" {
+		return "(none)"
+	}
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
