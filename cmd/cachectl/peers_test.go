@@ -47,18 +47,6 @@ func TestPeers(t *testing.T) {
 	}
 	registrytest.RequireTool(t, "mksquashfs")
 	env := peersEnviron(t)
-	srv := registrytest.StartDistribution(t)
-	for _, ref := range []string{
-		"determinedai/pytorch-ngc:0.38.1",
-		"determinedai/environments:py-3.8-pytorch-1.10-tf-2.8-cpu-096d730",
-		"determinedai/environments:cuda-10.2-base-gpu-mpi-0.19.4",
-		"determinedai/environments:rocm-5.6-pytorch-1.3-tf-2.10-rocm-mpich-0736b6d",
-		"library/alpine:3.20",
-	} {
-		if err := pushBusybox(srv.Addr+"/"+ref, busybox, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
 	auth := registrytest.StartDistribution(t, registrytest.WithBasicAuth("bob", "s3cret"))
 	if err := pushBusybox(auth.Addr+"/private/app:1", busybox, 7, auth.BasicAuth()); err != nil {
 		t.Fatal(err)
@@ -66,6 +54,14 @@ func TestPeers(t *testing.T) {
 	p := scriptParams(t, "../../testdata/script/peers")
 	setup := p.Setup
 	p.Setup = func(e *testscript.Env) error {
+		// A registry of its own for each script: the scripts run in
+		// parallel and push new variants of the same tags.
+		srv := registrytest.StartDistribution(t)
+		for _, ref := range baseImages {
+			if err := pushBusybox(srv.Addr+"/"+ref, busybox, 0); err != nil {
+				return err
+			}
+		}
 		for k, v := range env {
 			e.Setenv(k, v)
 		}
@@ -101,6 +97,16 @@ func TestPeers(t *testing.T) {
 		},
 	}
 	testscript.Run(t, p)
+}
+
+// baseImages are the images every peers script finds in its registry
+// (variant 0).
+var baseImages = []string{
+	"determinedai/pytorch-ngc:0.38.1",
+	"determinedai/environments:py-3.8-pytorch-1.10-tf-2.8-cpu-096d730",
+	"determinedai/environments:cuda-10.2-base-gpu-mpi-0.19.4",
+	"determinedai/environments:rocm-5.6-pytorch-1.3-tf-2.10-rocm-mpich-0736b6d",
+	"library/alpine:3.20",
 }
 
 // peersEnviron is the environment /opt/peers/env.sh sets up (PATH and the
