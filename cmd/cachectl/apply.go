@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/cachectl/cachectl/cmd/cachectl/views"
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/apply"
 	"github.com/cachectl/cachectl/planner/cacheroot"
@@ -222,15 +223,8 @@ func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO, sink progress.Sink) func(ap
 		}
 	}
 	return func(e apply.Event) {
-		var msg string
-		switch e.Phase {
-		case apply.PhaseStart:
-			msg = fmt.Sprintf("%s: %s…", e.Address, e.Action.Progressive())
-		case apply.PhaseDone:
-			msg = fmt.Sprintf("%s: %s complete", e.Address, e.Action)
-		case apply.PhaseError:
-			msg = fmt.Sprintf("%s: failed: %s", e.Address, e.Message)
-		default:
+		msg := views.ApplyLine(e)
+		if msg == "" {
 			log.Debug("apply", "address", e.Address, "phase", e.Phase, "detail", e.Message)
 			return
 		}

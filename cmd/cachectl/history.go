@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cachectl/cachectl/cmd/cachectl/views"
@@ -83,7 +79,7 @@ func (c *HistoryCmd) Run(g *Globals, iox *IO) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(all)
 	}
-	return writeHistoryText(iox.Stdout, all)
+	return views.History(iox.Stdout, all)
 }
 
 func cacheNames(m *spec.Model) []string {
@@ -93,64 +89,6 @@ func cacheNames(m *spec.Model) []string {
 	}
 	return out
 }
-
-// writeHistoryText prints one line per record, and each artifact that did
-// not succeed below it.
-func writeHistoryText(w io.Writer, recs []history.Record) error {
-	if len(recs) == 0 {
-		_, err := fmt.Fprintln(w, "No history.")
-		return err
-	}
-	var table bytes.Buffer
-	tw := tabwriter.NewWriter(&table, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tCACHE\tCOMMAND\tRESULT\tCHANGES\tDOWNLOADED\tWRITTEN\tTOOK\tBY")
-	for _, r := range recs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Start.UTC().Format("2006-01-02 15:04:05Z"), r.Cache, r.Command, r.Result, changesString(r.Plan),
-			planner.HumanBytes(r.DownloadedBytes), planner.HumanBytes(r.WrittenBytes), durationString(r.DurationSeconds), views.Runner(&r))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	rows := strings.SplitAfter(table.String(), "\n")
-	bw := bufio.NewWriter(w)
-	bw.WriteString(rows[0])
-	for i, r := range recs {
-		bw.WriteString(rows[i+1])
-		// What did not succeed, below its record.
-		for _, a := range r.Artifacts {
-			if a.Result == history.ArtifactDone {
-				continue
-			}
-			msg := a.Result
-			if a.Error != "" {
-				msg += ": " + a.Error
-			}
-			fmt.Fprintf(bw, "    %s %s: %s\n", a.Action, a.Address, oneLine(msg))
-		}
-		if r.Error != "" && len(r.Artifacts) == 0 {
-			fmt.Fprintf(bw, "    %s\n", oneLine(r.Error))
-		}
-	}
-	return bw.Flush()
-}
-
-func changesString(s history.Summary) string {
-	return fmt.Sprintf("+%d ~%d -%d", s.Add, s.Change, s.Destroy)
-}
-
-func durationString(sec float64) string {
-	d := time.Duration(sec * float64(time.Second))
-	switch {
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	}
-	return d.Round(time.Second).String()
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // lastApplies reads the newest apply record of each root of the plan, for
 // report. Roots without history are left out; a history that cannot be
@@ -358,19 +296,14 @@ func appendRecord(root string, rec history.Record) error {
 	return history.Append(d, rec)
 }
 
-// countAction adds one planned change to s (a replace adds and destroys).
+// countAction adds one planned change to s, counted as the plan counts it
+// (planner.Summary: a replace adds and destroys).
 func countAction(s *history.Summary, a planner.Action) {
-	switch a {
-	case planner.ActionCreate:
-		s.Add++
-	case planner.ActionReplace:
-		s.Add++
-		s.Destroy++
-	case planner.ActionUpdate:
-		s.Change++
-	case planner.ActionDelete:
-		s.Destroy++
-	}
+	var c planner.Summary
+	c.Count(a)
+	s.Add += c.Add
+	s.Change += c.Change
+	s.Destroy += c.Destroy
 }
 
 func mentionsCache(err error, cache string) bool {
