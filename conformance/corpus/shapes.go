@@ -12,6 +12,12 @@ import (
 // path is the PATH of images that set one.
 const path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+// HostGuard is the host path the shapes with escaping /etc symlinks point
+// at: a runtime that follows them out of its root writes there. The suite
+// refuses to run the runtimes when it exists and checks it is still absent
+// afterwards.
+const HostGuard = "/cachectl-conformance-host-guard"
+
 // probeEntrypoint runs the probe with fixed arguments before the command.
 var probeEntrypoint = []string{"/probe", "from-entrypoint"}
 
@@ -210,7 +216,7 @@ func Shapes() []Shape {
 		},
 		{
 			Name:  "whiteouts",
-			About: "whiteouts of files, directories and symlinks, opaque directories, a path deleted and re-added in one layer, a whiteout of a path that never existed",
+			About: "whiteouts of files, directories and symlinks, opaque directories, a whiteout of a path that never existed",
 			Layers: [][]Member{
 				{
 					Reg("w/file", 0o644, "file"),
@@ -218,7 +224,6 @@ func Shapes() []Shape {
 					Symlink("w/link", "file"),
 					Reg("o/old1", 0o644, "old1"),
 					Reg("o/sub/old2", 0o644, "old2"),
-					Reg("re/added", 0o644, "v1"),
 				},
 				{
 					Whiteout("w/file"),
@@ -227,8 +232,6 @@ func Shapes() []Shape {
 					Whiteout("w/never-existed"),
 					Opaque("o"),
 					Reg("o/new", 0o644, "new"),
-					Whiteout("re/added"),
-					Reg("re/added", 0o600, "v2"),
 				},
 				{
 					Opaque("o/sub"),
@@ -239,18 +242,16 @@ func Shapes() []Shape {
 		},
 		{
 			Name:  "hardlinks",
-			About: "hard links in one layer and across layers, to a setuid file, and a link whose target is replaced later",
+			About: "hard links in one layer, to a setuid file, and a linked file replaced by a later layer",
 			Layers: [][]Member{
 				{
 					Reg("h/a", 0o644, "a"),
 					Hardlink("h/a2", "h/a"),
 					Reg("h/suid", 0o4755, "suid"),
 					Reg("h/replaced", 0o644, "old content"),
+					Hardlink("h/keeps-old", "h/replaced"),
 				},
 				{
-					Hardlink("h/a3", "h/a"),
-					Hardlink("other/suid-link", "h/suid"),
-					Hardlink("h/keeps-old", "h/replaced"),
 					Reg("h/replaced", 0o644, "new content"),
 				},
 			},
@@ -287,19 +288,19 @@ func Shapes() []Shape {
 		},
 		{
 			Name:  "etc-symlink-abs",
-			About: "/etc is an absolute symlink (/usr/etc): resolved inside the root, never on the host",
+			About: "/etc is an absolute symlink: resolved inside the root, never on the host (HostGuard names a host path that must not exist)",
 			Layers: [][]Member{{
-				Reg("usr/etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n"),
-				Symlink("etc", "/usr/etc"),
+				Reg(HostGuard[1:]+"/usr-etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n"),
+				Symlink("etc", HostGuard+"/usr-etc"),
 			}},
 			Config: v1.Config{Env: []string{path}, Cmd: []string{"/probe"}, WorkingDir: "/etc/app"},
 		},
 		{
 			Name:  "etc-symlink-escape",
-			About: "/etc is a symlink that climbs out of the root (../../usr/etc): resolved inside the root",
+			About: "/etc is a relative symlink that climbs out of the root: resolved inside the root, never on the host",
 			Layers: [][]Member{{
-				Reg("usr/etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n"),
-				Symlink("etc", "../../usr/etc"),
+				Reg(HostGuard[1:]+"/usr-etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n"),
+				Symlink("etc", strings.Repeat("../", 12)+HostGuard[1:]+"/usr-etc"),
 			}},
 			Config: v1.Config{Env: []string{path}, Cmd: []string{"/probe"}},
 		},
@@ -374,15 +375,52 @@ func Shapes() []Shape {
 		},
 		{
 			Name:  "existing-meta",
-			About: "an image that already ships /etc/hosts, /etc/resolv.conf (a symlink), /environment and /.singularity.d files, /etc/rc and /etc/environment",
+			About: "an image that already ships /etc/hosts and /etc/resolv.conf with content, /etc/environment, /etc/rc and a /.singularity.d env file",
 			Layers: [][]Member{{
 				Reg("etc/hosts", 0o600, "127.0.0.1 image-hosts\n"),
-				Symlink("etc/resolv.conf", "../run/resolv.conf"),
+				Reg("etc/resolv.conf", 0o640, "nameserver 192.0.2.1\n"),
 				Reg("etc/environment", 0o600, "OLD=1\n"),
 				Reg("etc/rc", 0o755, "echo image rc\n"),
-				Symlink("environment", "/custom/env"),
 				Reg(".singularity.d/env/50-image.sh", 0o755, "export FROM_IMAGE=1\n"),
 			}},
+			Config: v1.Config{Env: []string{path}, Cmd: []string{"/probe"}},
+		},
+		{
+			Name:  "dangling-meta-links",
+			About: "/environment and /etc/resolv.conf are dangling symlinks (Debian-style resolv.conf -> ../run/resolv.conf)",
+			Layers: [][]Member{{
+				Dir("etc", 0o755),
+				Symlink("etc/resolv.conf", "../run/resolv.conf"),
+				Symlink("environment", "/custom/env"),
+			}},
+			Config: v1.Config{Env: []string{path}, Cmd: []string{"/probe"}},
+		},
+		{
+			Name:  "upper-dirs",
+			About: "a restrictive /etc (0700) and a WORKDIR below a 0500 directory: the directories a runtime writes its own files into",
+			Layers: [][]Member{{
+				{Name: "etc", Type: tar.TypeDir, Mode: 0o700, UID: 10, GID: 10},
+				Reg("etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n"),
+				{Name: "srv", Type: tar.TypeDir, Mode: 0o500},
+			}},
+			Config: v1.Config{Env: []string{path}, Cmd: []string{"/probe"}, WorkingDir: "/srv/app"},
+		},
+		{
+			Name:  "hardlinks-across-layers",
+			About: "hard links to files of a lower layer (Enroot 4.1.2 extracts each layer apart and cannot import these)",
+			Layers: [][]Member{
+				{Reg("h/a", 0o644, "a"), Reg("h/suid", 0o4755, "suid")},
+				{Hardlink("h/a3", "h/a"), Hardlink("other/suid-link", "h/suid")},
+			},
+			Config: v1.Config{Env: []string{path}, Cmd: []string{"/probe"}},
+		},
+		{
+			Name:  "whiteout-readd",
+			About: "a path whited out and re-added in the same layer (OCI: the whiteout applies to lower layers only; Enroot 4.1.2 fails to import it)",
+			Layers: [][]Member{
+				{Reg("re/added", 0o644, "v1")},
+				{Whiteout("re/added"), Reg("re/added", 0o600, "v2")},
+			},
 			Config: v1.Config{Env: []string{path}, Cmd: []string{"/probe"}},
 		},
 	}

@@ -158,7 +158,7 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 		Mksquashfs:  b.mksquashfs,
 		Stats:       b.stats,
 	}
-	topts := rootfs.TarOptions{Extra: meta.Files(now), IfMissing: IfMissing(now), AllRoot: b.allRoot}
+	topts := rootfs.TarOptions{Extra: meta.Files(now), IfMissing: IfMissing(now), AllRoot: b.allRoot, ParentSymlinks: rootfs.ResolveParentSymlinks, ImplicitDirMode: 0o775}
 	produce := func(ctx context.Context, w io.Writer) error { return tree.WriteTar(ctx, w, topts) }
 	if err := squashfs.Create(ctx, out, sqOpts, produce); err != nil {
 		return fmt.Errorf("apptainer: %w", err)
