@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the programs cachectl's tests, benchmarks and demo use, when they
 # are missing and we are root: squashfs-tools (mksquashfs/unsquashfs),
-# docker-registry (distribution 2.8), skopeo, umoci, htpasswd (apache2-utils).
+# docker-registry (distribution 2.8), skopeo, umoci, htpasswd (apache2-utils),
+# sqfs2tar (squashfs-tools-ng: the conformance suite reads squashfs images
+# with owners, xattrs and hard links through it, without privileges).
 set -euo pipefail
 need=()
 command -v mksquashfs      >/dev/null || need+=(squashfs-tools)
@@ -9,6 +11,7 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo          >/dev/null || need+=(skopeo)
 command -v umoci           >/dev/null || need+=(umoci)
 command -v htpasswd        >/dev/null || need+=(apache2-utils)
+command -v sqfs2tar        >/dev/null || need+=(squashfs-tools-ng)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
