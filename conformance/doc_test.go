@@ -83,6 +83,9 @@ var (
 	labelDate = regexp.MustCompile(`(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)_[0-9]{1,2}_[A-Z][a-z]+_[0-9]{4}_[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}_UTC`)
 	// podman's HOSTNAME is the new container's ID.
 	containerHostname = regexp.MustCompile(`env "HOSTNAME=[0-9a-f]{12}"`)
+	// A shell's `set` listing (Apptainer's runscript without a command)
+	// names its parent's process ID.
+	shellPPID = regexp.MustCompile(`(?m)^PPID='[0-9]+'$`)
 	// RFC 3339 times from 2025 on: build times (the corpus's are 2024).
 	buildTime = regexp.MustCompile(`20(2[5-9]|[3-9][0-9])-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})`)
 )
@@ -97,6 +100,7 @@ func (n normalizer) apply(s string) string {
 	}
 	s = labelDate.ReplaceAllString(s, "BUILD-DATE")
 	s = containerHostname.ReplaceAllString(s, `env "HOSTNAME=CONTAINER-ID"`)
+	s = shellPPID.ReplaceAllString(s, "PPID='PID'")
 	return buildTime.ReplaceAllString(s, "BUILD-TIME")
 }
 
