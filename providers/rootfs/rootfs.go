@@ -23,7 +23,8 @@
 //     the old content: in the output, every inode is written once, as a
 //     regular file at its first path, and its other paths are hard links to
 //     that path, written after it.
-//   - Missing parent directories are created 0755 root:root with mtime 0.
+//   - Missing parent directories are created 0755 root:root with mtime 0
+//     (TarOptions.ImplicitDirMode gives them another mode in the output).
 //   - The root entry ("./") of a layer is ignored; mksquashfs sets the root's
 //     mode (-root-mode 755).
 //
