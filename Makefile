@@ -4,7 +4,7 @@ BIN     := bin/cachectl
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: all build man deps test test-short demo bench lint fuzz clean sif-goldens
+.PHONY: all build man deps test test-short conformance conformance-goldens demo bench lint fuzz clean sif-goldens
 
 all: build
 
@@ -32,6 +32,17 @@ test: deps
 # the live comparison (TestSIFLive) when the runtimes are installed.
 sif-goldens: deps
 	$(GO) test -count=1 -run '^TestSIFGoldens$$' ./providers/apptainer/ -update-runtimes
+
+# The conformance suite alone (conformance/, docs/conformance.md): live
+# against Apptainer, SingularityCE, Enroot and podman when /opt/peers/env.sh
+# exists, else against the committed goldens.
+conformance: deps
+	CACHECTL_REQUIRE_TOOLS=$${CACHECTL_REQUIRE_TOOLS:-1} $(GO) test -count=1 -timeout 20m -v -run '^TestConformance$$' ./conformance/
+
+# Rewrites conformance/testdata/golden from the installed runtimes
+# (bash ../shared/peers/install.sh first).
+conformance-goldens: deps
+	CACHECTL_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m -run '^TestConformance$$' ./conformance/ -update
 
 test-short:
 	$(GO) test -short ./...

@@ -3,7 +3,9 @@
 # are missing and we are root: squashfs-tools (mksquashfs/unsquashfs),
 # docker-registry (distribution 2.8), skopeo, umoci, htpasswd (apache2-utils),
 # and for the tests of the shell completion scripts, the man page and the CI
-# pipeline examples: zsh, fish, man (man-db, with groff-base), jq, curl.
+# pipeline examples: zsh, fish, man (man-db, with groff-base), jq, curl;
+# sqfs2tar (squashfs-tools-ng: the conformance suite reads squashfs images
+# with owners, xattrs and hard links through it, without privileges).
 set -euo pipefail
 need=()
 command -v mksquashfs      >/dev/null || need+=(squashfs-tools)
@@ -17,6 +19,7 @@ command -v man             >/dev/null || need+=(man-db)
 command -v groff           >/dev/null || need+=(groff-base)
 command -v jq              >/dev/null || need+=(jq)
 command -v curl            >/dev/null || need+=(curl)
+command -v sqfs2tar        >/dev/null || need+=(squashfs-tools-ng)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2

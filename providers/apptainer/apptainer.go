@@ -168,7 +168,7 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 		// fragments.
 		ExtraArgs: []string{"-exports", "-no-tailends"},
 	}
-	topts := rootfs.TarOptions{Extra: extra, IfMissing: ifMissing, AllRoot: b.allRoot}
+	topts := rootfs.TarOptions{Extra: extra, IfMissing: ifMissing, AllRoot: b.allRoot, ParentSymlinks: rootfs.ResolveParentSymlinks, ImplicitDirMode: 0o775}
 	produce := func(ctx context.Context, w io.Writer) error {
 		return tree.WriteTar(ctx, req.TarProgress(w, tree), topts)
 	}

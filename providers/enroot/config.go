@@ -10,9 +10,22 @@ import (
 	"unicode/utf8"
 )
 
-// The files below are what `enroot import docker://REF` (src/docker.sh,
-// docker::configure) writes from the image config: jq prints the values raw,
-// bash reads arrays with readarray -t and quotes them with ${var[@]@Q}.
+// The files below are what `enroot import docker://REF` (Enroot 4.1.2,
+// src/docker.sh, docker::configure) writes from the image config: jq prints
+// the values raw, bash reads arrays with readarray -t and quotes them with
+// ${var[@]@Q}.
+//
+// No image-supplied string becomes shell syntax in /etc/rc, nor a line of
+// its own in /etc/rc or /etc/fstab. Where Enroot 4.1.2's own output would
+// (docs/conformance.md lists these deviations), cachectl writes the value
+// as data instead:
+//   - a label key holding a newline: Enroot turns the newlines of label
+//     values into spaces but writes keys raw; cachectl turns them into
+//     spaces in keys too;
+//   - a WORKDIR holding ", $, ` or \: Enroot pastes it between double
+//     quotes (`cd "/w/$(id)"` runs id); cachectl single-quotes it;
+//   - a VOLUME path holding a newline: Enroot writes it raw (the rest
+//     becomes a second fstab entry); cachectl writes getmntent's \012.
 
 // Files holds the generated configuration files of an enroot image.
 type Files struct {
@@ -182,6 +195,19 @@ func bashQuote(s string) string {
 	return b.String()
 }
 
+// oneLine turns newlines into spaces (jq's gsub("\n"; " ")).
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// shellWord returns s as one literal shell word: between double quotes as
+// Enroot writes it when that is literal (no ", $, ` or \ inside), else
+// between single quotes (POSIX; ' as '\”).
+func shellWord(s string) string {
+	if !strings.ContainsAny(s, "\"$`\\") {
+		return `"` + s + `"`
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func quoteAll(a []string) string {
 	q := make([]string, len(a))
 	for i, s := range a {
@@ -200,6 +226,7 @@ func Configure(rawConfig []byte) (*Files, error) {
 
 	var b strings.Builder
 	for _, v := range c.Volumes {
+		v = strings.ReplaceAll(v, "\n", `\012`)
 		fmt.Fprintf(&b, "${ENROOT_ROOTFS}%s %s none x-create=dir,bind,rw,nosuid,nodev\n", v, v)
 	}
 	f.Fstab = b.String()
@@ -225,14 +252,16 @@ func Configure(rawConfig []byte) (*Files, error) {
 
 	b.Reset()
 	for _, l := range c.Labels {
-		fmt.Fprintf(&b, "# %s %s\n", l[0], l[1])
+		// jq: "# \(.key) \(.value | gsub("\n"; " "))"; keys too here.
+		fmt.Fprintf(&b, "# %s %s\n", oneLine(l[0]), oneLine(l[1]))
 	}
 	if b.Len() > 0 {
 		b.WriteByte('\n')
 	}
 	ep, cm := quoteAll(entrypoint), quoteAll(cmd)
-	fmt.Fprintf(&b, `mkdir -p "%s" 2> /dev/null
-cd "%s" && unset OLDPWD || exit 1
+	wq := shellWord(workdir)
+	fmt.Fprintf(&b, `mkdir -p %s 2> /dev/null
+cd %s && unset OLDPWD || exit 1
 
 if [ -s /etc/rc.local ]; then
     . /etc/rc.local
@@ -243,7 +272,7 @@ if [ $# -gt 0 ]; then
 else
     exec %s %s
 fi
-`, workdir, workdir, ep, ep, cm)
+`, wq, wq, ep, ep, cm)
 	f.RC = b.String()
 	return f, nil
 }

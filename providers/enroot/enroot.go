@@ -1,14 +1,22 @@
 // Package enroot builds Enroot squashfs images (.sqsh) from OCI images, as
 // `enroot import docker://REF` makes them, without enroot:
 //
-//   - the flattened root file system with /dev emptied (enroot extracts the
-//     layers with --exclude 'dev/*');
+//   - the flattened root file system with /dev emptied when the image has
+//     one (enroot extracts the layers with --exclude 'dev/*') and without
+//     extended attributes (its tar extracts none);
 //   - the permission fix enroot applies after extracting (common::fixperms:
-//     `chmod -R u+rX`, and u+w on directories up to four levels deep);
-//   - /etc/fstab (one bind mount per VOLUME), /etc/environment (the ENV
-//     lines), /etc/rc (labels as comments, cd to WORKDIR, exec ENTRYPOINT/CMD
-//     quoted like bash's ${x[@]@Q}), /etc/rc.local, and the WORKDIR directory
-//     when missing;
+//     `chmod -R u+rX`, then `find -maxdepth 15 -type d -exec chmod u+w` over
+//     the directory of layer directories, so 14 levels of the image);
+//   - enroot's configuration layer (docker::configure writes it into a
+//     layer directory of its own, the top of the overlay that
+//     enroot-mksquashovlfs squashes): /etc/fstab (one bind mount per
+//     VOLUME), /etc/environment (the ENV lines), /etc/rc (labels as
+//     comments, cd to WORKDIR, exec ENTRYPOINT/CMD quoted like bash's
+//     ${x[@]@Q}), /etc/rc.local, and the WORKDIR directory. Its directories
+//     (etc and every component of WORKDIR) are 0755 and, as overlay upper
+//     directories, replace the metadata of the image's directories there,
+//     and replace a symlink or file at their path: an image whose /etc is a
+//     symlink gets a real /etc holding the four files;
 //   - `mksquashfs -all-root -comp lzo -noD` (enroot's default
 //     ENROOT_SQUASH_OPTIONS); BuildRequest.Compression replaces lzo.
 package enroot
@@ -105,21 +113,35 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	file := func(p, content string) rootfs.Entry {
 		return rootfs.Entry{Path: p, Type: tar.TypeReg, Mode: 0o644, ModTime: now, Content: []byte(content)}
 	}
+	dir := func(p string) rootfs.Entry {
+		return rootfs.Entry{Path: p, Type: tar.TypeDir, Mode: 0o755, ModTime: now}
+	}
 	topts := rootfs.TarOptions{
-		EmptyDirs: []string{"dev"},
-		AllRoot:   true,
-		// enroot's permission fix, applied to every header as it is written
-		// (no second decode and encode of the stream).
-		EditHeader: func(h *tar.Header) { fixPerms(h) },
+		AllRoot: true,
+		// enroot's permission fix, and its tar's loss of extended
+		// attributes, applied to every header as it is written (no second
+		// decode and encode of the stream).
+		EditHeader: func(h *tar.Header) { fixPerms(h); dropXattrs(h) },
+		// The configuration layer, above the image's layers.
 		Extra: []rootfs.Entry{
+			dir("etc"),
 			file("etc/fstab", files.Fstab),
 			file("etc/environment", files.Environment),
 			file("etc/rc", files.RC),
 			file("etc/rc.local", files.RCLocal),
 		},
 	}
+	if tree.IsDir("dev") {
+		topts.EmptyDirs = []string{"dev"}
+	}
 	if wd := workdirPath(files.Workdir); wd != "" {
-		topts.IfMissing = []rootfs.Entry{{Path: wd, Type: tar.TypeDir, Mode: 0o755, ModTime: now}}
+		// mkdir -p "${rootfs}${workdir}" in the configuration layer.
+		for i := range wd {
+			if wd[i] == '/' {
+				topts.Extra = append(topts.Extra, dir(wd[:i]))
+			}
+		}
+		topts.Extra = append(topts.Extra, dir(wd))
 	}
 	comp := req.Compression
 	if comp == "" {
@@ -157,8 +179,24 @@ func workdirPath(wd string) string {
 	return p
 }
 
+// fixPermsDepth is how deep common::fixperms makes directories writable:
+// `find . -maxdepth 15` from the directory that holds the layer
+// directories, so 14 levels inside the image (Enroot 4.1.2, common.sh).
+const fixPermsDepth = 14
+
+// dropXattrs removes the extended attributes of a header: enroot extracts
+// layers with GNU tar without --xattrs, so its images have none.
+func dropXattrs(h *tar.Header) {
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "SCHILY.xattr.") {
+			delete(h.PAXRecords, k)
+		}
+	}
+}
+
 // fixPerms applies enroot's common::fixperms to a header: `chmod -R u+rX`
-// (symlinks untouched), then u+w on directories at most four levels deep.
+// (symlinks untouched), then u+w on directories at most fixPermsDepth
+// levels deep.
 func fixPerms(h *tar.Header) bool {
 	switch h.Typeflag {
 	case tar.TypeSymlink, tar.TypeLink:
@@ -170,7 +208,7 @@ func fixPerms(h *tar.Header) bool {
 	}
 	if h.Typeflag == tar.TypeDir {
 		name := strings.Trim(strings.TrimPrefix(h.Name, "./"), "/")
-		if strings.Count(name, "/") < 4 {
+		if strings.Count(name, "/") < fixPermsDepth {
 			h.Mode |= 0o200
 		}
 	}

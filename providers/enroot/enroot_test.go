@@ -132,8 +132,10 @@ func TestFixPerms(t *testing.T) {
 		{"usr/bin/sudo", tar.TypeReg, 0o4111, 0o4511},
 		{"a/", tar.TypeDir, 0o555, 0o755},
 		{"a/b/c/d/", tar.TypeDir, 0o500, 0o700},
-		{"a/b/c/d/e/", tar.TypeDir, 0o500, 0o500},
-		{"a/b/c/d/e/", tar.TypeDir, 0o000, 0o500},
+		{"a/b/c/d/e/", tar.TypeDir, 0o500, 0o700}, // Enroot 4.1.2: 14 levels (older: 4)
+		{"1/2/3/4/5/6/7/8/9/10/11/12/13/14/", tar.TypeDir, 0o500, 0o700},
+		{"1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/", tar.TypeDir, 0o500, 0o500},
+		{"1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/", tar.TypeDir, 0o000, 0o500},
 		{"link", tar.TypeSymlink, 0o777, 0o777},
 	}
 	for _, c := range cases {
@@ -246,5 +248,102 @@ func TestBuildFailureLeavesNothing(t *testing.T) {
 	os.WriteFile(p, []byte("garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage"), 0o644)
 	if err := New().Verify(context.Background(), p); err == nil {
 		t.Error("garbage verified")
+	}
+}
+
+// TestImageStringsStayData covers issue 10's fault 2 and its kind: no
+// image-supplied string becomes a shell line or shell syntax in /etc/rc.
+// The rc file runs under bash; nothing the image wrote may execute.
+func TestImageStringsStayData(t *testing.T) {
+	buildtest.RequireTools(t, "bash")
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "injected")
+	inject := "touch " + marker
+	cfg := v1.Config{
+		Labels:     map[string]string{"evil": "x\n" + inject, "key\n" + inject: "v", "q": `"$(` + inject + `)" ` + "`" + inject + "`"},
+		WorkingDir: dir + "/w $(" + inject + ") `" + inject + "` \\ \"q\" 'it's'",
+		Entrypoint: []string{"printf", "[%s]"},
+		Cmd:        []string{"$(" + inject + ")", "`" + inject + "`"},
+		Volumes:    map[string]struct{}{"/v\n/etc /mnt": {}},
+	}
+	f, err := Configure(rawConfig(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enroot 4.1.2 writes label values on one line (newlines as spaces).
+	if !strings.Contains(f.RC, "# evil x "+inject+"\n") {
+		t.Errorf("label not on one line:\n%s", f.RC)
+	}
+	for _, line := range strings.Split(f.RC, "\n") {
+		if strings.HasPrefix(line, "touch ") {
+			t.Errorf("image text became an rc line: %q", line)
+		}
+	}
+	if n := strings.Count(f.Fstab, "\n"); n != 1 {
+		t.Errorf("one VOLUME gave %d fstab lines:\n%s", n, f.Fstab)
+	}
+	rc := filepath.Join(dir, "rc")
+	if err := os.WriteFile(rc, []byte(f.RC), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command("bash", rc)
+	c.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("rc: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("rc ran image text as a command (%s exists)", marker)
+	}
+	if want := "[$(" + inject + ")][`" + inject + "`]"; string(out) != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+	if _, err := os.Stat(cfg.WorkingDir); err != nil {
+		t.Errorf("literal WORKDIR not created by rc: %v", err)
+	}
+}
+
+// TestBuildEtcSymlink covers issue 10's fault 3 for .sqsh: an image whose
+// /etc is a symlink builds, and, as with Enroot 4.1.2 (whose configuration
+// layer is an overlay upper directory), /etc becomes a real directory with
+// the four generated files while the link's target keeps the image's.
+// Also: no /dev when the image has none.
+func TestBuildEtcSymlink(t *testing.T) {
+	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
+	ctx := context.Background()
+	img := buildtest.Image(t, v1.Config{Cmd: []string{"/bin/sh"}, WorkingDir: "/etc/app"}, buildtest.Layer(t,
+		buildtest.Reg("usr/etc/passwd", 0o644, "root:x:0:0::/root:/bin/sh\n"),
+		buildtest.Symlink("etc", "usr/etc"),
+	))
+	out := filepath.Join(t.TempDir(), "img.sqsh")
+	if err := New().Build(ctx, img, providers.BuildRequest{Ref: "x:1", Processors: 1}, out); err != nil {
+		t.Fatal(err)
+	}
+	es, err := squashfs.List(ctx, out, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range es {
+		got[e.Path] = e.Mode
+	}
+	for p, mode := range map[string]string{"/etc": "drwxr-xr-x", "/etc/rc": "-rw-r--r--", "/etc/fstab": "-rw-r--r--",
+		"/etc/environment": "-rw-r--r--", "/etc/rc.local": "-rw-r--r--", "/etc/app": "drwxr-xr-x", "/usr/etc/passwd": "-rw-r--r--"} {
+		if got[p] != mode {
+			t.Errorf("%s: %q, want %q", p, got[p], mode)
+		}
+	}
+	for _, p := range []string{"/etc/passwd", "/dev"} {
+		if _, ok := got[p]; ok {
+			t.Errorf("%s present", p)
+		}
+	}
+}
+
+func TestDropXattrs(t *testing.T) {
+	h := &tar.Header{PAXRecords: map[string]string{"SCHILY.xattr.security.capability": "c", "SCHILY.xattr.user.a": "a", "LIBARCHIVE.other": "o"}}
+	dropXattrs(h)
+	if len(h.PAXRecords) != 1 || h.PAXRecords["LIBARCHIVE.other"] != "o" {
+		t.Errorf("records %v", h.PAXRecords)
 	}
 }

@@ -296,7 +296,9 @@ func (f *flattener) ensureDir(comps []string) (*node, error) {
 	for i, c := range comps {
 		k := cur.kids[c]
 		if k == nil {
-			k = &node{ino: implicitDir(), kids: map[string]*node{}, layer: f.layer}
+			ino := implicitDir()
+			ino.implicit = true
+			k = &node{ino: ino, kids: map[string]*node{}, layer: f.layer}
 			cur.kids[c] = k
 			if err := f.count(); err != nil {
 				return nil, err

@@ -412,8 +412,8 @@ func TestTarOptions(t *testing.T) {
 	}
 	// "dirsoon" is a regular file in the image: an Extra below it is refused.
 	var buf bytes.Buffer
-	if err := tree.WriteTar(context.Background(), &buf, opts); err == nil || !isUnsafe(err) {
-		t.Fatalf("extra below a regular file: err = %v", err)
+	if err := tree.WriteTar(context.Background(), &buf, opts); !errors.Is(err, ErrExtraParent) || isUnsafe(err) {
+		t.Fatalf("extra below a regular file: err = %v, want ErrExtraParent (not a layer member's error)", err)
 	}
 	opts.Extra = slices.DeleteFunc(opts.Extra, func(e Entry) bool { return e.Path == "dirsoon/in" })
 	got := describe(t, tree, opts)
@@ -478,6 +478,77 @@ func TestExtraErrors(t *testing.T) {
 	}
 	if err := tree.WriteTar(context.Background(), &bytes.Buffer{}, TarOptions{EmptyDirs: []string{"etc/x"}}); err == nil {
 		t.Error("EmptyDirs through a symlink: no error")
+	}
+}
+
+// TestExtraBelowSymlinkedDir covers issue 10's fault 3: the builders' own
+// files below a directory the image made a symlink (etc -> usr/etc).
+func TestExtraBelowSymlinkedDir(t *testing.T) {
+	hosts := Entry{Path: "etc/hosts", Type: tar.TypeReg, Mode: 0o644}
+	cases := []struct {
+		name   string
+		layer  []te
+		want   map[string]string // paths that must hold these descriptions
+		absent []string
+		err    string
+	}{
+		{name: "relative", layer: []te{reg("usr/etc/passwd", "p"), sym("etc", "usr/etc")},
+			want: map[string]string{"etc": "l:usr/etc", "usr/etc/hosts": "f:", "usr/etc/passwd": "f:p"}},
+		{name: "absolute, inside the root", layer: []te{reg("usr/etc/passwd", "p"), sym("etc", "/usr/etc")},
+			want: map[string]string{"etc": "l:/usr/etc", "usr/etc/hosts": "f:"}},
+		{name: "escaping, clamped at the root", layer: []te{reg("usr/etc/passwd", "p"), sym("etc", "../../../../usr/etc")},
+			want: map[string]string{"usr/etc/hosts": "f:"}},
+		{name: "chain", layer: []te{reg("real/etc/passwd", "p"), sym("usr", "real"), sym("etc", "usr/etc")},
+			want: map[string]string{"real/etc/hosts": "f:"}, absent: []string{"usr/etc"}},
+		{name: "dangling", layer: []te{sym("etc", "usr/etc")}, err: `"etc" resolves to "/usr", which does not exist`},
+		{name: "loop", layer: []te{sym("etc", "loop"), sym("loop", "etc")}, err: "too many levels of symlinks"},
+		{name: "to a file", layer: []te{reg("f", "x"), sym("etc", "f")}, err: `"f" is not a directory`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tree := flatten(t, L(c.layer...))
+			// Refused by default, with an error that names the builder's
+			// file, not a layer member.
+			err := tree.WriteTar(context.Background(), &bytes.Buffer{}, TarOptions{Extra: []Entry{hosts}})
+			if !errors.Is(err, ErrExtraParent) || isUnsafe(err) || strings.Contains(err.Error(), "layer member") {
+				t.Errorf("default: err = %v", err)
+			}
+			opts := TarOptions{Extra: []Entry{hosts}, ParentSymlinks: ResolveParentSymlinks}
+			if c.err != "" {
+				err := tree.WriteTar(context.Background(), &bytes.Buffer{}, opts)
+				if !errors.Is(err, ErrExtraParent) || !strings.Contains(err.Error(), c.err) {
+					t.Errorf("err = %v, want %q", err, c.err)
+				}
+				return
+			}
+			got := describe(t, tree, opts)
+			for p, w := range c.want {
+				if got[p] != w {
+					t.Errorf("%s = %q, want %q (tree %v)", p, got[p], w, sorted(got))
+				}
+			}
+			for _, p := range c.absent {
+				if _, ok := got[p]; ok {
+					t.Errorf("%s present", p)
+				}
+			}
+			if _, ok := got["etc/hosts"]; ok {
+				t.Errorf("etc/hosts written as a path of its own: %v", sorted(got))
+			}
+		})
+	}
+}
+
+func TestImplicitDirMode(t *testing.T) {
+	tree := flatten(t, L(reg("a/b/f", "x"), te{name: "c", typ: tar.TypeDir, mode: 0o700}, reg("c/g", "y")), L(te{name: "a/b", typ: tar.TypeDir, mode: 0o711}))
+	out, _ := writeTar(t, tree, TarOptions{ImplicitDirMode: 0o775, Extra: []Entry{{Path: "new/dir/f", Type: tar.TypeReg}}})
+	for p, want := range map[string]int64{"a": 0o775, "a/b": 0o711, "c": 0o700, "new": 0o755, "new/dir": 0o755} {
+		if got := out[p].hdr.Mode; got != want {
+			t.Errorf("%s: mode %o, want %o", p, got, want)
+		}
+	}
+	if plain, _ := writeTar(t, tree, TarOptions{}); plain["a"].hdr.Mode != 0o755 {
+		t.Errorf("default implicit mode %o", plain["a"].hdr.Mode)
 	}
 }
 

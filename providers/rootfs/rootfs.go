@@ -23,7 +23,8 @@
 //     the old content: in the output, every inode is written once, as a
 //     regular file at its first path, and its other paths are hard links to
 //     that path, written after it.
-//   - Missing parent directories are created 0755 root:root with mtime 0.
+//   - Missing parent directories are created 0755 root:root with mtime 0
+//     (TarOptions.ImplicitDirMode gives them another mode in the output).
 //   - The root entry ("./") of a layer is ignored; mksquashfs sets the root's
 //     mode (-root-mode 755).
 //
@@ -120,8 +121,19 @@ type TarOptions struct {
 	// else replaces the whole subtree). Missing parent directories are created
 	// 0755 root:root. A regular file's bytes are in Content (Size is ignored);
 	// a hard link (TypeLink) names an existing non-directory path of the
-	// result. A parent path that is a symlink or non-directory is an error.
+	// result. A parent path that is not a directory is an error wrapping
+	// ErrExtraParent; a parent that is a symlink too, unless ParentSymlinks
+	// says to resolve it.
 	Extra []Entry
+	// ParentSymlinks says how an Extra entry is placed when a directory on
+	// its path is a symlink in the image (e.g. etc -> usr/etc). The zero
+	// value refuses.
+	ParentSymlinks ParentSymlinks
+	// ImplicitDirMode, when not 0, is the mode of the directories that no
+	// layer entry created, only implied as parents of other entries
+	// (Apptainer 1.5.3 and SingularityCE 4.5.1 extract layers with umask
+	// 0002 and make them 0775). 0 writes them 0755.
+	ImplicitDirMode int64
 	// EmptyDirs are directories kept but emptied (enroot: "dev"). They are
 	// applied before Extra. A missing path, or one that is not a directory,
 	// becomes an empty directory 0755 root:root.
@@ -150,6 +162,31 @@ type TarOptions struct {
 // ErrUnsafe is wrapped by every error that rejects a member because it would
 // write or reference something outside the tree or through a symlink.
 var ErrUnsafe = errors.New("unsafe layer member")
+
+// ErrExtraParent is wrapped by the errors of TarOptions entries (the files
+// a builder adds, not the image's) whose parent path in the image is a
+// symlink that is not resolved, a dangling symlink, or not a directory.
+var ErrExtraParent = errors.New("cannot write below the image's path")
+
+// ParentSymlinks selects how TarOptions.Extra entries are written below a
+// directory that the image made a symlink.
+type ParentSymlinks int
+
+const (
+	// RefuseParentSymlinks fails with ErrExtraParent.
+	RefuseParentSymlinks ParentSymlinks = iota
+	// ResolveParentSymlinks resolves the parent path inside the tree as the
+	// kernel would with the tree as the root directory (chroot): an
+	// absolute target starts at the tree's root, ".." stops at the root, at
+	// most 40 links are followed; the entry lands at the resolved path.
+	// This is what Apptainer 1.5.3 and SingularityCE 4.5.1 do for their
+	// /etc/hosts and /etc/resolv.conf when /etc is a relative symlink
+	// inside the image (Apptainer follows absolute and escaping links out
+	// of its build directory, onto the host; cachectl never does). A link
+	// whose target does not exist is an error, as in Apptainer's build;
+	// missing directories below an existing target are created.
+	ResolveParentSymlinks
+)
 
 // LayerError is an error reading or applying one layer.
 type LayerError struct {
@@ -199,14 +236,17 @@ type node struct {
 type inode struct {
 	typ        byte
 	hardlinked bool
-	mode       int64
-	uid, gid   int
-	mtime      time.Time
-	size       int64
-	linkname   string // symlink target
-	major      int64
-	minor      int64
-	xattrs     map[string]string
+	// implicit marks a directory no layer entry created, only implied as
+	// the parent of other entries.
+	implicit bool
+	mode     int64
+	uid, gid int
+	mtime    time.Time
+	size     int64
+	linkname string // symlink target
+	major    int64
+	minor    int64
+	xattrs   map[string]string
 	// layer and ord locate a regular file's content: header number ord
 	// (0-based) of layer layer; layer -1 means content holds it (Extra).
 	layer   int32
@@ -225,6 +265,17 @@ func isDevice(typ byte) bool {
 // content (each hard-linked inode once).
 func (t *Tree) Stats() (files, dirs int, bytes int64) {
 	return t.files, t.dirs, t.bytes
+}
+
+// IsDir reports whether path ("dev", "/dev", "./dev/") is a directory of
+// the tree (a symlink is not followed).
+func (t *Tree) IsDir(path string) bool {
+	comps, err := cleanPath(path)
+	if err != nil {
+		return false
+	}
+	n, err := t.lookup(comps)
+	return err == nil && n != nil && n.ino.isDir()
 }
 
 // Layers returns the number of layers the tree was flattened from.

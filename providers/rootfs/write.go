@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // view is the tree as one WriteTar call writes it: EmptyDirs and Extra are
@@ -47,8 +48,8 @@ func (t *Tree) newView(opts TarOptions) (*view, error) {
 	}
 	for i := range opts.Extra {
 		e := &opts.Extra[i]
-		if err := v.addExtra(e); err != nil {
-			return nil, fmt.Errorf("extra entry %q: %w", e.Path, err)
+		if err := v.addExtra(e, opts.ParentSymlinks); err != nil {
+			return nil, fmt.Errorf("adding %q: %w", e.Path, err)
 		}
 	}
 	for i := range opts.IfMissing {
@@ -140,7 +141,8 @@ func (v *view) own(n *node) *node {
 }
 
 // ownDir returns a private copy of the directory at comps, creating missing
-// directories 0755 root:root and refusing symlinks and non-directories.
+// directories 0755 root:root and refusing symlinks and non-directories
+// (ErrExtraParent).
 func (v *view) ownDir(comps []string) (*node, error) {
 	cur := v.root
 	for i, c := range comps {
@@ -148,8 +150,8 @@ func (v *view) ownDir(comps []string) (*node, error) {
 		if k == nil {
 			k = &node{ino: implicitDir(), kids: map[string]*node{}}
 			v.owned[k] = true
-		} else if err := checkTraversable(k, comps[:i+1]); err != nil {
-			return nil, err
+		} else if !k.ino.isDir() {
+			return nil, extraParentError(k, comps[:i+1])
 		} else {
 			k = v.own(k)
 		}
@@ -163,7 +165,76 @@ func (v *view) lookup(comps []string) (*node, error) {
 	return (&Tree{root: v.root}).lookup(comps)
 }
 
-func (v *view) addExtra(e *Entry) error {
+// extraParentError explains why nothing can be written below the image's
+// path comps, which holds n.
+func extraParentError(n *node, comps []string) error {
+	p := strings.Join(comps, "/")
+	if n.ino.typ == tar.TypeSymlink {
+		return fmt.Errorf("%w: %q is a symlink (to %q) in the image", ErrExtraParent, p, n.ino.linkname)
+	}
+	return fmt.Errorf("%w: %q is not a directory in the image", ErrExtraParent, p)
+}
+
+// maxSymlinks bounds the links resolveDir follows (Linux's MAXSYMLINKS).
+const maxSymlinks = 40
+
+// resolveDir resolves the directory path comps inside the view, following
+// symlinks as the kernel would with the tree as the root directory, and
+// returns the real path (no symlinks left; its missing tail is created by
+// ownDir). A symlink whose target does not exist, a non-directory on the
+// way and too many links fail with ErrExtraParent.
+func (v *view) resolveDir(comps []string) ([]string, error) {
+	type step struct {
+		name     string
+		fromLink bool // a component of a symlink's target
+	}
+	todo := make([]step, 0, len(comps))
+	for _, c := range comps {
+		todo = append(todo, step{name: c})
+	}
+	var cur []string
+	links := 0
+	for len(todo) > 0 {
+		s := todo[0]
+		todo = todo[1:]
+		switch s.name {
+		case "", ".":
+			continue
+		case "..":
+			if len(cur) > 0 {
+				cur = cur[:len(cur)-1]
+			}
+			continue
+		}
+		next := append(cur[:len(cur):len(cur)], s.name)
+		n, _ := v.lookup(next) // cur holds no symlinks: lookup cannot fail
+		switch {
+		case n == nil && s.fromLink:
+			return nil, fmt.Errorf("%w: %q resolves to %q, which does not exist in the image",
+				ErrExtraParent, strings.Join(comps, "/"), "/"+strings.Join(next, "/"))
+		case n == nil || n.ino.isDir():
+			cur = next
+		case n.ino.typ == tar.TypeSymlink:
+			if links++; links > maxSymlinks {
+				return nil, fmt.Errorf("%w: too many levels of symlinks in %q", ErrExtraParent, strings.Join(comps, "/"))
+			}
+			target := n.ino.linkname
+			if strings.HasPrefix(target, "/") {
+				cur = nil
+			}
+			var ts []step
+			for t := range strings.SplitSeq(target, "/") {
+				ts = append(ts, step{name: t, fromLink: true})
+			}
+			todo = append(ts, todo...)
+		default:
+			return nil, extraParentError(n, next)
+		}
+	}
+	return cur, nil
+}
+
+func (v *view) addExtra(e *Entry, parents ParentSymlinks) error {
 	comps, err := cleanPath(e.Path)
 	if err != nil {
 		return err
@@ -207,7 +278,13 @@ func (v *view) addExtra(e *Entry) error {
 	default:
 		return fmt.Errorf("unsupported entry type %q", e.Type)
 	}
-	parent, err := v.ownDir(comps[:len(comps)-1])
+	dir := comps[:len(comps)-1]
+	if parents == ResolveParentSymlinks {
+		if dir, err = v.resolveDir(dir); err != nil {
+			return err
+		}
+	}
+	parent, err := v.ownDir(dir)
 	if err != nil {
 		return err
 	}
@@ -368,6 +445,9 @@ func (it item) header(allRoot bool) *tar.Header {
 // writeHeader writes the header of it, edited by opts.EditHeader.
 func writeHeader(tw *tar.Writer, it item, opts *TarOptions) error {
 	h := it.header(opts.AllRoot)
+	if opts.ImplicitDirMode != 0 && it.ino.implicit && it.link == "" {
+		h.Mode = opts.ImplicitDirMode & 0o7777
+	}
 	if opts.EditHeader != nil {
 		name, typ, size, link := h.Name, h.Typeflag, h.Size, h.Linkname
 		opts.EditHeader(h)
