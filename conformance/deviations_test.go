@@ -25,16 +25,4 @@ var deviations = []deviation{
 	{"workdir-odd", "enroot", `file/"etc/rc"`, "Enroot 4.1.2 pastes WORKDIR between double quotes in /etc/rc, so $(...) and `...` in it run at every start; cachectl single-quotes it"},
 	{"workdir-odd", "enroot", `tree/"etc/rc"`, "the same /etc/rc (its size and hash)"},
 	{"workdir-odd", "enroot", "run/*", "Enroot's artifact runs the WORKDIR's command substitutions and fails to cd; cachectl's starts in the literal WORKDIR"},
-
-	// Pending: the SIF side of issue 10 (action and env scripts, the
-	// singularity flavour, the env script's quoting) is done on another
-	// branch; these go when it lands.
-	{"*", "apptainer", `file/".singularity.d/*`, "pending: SIF metadata generators (issue 10, SIF side)"},
-	{"*", "apptainer", `tree/".singularity.d/*`, "pending: SIF metadata generators (issue 10, SIF side)"},
-	{"*", "apptainer", "sif/*", "pending: SIF definition file and JSON objects (issue 10, SIF side)"},
-	{"*", "apptainer", "run/*", "pending: SIF action and env scripts (issue 10, SIF side)"},
-	{"*", "singularity", `file/".singularity.d/*`, "pending: SingularityCE's own files (issue 10, SIF side)"},
-	{"*", "singularity", `tree/".singularity.d/*`, "pending: SingularityCE's own files (issue 10, SIF side)"},
-	{"*", "singularity", "sif/*", "pending: SIF definition file and JSON objects (issue 10, SIF side)"},
-	{"*", "singularity", "run/*", "pending: SingularityCE's action and env scripts (issue 10, SIF side)"},
 }
