@@ -152,6 +152,7 @@ var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "registry", LabelNames: []string{"host"}},
 	{Type: "flavor", LabelNames: []string{"name"}},
 	{Type: "cache", LabelNames: []string{"name"}},
+	{Type: "node_cache", LabelNames: []string{"name"}},
 }}
 
 func loadSources(srcs []Source, opts Options, diags *Diagnostics) (*Model, *Diagnostics) {
@@ -192,6 +193,7 @@ func loadSources(srcs []Source, opts Options, diags *Diagnostics) (*Model, *Diag
 	l.decodeRegistries(m, byType["registry"])
 	l.decodeFlavors(m, byType["flavor"])
 	l.decodeCaches(m, byType["cache"])
+	l.decodeNodeCaches(m, byType["node_cache"])
 	l.checkFlavorsUsed(m)
 	l.checkRoots(m)
 

@@ -258,7 +258,8 @@ func removeAllAt(dir *os.File, name string) error {
 // Staging is the root's staging area (<root>/.cachectl/staging), on the
 // same file system as the artifacts, private to the runner.
 type Staging struct {
-	dir *os.File
+	dir   *os.File
+	owned bool // opened by OpenWorkDir: closed with its work directory
 }
 
 // Staging opens the staging area, creating it (0700) when missing.
