@@ -28,6 +28,7 @@ type ApplyCmd struct {
 	Parallelism      int           `name:"parallelism" default:"4" help:"Artifacts pulled at once."`
 	BuildParallelism int           `name:"build-parallelism" default:"0" help:"Conversions (mksquashfs) at once (0 = one per 4 CPUs, at least 1; each uses its share of the CPUs)."`
 	LockTimeout      time.Duration `name:"lock-timeout" default:"0s" help:"How long to wait for another apply holding a cache root's lock."`
+	Executor         string        `name:"executor" enum:",local,slurm" default:"" help:"Where the conversions run: local (this host) or slurm (one sbatch array job on the cluster; see the spec's cachectl { slurm { } }). Default: the spec's cachectl { executor }, else local."`
 }
 
 // Help shows examples.
@@ -42,6 +43,11 @@ func (ApplyCmd) Help() string {
 // Run applies.
 func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 	m, err := loadModel(g, iox)
+	if err != nil {
+		return err
+	}
+	var events func(apply.Event)
+	executor, err := newExecutor(g, m, executorName(c.Executor, m), &events)
 	if err != nil {
 		return err
 	}
@@ -116,9 +122,9 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 			return fmt.Errorf("apply: nothing was changed: %w", err)
 		}
 	}
-	events := c.eventPrinter(g, iox, sink)
+	events = c.eventPrinter(g, iox, sink)
 	res, err := apply.Run(iox.Ctx, p, apply.Deps{
-		Resolver: src, Fetcher: src, Builder: builderFor, Events: events,
+		Resolver: src, Fetcher: src, Builder: builderFor, Events: events, Executor: executor,
 	}, apply.Options{
 		Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks,
 		Spec: m, BuilderInfo: builderInfo, Prefetch: c.PlanFile != "",
@@ -195,6 +201,8 @@ func (c *ApplyCmd) eventPrinter(g *Globals, iox *IO, sink progress.Sink) func(ap
 			msg = fmt.Sprintf("%s: %s complete", e.Address, e.Action)
 		case apply.PhaseError:
 			msg = fmt.Sprintf("%s: failed: %s", e.Address, e.Message)
+		case apply.PhaseTask:
+			msg = taskLine(e)
 		default:
 			log.Debug("apply", "address", e.Address, "phase", e.Phase, "detail", e.Message)
 			return

@@ -239,3 +239,22 @@ func (s *StateDir) NodeStates(set string, max int64) (map[string][]byte, error) 
 	}
 	return out, nil
 }
+
+// Hash returns the size and the sha256 ("sha256:HEX", as the index records
+// it) of a regular file of the work directory (no symlink followed).
+func (w *WorkDir) Hash(name string) (int64, string, error) {
+	f, err := openRegularAt(w.dir, name, filepath.Join(w.staging.dir.Name(), w.name, name))
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	sum, err := hashReader(f)
+	if err != nil {
+		return 0, "", fmt.Errorf("hash %s: %w", f.Name(), err)
+	}
+	st, err := fstat(f)
+	if err != nil {
+		return 0, "", err
+	}
+	return st.Size, sum, nil
+}

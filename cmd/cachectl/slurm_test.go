@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/slurm"
+	"github.com/cachectl/cachectl/providers/slurm/slurmtest"
+)
+
+// TestSlurm runs the scripts in testdata/script/slurm against a real Slurm
+// cluster of three nodes on this host (slurmtest: munged, slurmctld and
+// three slurmd from Debian's packages) and the real registry on loopback.
+// The build tasks are the test binary re-executed as cachectl, so the
+// artifacts are built exactly as by a local apply.
+func TestSlurm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Slurm tests skipped with -short")
+	}
+	registrytest.RequireTool(t, "mksquashfs")
+	registrytest.RequireTool(t, "unsquashfs")
+	registrytest.RequireTool(t, "skopeo")
+	cluster := slurmtest.Start(t, 3, 1)
+	srv := registrytest.StartDistribution(t)
+	for i, repo := range []string{"slurm/a:1", "slurm/b:1", "slurm/c:1", "slurm/d:1"} {
+		registrytest.Push(t, registrytest.Image(t, 2, 64<<10, int64(100+i)), srv.Ref(repo))
+	}
+	// A larger image whose builds take a few seconds: the cancel test
+	// cancels one while it runs.
+	registrytest.Push(t, registrytest.Image(t, 2, 48<<20, 200), srv.Ref("slurm/big:1"))
+	p := scriptParams(t, "../../testdata/script/slurm")
+	setup := p.Setup
+	p.Setup = func(env *testscript.Env) error {
+		env.Setenv("REGISTRY", srv.Addr)
+		env.Setenv("REGISTRY_PORT", srv.Addr[strings.LastIndexByte(srv.Addr, ':')+1:])
+		env.Setenv("SLURM_CONF", cluster.Conf)
+		return setup(env)
+	}
+	p.Cmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"verify": verifyCmd,
+		// scancel-running NAME — wait (60 s at most) until an element of a
+		// job named NAME runs, then cancel that element.
+		"scancel-running": func(ts *testscript.TestScript, neg bool, args []string) {
+			c := &slurm.Client{Env: cluster.Env()}
+			deadline := time.Now().Add(60 * time.Second)
+			for time.Now().Before(deadline) {
+				out, err := cluster.Command("squeue", "-h", "-r", "-n", args[0], "-t", "RUNNING", "-o", "%i").Output()
+				ts.Check(err)
+				if ids := strings.Fields(string(out)); len(ids) > 0 {
+					ts.Check(c.Cancel(context.Background(), ids[0]))
+					ts.Logf("cancelled %s", ids[0])
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			ts.Fatalf("no element of %s ran within 60 s", args[0])
+		},
+	}
+	testscript.Run(t, p)
+	if t.Failed() {
+		t.Log(cluster.Logs())
+	}
+}
