@@ -43,18 +43,21 @@ func TestSlurm(t *testing.T) {
 	}
 	p.Cmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"verify": verifyCmd,
-		// scancel-running NAME — wait (60 s at most) until an element of a
-		// job named NAME runs, then cancel that element.
+		// scancel-running NAME SUFFIX — wait (60 s at most) until the
+		// element ending in SUFFIX ("_0") of a job named NAME runs, then
+		// cancel it.
 		"scancel-running": func(ts *testscript.TestScript, neg bool, args []string) {
 			c := &slurm.Client{Env: cluster.Env()}
 			deadline := time.Now().Add(60 * time.Second)
 			for time.Now().Before(deadline) {
 				out, err := cluster.Command("squeue", "-h", "-r", "-n", args[0], "-t", "RUNNING", "-o", "%i").Output()
 				ts.Check(err)
-				if ids := strings.Fields(string(out)); len(ids) > 0 {
-					ts.Check(c.Cancel(context.Background(), ids[0]))
-					ts.Logf("cancelled %s", ids[0])
-					return
+				for _, id := range strings.Fields(string(out)) {
+					if strings.HasSuffix(id, args[1]) {
+						ts.Check(c.Cancel(context.Background(), id))
+						ts.Logf("cancelled %s", id)
+						return
+					}
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
