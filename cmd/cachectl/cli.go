@@ -42,8 +42,10 @@ type CLI struct {
 	Report   ReportCmd   `cmd:"" help:"Write a drift report: Markdown, Prometheus text-file metrics, JSON or text."`
 	Bundle   BundleCmd   `cmd:"" help:"Write or verify a transfer bundle of the spec's images for air-gapped clusters."`
 	Version  VersionCmd  `cmd:"" help:"Print the version of cachectl."`
+	Stage    StageCmd    `cmd:"" help:"Copy artifacts onto the nodes' local disks (node_cache blocks), one Slurm task per node."`
 
 	BuildTask BuildTaskCmd `cmd:"" name:"build-task" hidden:"" help:"Build one task of apply's Slurm array job (run by the job)."`
+	StageTask StageTaskCmd `cmd:"" name:"stage-task" hidden:"" help:"Stage this node (run by stage's job)."`
 }
 
 // IO carries the streams and environment a command runs with, so that tests

@@ -37,14 +37,24 @@ func (c *ListCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
-	items, err := planner.Inventory(m, c.Cache, builderInfo, c.Verify)
+	var items []planner.Item
+	if c.Cache == "" || m.NodeCache(c.Cache) == nil {
+		if items, err = planner.Inventory(m, c.Cache, builderInfo, c.Verify); err != nil {
+			return err
+		}
+	}
+	nodes, err := listNodes(m, c.Cache)
 	if err != nil {
 		return err
 	}
 	if c.Determined {
-		return writeDetermined(iox.Stdout, m, items)
+		if err := writeDetermined(iox.Stdout, m, items); err != nil {
+			return err
+		}
+		return writePyxis(iox.Stdout, m, nodes)
 	}
 	if c.JSON {
+		items = append(items, nodeItems(m, nodes)...)
 		enc := json.NewEncoder(iox.Stdout)
 		enc.SetIndent("", "  ")
 		if items == nil {
@@ -52,8 +62,12 @@ func (c *ListCmd) Run(g *Globals, iox *IO) error {
 		}
 		return enc.Encode(items)
 	}
-	if len(items) == 0 {
+	if len(items) == 0 && len(nodes) == 0 {
 		fmt.Fprintln(iox.Stdout, "No artifacts.")
+		return nil
+	}
+	defer writeNodeTable(iox.Stdout, nodes, len(items) > 0)
+	if len(items) == 0 {
 		return nil
 	}
 	tw := tabwriter.NewWriter(iox.Stdout, 2, 4, 2, ' ', 0)

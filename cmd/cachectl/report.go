@@ -7,6 +7,7 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/planner/nodecache"
 )
 
 // ReportCmd writes a drift report.
@@ -24,25 +25,39 @@ func (ReportCmd) Help() string {
 Examples:
   cachectl report                                          # Markdown on stdout
   cachectl report -format prometheus -o /var/lib/node_exporter/textfile/cachectl.prom
-  cachectl report -format json -refresh=false -detailed-exitcode`
+  cachectl report -format json -refresh=false -detailed-exitcode
+
+With node_cache blocks, text, markdown and prometheus also show each staged
+node's coverage ("n17: 2 missing, 1 stale"); -detailed-exitcode counts it
+as drift. JSON is the plan format only: node coverage is in 'list -json'.`
 }
 
 // Run reports.
 func (c *ReportCmd) Run(g *Globals, iox *IO) error {
-	p, err := planSpec(g, iox, c.planFlags)
+	p, m, err := planSpec(g, iox, c.planFlags)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	nodes, err := nodecache.Coverages(m, "")
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	var buf bytes.Buffer
 	switch c.Format {
 	case "text":
-		err = planner.RenderText(&buf, p, planner.RenderOptions{})
+		if err = planner.RenderText(&buf, p, planner.RenderOptions{}); err == nil {
+			err = nodecache.RenderText(&buf, nodes)
+		}
 	case "json":
 		err = planner.RenderJSON(&buf, p)
 	case "markdown":
-		err = planner.RenderMarkdown(&buf, p)
+		if err = planner.RenderMarkdown(&buf, p); err == nil {
+			err = nodecache.RenderMarkdown(&buf, nodes)
+		}
 	case "prometheus":
-		err = planner.RenderPrometheus(&buf, p)
+		if err = planner.RenderPrometheus(&buf, p); err == nil {
+			err = nodecache.RenderPrometheus(&buf, nodes)
+		}
 	}
 	if err != nil {
 		return err
@@ -55,7 +70,7 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	if c.DetailedExitcode && p.HasChanges() {
+	if c.DetailedExitcode && (p.HasChanges() || nodecache.Drifted(nodes)) {
 		return &exitError{code: 2}
 	}
 	return nil

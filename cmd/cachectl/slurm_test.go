@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,14 @@ func TestSlurm(t *testing.T) {
 	}
 	p.Cmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"verify": verifyCmd,
+		// atime FILE — mark the file as just read (access time one hour
+		// ahead; the modification time is kept).
+		"atime": func(ts *testscript.TestScript, neg bool, args []string) {
+			p := ts.MkAbs(args[0])
+			fi, err := os.Stat(p)
+			ts.Check(err)
+			ts.Check(os.Chtimes(p, time.Now().Add(time.Hour), fi.ModTime()))
+		},
 		// scancel-running NAME SUFFIX — wait (60 s at most) until the
 		// element ending in SUFFIX ("_0") of a job named NAME runs, then
 		// cancel it.

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -257,4 +258,35 @@ func (w *WorkDir) Hash(name string) (int64, string, error) {
 		return 0, "", err
 	}
 	return st.Size, sum, nil
+}
+
+// AccessTime returns the last access time of a file below the root (no
+// symlink followed): when a job last read a node-local copy, as far as
+// the file system's atime option records it.
+func (r *Root) AccessTime(name string) (time.Time, error) {
+	parent, leaf, _, err := r.OpenParent(name, false, 0, -1, -1)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer parent.Close()
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd(parent), leaf, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return time.Time{}, &PathError{Op: "stat", Path: r.Abs(name), Err: err}
+	}
+	return time.Unix(st.Atim.Unix()).UTC(), nil
+}
+
+// OpenFileAt opens a regular file below the root for reading (see
+// OpenFile) and returns its stat data too.
+func (r *Root) OpenFileAt(name string) (*os.File, FileState, error) {
+	f, err := r.OpenFile(name)
+	if err != nil {
+		return nil, FileState{}, err
+	}
+	st, err := fstat(f)
+	if err != nil {
+		f.Close()
+		return nil, FileState{}, err
+	}
+	return f, stateOf(st), nil
 }

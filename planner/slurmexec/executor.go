@@ -368,15 +368,20 @@ func (e *Executor) verify(ctx context.Context, t *task, rec *Result) error {
 	return nil
 }
 
-// cancel cancels the job and waits (at most 30 s) until Slurm shows no
-// element running, so that no task still writes when the engine removes
-// the work directories.
+// cancel cancels the job (see CancelAndWait).
 func (e *Executor) cancel(jobID string, s spec.SlurmSettings) {
+	CancelAndWait(e.Client, jobID, s.PollInterval)
+}
+
+// CancelAndWait cancels a job and waits (at most 30 s) until Slurm shows
+// no element of it running, so that no task still writes when the caller
+// cleans up after it.
+func CancelAndWait(c *slurm.Client, jobID string, poll time.Duration) {
 	ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stop()
-	e.Client.Cancel(ctx, jobID)
+	c.Cancel(ctx, jobID)
 	for ctx.Err() == nil {
-		q, err := e.Client.Queue(ctx, jobID)
+		q, err := c.Queue(ctx, jobID)
 		running := false
 		for _, t := range q {
 			running = running || !slurm.Ended(t.State)
@@ -386,7 +391,7 @@ func (e *Executor) cancel(jobID string, s spec.SlurmSettings) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(min(s.PollInterval, time.Second)):
+		case <-time.After(min(poll, time.Second)):
 		}
 	}
 }

@@ -147,11 +147,26 @@ func (c *Client) Cancel(ctx context.Context, ids ...string) error {
 	return err
 }
 
-// Nodes lists the nodes of a partition ("" = the default partition's
-// nodes are not implied: every node) and/or of a node list expression
-// ("n[1-3],gpu07"), one name each, in sinfo's order.
-func (c *Client) Nodes(ctx context.Context, partition, nodelist string) ([]string, error) {
-	args := []string{"-h", "-N", "-o", "%N"}
+// Node is a node and its state as sinfo shows it ("idle", "mix",
+// "alloc", "down*", "drain", ...; a trailing "*" means not responding).
+type Node struct {
+	Name, State string
+}
+
+// Usable reports whether the node can run a job now or once its current
+// jobs end (not down, drained, failing or not responding).
+func (n Node) Usable() bool {
+	switch n.State {
+	case "idle", "mix", "alloc", "comp", "plnd", "mixed", "allocated", "completing", "planned":
+		return true
+	}
+	return false
+}
+
+// Nodes lists the nodes of a partition and/or of a node list expression
+// ("n[1-3],gpu07"), each once, in sinfo's order.
+func (c *Client) Nodes(ctx context.Context, partition, nodelist string) ([]Node, error) {
+	args := []string{"-h", "-N", "-o", "%N %t"}
 	if partition != "" {
 		args = append(args, "-p", partition)
 	}
@@ -162,13 +177,15 @@ func (c *Client) Nodes(ctx context.Context, partition, nodelist string) ([]strin
 	if err != nil {
 		return nil, err
 	}
-	var nodes []string
+	var nodes []Node
 	seen := map[string]bool{}
-	for _, n := range strings.Fields(string(out)) {
-		if !seen[n] {
-			seen[n] = true
-			nodes = append(nodes, n)
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 || seen[f[0]] {
+			continue
 		}
+		seen[f[0]] = true
+		nodes = append(nodes, Node{Name: f[0], State: f[1]})
 	}
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("sinfo lists no nodes for partition %q, nodes %q", partition, nodelist)

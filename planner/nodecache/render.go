@@ -1,0 +1,92 @@
+package nodecache
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/cachectl/cachectl/planner"
+)
+
+// Drifted reports whether any node's coverage drifted.
+func Drifted(covs []Coverage) bool {
+	for _, c := range covs {
+		if c.Drifted() {
+			return true
+		}
+	}
+	return false
+}
+
+// RenderText writes one line per node: "node cache local: n17: 2 missing, 1 stale".
+func RenderText(w io.Writer, covs []Coverage) error {
+	if len(covs) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(w, "\nNode-local caches:"); err != nil {
+		return err
+	}
+	for _, c := range covs {
+		if _, err := fmt.Fprintf(w, "  %s %s (staged %s)\n", c.NodeCache, c, c.Staged.Format(time.RFC3339)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RenderMarkdown writes a table of the nodes' coverage.
+func RenderMarkdown(w io.Writer, covs []Coverage) error {
+	if len(covs) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("\n## Node-local caches\n\n| node cache | node | status | ok | missing | stale | held | free | staged |\n|---|---|---|--:|--:|--:|--:|--:|---|\n")
+	for _, c := range covs {
+		status := "in sync"
+		if c.Drifted() {
+			status = "**" + strings.TrimPrefix(c.String(), c.Node+": ") + "**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %s | %s | %s |\n", c.NodeCache, c.Node, strings.ReplaceAll(status, "|", `\|`),
+			c.OK, len(c.Missing), len(c.Stale), planner.HumanBytes(c.Size), planner.HumanBytes(c.FreeBytes), c.Staged.UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// RenderPrometheus writes the coverage as text-format metrics:
+// cachectl_node_artifacts{node_cache,node,status} (ok, missing, stale),
+// cachectl_node_errors, cachectl_node_free_bytes and
+// cachectl_node_staged_timestamp_seconds.
+func RenderPrometheus(w io.Writer, covs []Coverage) error {
+	if len(covs) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	metric := func(name, help string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
+	}
+	label := func(c Coverage) string {
+		return fmt.Sprintf("node_cache=%q,node=%q", c.NodeCache, c.Node)
+	}
+	metric("cachectl_node_artifacts", "Wanted artifacts of a node-local cache on a node, by status (ok, missing, stale), as its last stage recorded.")
+	for _, c := range covs {
+		fmt.Fprintf(&b, "cachectl_node_artifacts{%s,status=\"ok\"} %d\n", label(c), c.OK)
+		fmt.Fprintf(&b, "cachectl_node_artifacts{%s,status=\"missing\"} %d\n", label(c), len(c.Missing))
+		fmt.Fprintf(&b, "cachectl_node_artifacts{%s,status=\"stale\"} %d\n", label(c), len(c.Stale))
+	}
+	metric("cachectl_node_errors", "Errors of the node's last stage.")
+	for _, c := range covs {
+		fmt.Fprintf(&b, "cachectl_node_errors{%s} %d\n", label(c), len(c.Errors))
+	}
+	metric("cachectl_node_free_bytes", "Free bytes of the node's local file system at its last stage.")
+	for _, c := range covs {
+		fmt.Fprintf(&b, "cachectl_node_free_bytes{%s} %d\n", label(c), c.FreeBytes)
+	}
+	metric("cachectl_node_staged_timestamp_seconds", "When the node was last staged (Unix time).")
+	for _, c := range covs {
+		fmt.Fprintf(&b, "cachectl_node_staged_timestamp_seconds{%s} %d\n", label(c), c.Staged.Unix())
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
