@@ -268,16 +268,8 @@ func (s *StateDir) Staging() (*Staging, error) {
 	if err := unix.Mkdirat(fd(s.dir), stagingDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, &PathError{Op: "create", Path: abs, Err: err}
 	}
-	d, err := openDirAt(s.dir, stagingDir, abs)
+	d, err := openOwnedDir(s.dir, stagingDir, abs)
 	if err != nil {
-		return nil, err
-	}
-	st, err := fstat(d)
-	if err == nil {
-		err = checkOwned(abs, st, false, true)
-	}
-	if err != nil {
-		d.Close()
 		return nil, err
 	}
 	return &Staging{dir: d}, nil
