@@ -64,12 +64,8 @@ func taskLine(e apply.Event) string {
 	case apply.TaskDone:
 		return fmt.Sprintf("%s: slurm task %s done on %s (%s)", e.Address, t.ID, t.Node, t.Detail)
 	}
-	return fmt.Sprintf("%s: slurm task %s failed on %s: %s (log: %s)", e.Address, t.ID, orNone(t.Node), t.Detail, t.Log)
-}
-
-func orNone(node string) string {
-	if node == "" {
-		return "no node"
+	if t.Node == "" {
+		return fmt.Sprintf("%s: slurm task %s failed: %s (log: %s)", e.Address, t.ID, t.Detail, t.Log)
 	}
-	return node
+	return fmt.Sprintf("%s: slurm task %s failed on %s: %s (log: %s)", e.Address, t.ID, t.Node, t.Detail, t.Log)
 }

@@ -42,6 +42,20 @@ func TestSlurm(t *testing.T) {
 		env.Setenv("SLURM_CONF", cluster.Conf)
 		return setup(env)
 	}
+	// ours lists the elements of jobs named name in the given states that
+	// this script submitted (their working directory is under its $WORK:
+	// the scripts run in parallel on the one cluster).
+	ours := func(ts *testscript.TestScript, name, states string) []string {
+		out, err := cluster.Command("squeue", "-h", "-r", "-n", name, "-t", states, "-o", "%i %Z").Output()
+		ts.Check(err)
+		var ids []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[1], ts.Getenv("WORK")+"/") {
+				ids = append(ids, f[0])
+			}
+		}
+		return ids
+	}
 	p.Cmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"verify": verifyCmd,
 		// atime FILE — mark the file as just read (access time one hour
@@ -52,25 +66,40 @@ func TestSlurm(t *testing.T) {
 			ts.Check(err)
 			ts.Check(os.Chtimes(p, time.Now().Add(time.Hour), fi.ModTime()))
 		},
-		// scancel-running NAME SUFFIX — wait (60 s at most) until the
-		// element ending in SUFFIX ("_0") of a job named NAME runs, then
-		// cancel it.
-		"scancel-running": func(ts *testscript.TestScript, neg bool, args []string) {
+		// slurmtask running|cancel NAME SUFFIX — wait (60 s at most)
+		// until the element ending in SUFFIX ("_0") of a job named NAME
+		// runs (and cancel it);
+		// slurmtask gone NAME — wait (30 s at most) until no element of a
+		// job named NAME is pending or running.
+		"slurmtask": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) < 2 {
+				ts.Fatalf("usage: slurmtask running|cancel NAME SUFFIX | slurmtask gone NAME")
+			}
 			c := &slurm.Client{Env: cluster.Env()}
+			if args[0] == "gone" {
+				deadline := time.Now().Add(30 * time.Second)
+				for time.Now().Before(deadline) {
+					if len(ours(ts, args[1], "PENDING,RUNNING,COMPLETING")) == 0 {
+						return
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				ts.Fatalf("elements of %s still in the queue after 30 s", args[1])
+			}
 			deadline := time.Now().Add(60 * time.Second)
 			for time.Now().Before(deadline) {
-				out, err := cluster.Command("squeue", "-h", "-r", "-n", args[0], "-t", "RUNNING", "-o", "%i").Output()
-				ts.Check(err)
-				for _, id := range strings.Fields(string(out)) {
-					if strings.HasSuffix(id, args[1]) {
-						ts.Check(c.Cancel(context.Background(), id))
-						ts.Logf("cancelled %s", id)
+				for _, id := range ours(ts, args[1], "RUNNING") {
+					if strings.HasSuffix(id, args[2]) {
+						if args[0] == "cancel" {
+							ts.Check(c.Cancel(context.Background(), id))
+							ts.Logf("cancelled %s", id)
+						}
 						return
 					}
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			ts.Fatalf("no element of %s ran within 60 s", args[0])
+			ts.Fatalf("no element of %s ran within 60 s", args[1])
 		},
 	}
 	testscript.Run(t, p)
