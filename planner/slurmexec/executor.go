@@ -62,6 +62,7 @@ type task struct {
 	ended time.Time // when Slurm first showed it ended (or gone)
 	final string    // Slurm's final state, when known
 	over  bool      // finished (err set, done closing)
+	cost  float64   // estimated build time, relative
 	done  chan struct{}
 	err   error
 }
@@ -130,6 +131,27 @@ func (e *Executor) event(t *task, state, detail string) {
 		Task: &apply.TaskState{ID: t.id, State: state, Node: t.node, Log: t.log, Detail: detail}})
 }
 
+// formatCost is the relative build time per byte of image of each format,
+// from BENCHMARKS.md ("Conversions on Slurm": SIF ≈ 2× .sqsh, an OCI
+// archive ≈ 1/20 of a .sqsh).
+var formatCost = map[string]float64{"sif": 2, "sqsh": 1, "oci-archive": 0.05}
+
+// estimatedCost estimates a build's time: the image's blob bytes times its
+// format's cost.
+func estimatedCost(job apply.BuildJob) float64 {
+	var size int64
+	if m, err := job.Image.Manifest(); err == nil {
+		for _, l := range m.Layers {
+			size += l.Size
+		}
+	}
+	w, ok := formatCost[job.Builder.Format()]
+	if !ok {
+		w = 1
+	}
+	return w * float64(size)
+}
+
 // finish ends a task with err (nil: done).
 func (t *task) finish(err error) {
 	t.over, t.err = true, err
@@ -139,7 +161,17 @@ func (t *task) finish(err error) {
 // run submits the job and follows it until every task is over.
 func (e *Executor) run(ctx context.Context, tasks []*task) {
 	s := e.settings()
-	sort.Slice(tasks, func(i, j int) bool { return tasks[i].job.Change.Address < tasks[j].job.Change.Address })
+	// Largest first: Slurm starts array elements in index order, and a
+	// long build started last would finish last (BENCHMARKS.md).
+	for _, t := range tasks {
+		t.cost = estimatedCost(t.job)
+	}
+	sort.Slice(tasks, func(i, j int) bool {
+		if tasks[i].cost != tasks[j].cost {
+			return tasks[i].cost > tasks[j].cost
+		}
+		return tasks[i].job.Change.Address < tasks[j].job.Change.Address
+	})
 	fail := func(err error) {
 		for _, t := range tasks {
 			if !t.over {
