@@ -115,7 +115,7 @@ func Stage(ctx context.Context, m *spec.Model, nc *spec.NodeCache, opts Options)
 	}
 	res.Log = filepath.Join(dir.Path, "stage.log")
 	args := append([]string{"--job-name=cachectl-stage", "--nodes=" + strconv.Itoa(len(res.Nodes)), "--ntasks-per-node=1",
-		"--nodelist=" + strings.Join(res.Nodes, ","), "--no-requeue", "--output=" + res.Log, "--chdir=" + dir.Path}, slurmexec.SbatchArgs(s, nc.Partition)...)
+		"--nodelist=" + strings.Join(res.Nodes, ","), "--no-requeue", "--output=" + res.Log, "--chdir=" + dir.Path}, slurmexec.SbatchArgs(nodeSettings(s, nc), "")...)
 	start := time.Now().UTC()
 	res.JobID, err = opts.Client.Submit(ctx, args, script)
 	if err != nil {
@@ -161,6 +161,13 @@ func Stage(ctx context.Context, m *spec.Model, nc *spec.NodeCache, opts Options)
 		dir.Remove()
 	}
 	return res, nil
+}
+
+// nodeSettings are the sbatch options of a stage job: the spec's slurm
+// settings, with the node cache's partition (not the build partition).
+func nodeSettings(s spec.SlurmSettings, nc *spec.NodeCache) spec.SlurmSettings {
+	s.Partition = nc.Partition
+	return s
 }
 
 func fresh(st *NodeState, jobID string, start time.Time) bool {

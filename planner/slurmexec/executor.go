@@ -91,6 +91,10 @@ func (e *Executor) Build(ctx context.Context, job apply.BuildJob) error {
 	}
 	t := &task{job: job, done: make(chan struct{})}
 	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return fmt.Errorf("%s: handed to the Slurm executor after its job was submitted (more builds than Expect said)", job.Change.Address)
+	}
 	if e.ctx == nil {
 		e.ctx = ctx
 	}
