@@ -41,7 +41,19 @@ func RenderMarkdown(w io.Writer, covs []Coverage) error {
 		return nil
 	}
 	var b strings.Builder
-	b.WriteString("\n## Node-local caches\n\n| node cache | node | status | ok | missing | stale | held | free | staged |\n|---|---|---|--:|--:|--:|--:|--:|---|\n")
+	drifted := 0
+	for _, c := range covs {
+		if c.Drifted() {
+			drifted++
+		}
+	}
+	b.WriteString("\n## Node-local caches\n\n")
+	if drifted > 0 {
+		fmt.Fprintf(&b, "**drift** on %d of %d staged nodes (missing or stale artifacts, or errors at the last stage; run `cachectl stage`).\n\n", drifted, len(covs))
+	} else {
+		fmt.Fprintf(&b, "**in sync** on all %d staged nodes.\n\n", len(covs))
+	}
+	b.WriteString("| node cache | node | status | ok | missing | stale | held | free | staged |\n|---|---|---|--:|--:|--:|--:|--:|---|\n")
 	for _, c := range covs {
 		status := "in sync"
 		if c.Drifted() {
