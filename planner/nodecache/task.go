@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -50,6 +51,10 @@ type Want struct {
 	Ref  string `json:"ref"`
 }
 
+// nodeNameRE is what a node name must look like to go into a path (Slurm
+// node names do).
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
 // lockTimeout bounds the wait for another stage of the same local root.
 const lockTimeout = time.Minute
 
@@ -58,6 +63,9 @@ const lockTimeout = time.Minute
 // lines go to log. It returns an error when anything failed; the state is
 // recorded either way (when the shared root can be written).
 func RunTask(ctx context.Context, file, node string, log io.Writer) error {
+	if !nodeNameRE.MatchString(node) || len(node) > 200 {
+		return fmt.Errorf("node name %q cannot name a directory or a state file", node)
+	}
 	data, err := slurmexec.ReadOwnedFile(file, 64<<20)
 	if err != nil {
 		return err
