@@ -198,13 +198,13 @@ func mixedLayer(t testing.TB, size int64, seed int64) v1.Layer {
 
 // measured is one real build of the scaling benchmark.
 type measured struct {
-	runtime       string
-	content       int64 // bytes of file content in the image
-	compressed    int64 // bytes of the image's blobs
-	artifact      int64
-	build  float64 // seconds (wall)
-	verify float64 // CPU seconds of the coordinator's format check and hash
-	cpu           float64 // CPU seconds of the build (this process and mksquashfs)
+	runtime    string
+	content    int64 // bytes of file content in the image
+	compressed int64 // bytes of the image's blobs
+	artifact   int64
+	build      float64 // seconds (wall)
+	verify     float64 // CPU seconds of the coordinator's format check and hash
+	cpu        float64 // CPU seconds of the build (this process and mksquashfs)
 }
 
 // cpuSeconds is the user+system CPU time of this process and its waited-for
