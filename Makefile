@@ -62,6 +62,7 @@ bench: deps
 	CACHECTL_BENCH=1 $(GO) test -count=1 -run '^TestBenchBuilders$$' -v -timeout 60m ./providers/apptainer/
 	CACHECTL_BENCH=1 $(GO) test -count=1 -run '^TestBundleSizeMeasure$$' -v ./cmd/cachectl/
 	$(GO) test -count=1 -run '^TestDedupeAcrossRuntimes$$' -v ./cmd/cachectl/
+	CACHECTL_BENCH=1 $(GO) test -count=1 -run '^TestScalingBench$$' -v -timeout 30m ./planner/slurmexec/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -10,8 +10,11 @@ import (
 
 // Item is one line of the inventory (cachectl list).
 type Item struct {
-	Cache    string    `json:"cache"`
-	Runtime  string    `json:"runtime"`
+	Cache   string `json:"cache"`
+	Runtime string `json:"runtime"`
+	// Node is set for a node-local cache's artifact on one node (Cache is
+	// then the node_cache's name).
+	Node     string    `json:"node,omitempty"`
 	Address  string    `json:"address,omitempty"`
 	Status   Status    `json:"status"`
 	Ref      string    `json:"ref,omitempty"`

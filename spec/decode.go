@@ -26,7 +26,10 @@ var Compressions = []string{"gzip", "lzo", "xz", "zstd", "lz4", "lzma"}
 var Architectures = []string{"386", "amd64", "arm", "arm64", "loong64", "mips64le", "ppc64le", "riscv64", "s390x"}
 
 var (
-	settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "store"}, {Name: "source"}}}
+	settingsSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "store"}, {Name: "source"}, {Name: "executor"}},
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "slurm"}},
+	}
 	registrySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "mirror"}, {Name: "ca_file"}, {Name: "auth_file"}, {Name: "insecure"}, {Name: "max_concurrency"}, {Name: "timeout"}, {Name: "retry_time"},
 	}}
@@ -193,6 +196,7 @@ func (l *loader) decodeSettings(m *Model, blocks []*hcl.Block) {
 		if a := content.Attributes["source"]; a != nil {
 			l.sourceAttr(a, m)
 		}
+		l.decodeExecutor(m, content)
 	}
 }
 

@@ -156,6 +156,7 @@ var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "flavor", LabelNames: []string{"name"}},
 	{Type: "cache", LabelNames: []string{"name"}},
 	{Type: "cache_images", LabelNames: []string{"cache"}},
+	{Type: "node_cache", LabelNames: []string{"name"}},
 }}
 
 func loadSources(srcs []Source, opts Options, diags *Diagnostics) (*Model, *Diagnostics) {
@@ -199,6 +200,7 @@ func loadSources(srcs []Source, opts Options, diags *Diagnostics) (*Model, *Diag
 	l.collectCacheImages(byType["cache_images"])
 	l.decodeCaches(m, byType["cache"])
 	l.checkCacheImages(m)
+	l.decodeNodeCaches(m, byType["node_cache"])
 	l.checkFlavorsUsed(m)
 	l.checkRoots(m)
 

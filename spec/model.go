@@ -26,6 +26,13 @@ type Model struct {
 	// looked up, the others supply blobs of an incremental one. The CLI's
 	// --source replaces them.
 	Sources []string
+	// Executor builds apply's artifacts: "" or "local" (this process),
+	// "slurm" (cachectl { executor }; the CLI's --executor replaces it).
+	Executor string
+	// Slurm holds cachectl { slurm { } }.
+	Slurm SlurmSettings
+	// NodeCaches are the node-local tiers, in declaration order.
+	NodeCaches []*NodeCache
 	// Registries holds the per-registry settings, sorted by Host.
 	Registries []*Registry
 	// Caches in declaration order.

@@ -30,6 +30,7 @@ type ApplyCmd struct {
 	Parallelism      int           `name:"parallelism" default:"4" help:"Artifacts pulled at once."`
 	BuildParallelism int           `name:"build-parallelism" default:"0" help:"Conversions (mksquashfs) at once (0 = one per 4 CPUs, at least 1; each uses its share of the CPUs)."`
 	LockTimeout      time.Duration `name:"lock-timeout" default:"0s" help:"How long to wait for another apply holding a cache root's lock."`
+	Executor         string        `name:"executor" enum:",local,slurm" default:"" help:"Where the conversions run: local (this host) or slurm (one sbatch array job on the cluster; see the spec's cachectl { slurm { } }). Default: the spec's cachectl { executor }, else local."`
 
 	only string // narrow the spec to this cache (the compat commands)
 }
@@ -72,6 +73,11 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 		m = narrowModel(m, c.only)
 	}
 	run.m, run.record = m, true
+	var events func(apply.Event)
+	executor, err := newExecutor(g, m, executorName(c.Executor, m), &events)
+	if err != nil {
+		return err
+	}
 	storeLock, err := useStore(g, iox, m)
 	if err != nil {
 		return err
@@ -152,9 +158,9 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 		}
 	}
 	builds := progress.NewBuilds(sink, 0)
-	events := rec.events(buildEvents(builds, c.eventPrinter(g, iox, sink)))
+	events = rec.events(buildEvents(builds, c.eventPrinter(g, iox, sink)))
 	res, err := apply.Run(iox.Ctx, p, apply.Deps{
-		Resolver: src, Fetcher: src, Builder: builderFor, Events: events, BuildProgress: builds.Callback,
+		Resolver: src, Fetcher: src, Builder: builderFor, Events: events, BuildProgress: builds.Callback, Executor: executor,
 	}, apply.Options{
 		Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks,
 		Spec: m, BuilderInfo: builderInfo, Prefetch: c.PlanFile != "",

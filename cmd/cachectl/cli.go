@@ -51,7 +51,11 @@ type CLI struct {
 	History    HistoryCmd    `cmd:"" help:"List the apply and import history of the caches."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell completion script (bash, zsh, fish)."`
 	Man        ManCmd        `cmd:"" hidden:"" help:"Write the man page (roff) to stdout; see 'make man'."`
+	Stage      StageCmd      `cmd:"" help:"Copy artifacts onto the nodes' local disks (node_cache blocks), one Slurm task per node."`
 	Version    VersionCmd    `cmd:"" help:"Print the version of cachectl."`
+
+	BuildTask BuildTaskCmd `cmd:"" name:"build-task" hidden:"" help:"Build one task of apply's Slurm array job (run by the job)."`
+	StageTask StageTaskCmd `cmd:"" name:"stage-task" hidden:"" help:"Stage this node (run by stage's job)."`
 }
 
 // IO carries the streams and environment a command runs with, so that tests

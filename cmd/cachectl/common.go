@@ -171,19 +171,20 @@ func (f planFlags) bundles(m *spec.Model) []string {
 
 // planSpec loads the spec, opens its image source (unless -refresh=false)
 // and plans: the read-only path shared by plan and report.
-func planSpec(g *Globals, iox *IO, f planFlags) (*planner.Plan, error) {
+func planSpec(g *Globals, iox *IO, f planFlags) (*planner.Plan, *spec.Model, error) {
 	m, err := loadModel(g, iox)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var src runSource
 	if f.Refresh {
 		if src, err = newSource(g, iox, m, nil, f.bundles(m)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer src.Close()
 	}
-	return makePlan(g, iox, m, f, src)
+	p, err := makePlan(g, iox, m, f, src)
+	return p, m, err
 }
 
 func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src runSource) (*planner.Plan, error) {

@@ -64,21 +64,7 @@ func TestE2E(t *testing.T) {
 			ts.Check(pushImage(ts.Getenv("REGISTRY")+"/"+args[0], v))
 		},
 		// verify RUNTIME FILE — the builder's format check
-		"verify": func(ts *testscript.TestScript, neg bool, args []string) {
-			if len(args) != 2 {
-				ts.Fatalf("usage: verify RUNTIME FILE")
-			}
-			b, err := builderFor(spec.Runtime(args[0]))
-			ts.Check(err)
-			err = b.Verify(context.Background(), ts.MkAbs(args[1]))
-			if neg {
-				if err == nil {
-					ts.Fatalf("%s verified as %s", args[1], args[0])
-				}
-				return
-			}
-			ts.Check(err)
-		},
+		"verify": verifyCmd,
 		// mode FILE MODE — the file's permission bits in octal
 		"mode": func(ts *testscript.TestScript, neg bool, args []string) {
 			fi, err := os.Lstat(ts.MkAbs(args[0]))
@@ -133,6 +119,23 @@ func TestE2E(t *testing.T) {
 		},
 	}
 	testscript.Run(t, p)
+}
+
+// verifyCmd: verify RUNTIME FILE — the builder's format check.
+func verifyCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: verify RUNTIME FILE")
+	}
+	b, err := builderFor(spec.Runtime(args[0]))
+	ts.Check(err)
+	err = b.Verify(context.Background(), ts.MkAbs(args[1]))
+	if neg {
+		if err == nil {
+			ts.Fatalf("%s verified as %s", args[1], args[0])
+		}
+		return
+	}
+	ts.Check(err)
 }
 
 func pushVariant(t *testing.T, ref string, variant int) {

@@ -32,14 +32,24 @@ func (c *ListCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
-	items, err := planner.Inventory(m, c.Cache, builderInfo, c.Verify)
+	var items []planner.Item
+	if c.Cache == "" || m.NodeCache(c.Cache) == nil {
+		if items, err = planner.Inventory(m, c.Cache, builderInfo, c.Verify); err != nil {
+			return err
+		}
+	}
+	nodes, err := listNodes(m, c.Cache)
 	if err != nil {
 		return err
 	}
 	if c.Determined {
-		return views.Determined(iox.Stdout, m, items)
+		if err := views.Determined(iox.Stdout, m, items); err != nil {
+			return err
+		}
+		return views.Pyxis(iox.Stdout, m, nodes)
 	}
 	if c.JSON {
+		items = append(items, nodeItems(m, nodes)...)
 		enc := json.NewEncoder(iox.Stdout)
 		enc.SetIndent("", "  ")
 		if items == nil {
@@ -47,5 +57,13 @@ func (c *ListCmd) Run(g *Globals, iox *IO) error {
 		}
 		return enc.Encode(items)
 	}
-	return views.Inventory(iox.Stdout, items, time.Now())
+	if len(items) == 0 && len(nodes) > 0 {
+		views.NodeTable(iox.Stdout, nodes, false)
+		return nil
+	}
+	if err := views.Inventory(iox.Stdout, items, time.Now()); err != nil {
+		return err
+	}
+	views.NodeTable(iox.Stdout, nodes, true)
+	return nil
 }

@@ -28,7 +28,7 @@ func (PlanCmd) Help() string {
 
 // Run plans.
 func (c *PlanCmd) Run(g *Globals, iox *IO) error {
-	p, err := planSpec(g, iox, c.planFlags)
+	p, _, err := planSpec(g, iox, c.planFlags)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/cachectl/cachectl/cmd/cachectl/views"
 	"github.com/google/renameio/v2"
+
+	"github.com/cachectl/cachectl/planner/nodecache"
 )
 
 // ReportCmd writes a drift report.
@@ -28,12 +30,16 @@ Examples:
   cachectl report -format junit -o cachectl-junit.xml      # errors too are written, then exit 1
 
 Markdown, text and Prometheus output add the last apply of each cache (from
-its .cachectl/history.jsonl; see "cachectl history").`
+its .cachectl/history.jsonl; see "cachectl history").
+
+With node_cache blocks, text, markdown and prometheus also show each staged
+node's coverage ("n17: 2 missing, 1 stale"); -detailed-exitcode counts it
+as drift. JSON is the plan format only: node coverage is in 'list -json'.`
 }
 
 // Run reports.
 func (c *ReportCmd) Run(g *Globals, iox *IO) error {
-	p, err := planSpec(g, iox, c.planFlags)
+	p, m, err := planSpec(g, iox, c.planFlags)
 	if err != nil && (c.Format != "junit" || errors.Is(err, errReported)) {
 		return fmt.Errorf("report: %w", err)
 	}
@@ -43,6 +49,12 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 	if p != nil {
 		opts.LastApply = lastApplies(g, iox, p)
 	}
+	var nodes []nodecache.Coverage
+	if m != nil {
+		if nodes, err = nodecache.Coverages(m, ""); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
 	var buf bytes.Buffer
 	switch c.Format {
 	case "text":
@@ -50,12 +62,19 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 		if err == nil {
 			err = views.RenderLastApplyText(&buf, p, opts)
 		}
+		if err == nil {
+			err = views.NodesText(&buf, nodes)
+		}
 	case "json":
 		err = views.RenderJSON(&buf, p)
 	case "markdown":
-		err = views.RenderMarkdown(&buf, p, opts)
+		if err = views.RenderMarkdown(&buf, p, opts); err == nil {
+			err = views.NodesMarkdown(&buf, nodes)
+		}
 	case "prometheus":
-		err = views.RenderPrometheus(&buf, p, opts)
+		if err = views.RenderPrometheus(&buf, p, opts); err == nil {
+			err = views.NodesPrometheus(&buf, nodes)
+		}
 	case "junit":
 		err = views.RenderJUnit(&buf, p, planErr, opts)
 	}
@@ -73,7 +92,7 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 	if planErr != nil {
 		return fmt.Errorf("report: %w", planErr)
 	}
-	if c.DetailedExitcode && p.HasChanges() {
+	if c.DetailedExitcode && (p.HasChanges() || nodecache.Drifted(nodes)) {
 		return &exitError{code: 2}
 	}
 	return nil

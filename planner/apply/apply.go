@@ -84,6 +84,7 @@ type applier struct {
 	pullSem  chan struct{}
 	buildSem chan struct{}
 	procs    int
+	batch    BatchExecutor // the executor, when it batches (nil otherwise)
 
 	mu     sync.Mutex
 	pulls  map[string]*pullCall
@@ -138,7 +139,11 @@ func Run(ctx context.Context, p *planner.Plan, deps Deps, opts Options) (Result,
 		pulls:    map[string]*pullCall{},
 		trees:    map[string]*treeCall{},
 	}
-	a.planTrees(p)
+	if b, ok := deps.Executor.(BatchExecutor); ok {
+		a.batch = b // builds elsewhere: no shared trees here
+	} else {
+		a.planTrees(p)
+	}
 	byCache := map[string][]planner.Change{}
 	for _, ch := range p.Changes {
 		if ch.Action.IsChange() {
@@ -160,6 +165,17 @@ func Run(ctx context.Context, p *planner.Plan, deps Deps, opts Options) (Result,
 		if err := a.prefetch(ctx, jobs); err != nil {
 			return a.result, fmt.Errorf("nothing was changed: the plan names an image that cannot be fetched: %w", err)
 		}
+	}
+	if a.batch != nil {
+		n := 0
+		for _, j := range jobs {
+			for _, ch := range j.changes {
+				if isBuild(ch.Action) {
+					n++
+				}
+			}
+		}
+		a.batch.Expect(n)
 	}
 	var (
 		wg  sync.WaitGroup
@@ -328,13 +344,19 @@ func (a *applier) applyRoot(ctx context.Context, job *rootJob) []error {
 	return errs
 }
 
+// isBuild reports whether an action builds an artifact.
+func isBuild(a planner.Action) bool {
+	return a == planner.ActionCreate || a == planner.ActionReplace
+}
+
 func (a *applier) applyChange(ctx context.Context, job *rootJob, ch planner.Change) error {
+	if isBuild(ch.Action) {
+		return a.build(ctx, job, ch)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	switch ch.Action {
-	case planner.ActionCreate, planner.ActionReplace:
-		return a.build(ctx, job, ch)
 	case planner.ActionUpdate:
 		return a.update(job, ch)
 	case planner.ActionDelete:
@@ -409,6 +431,24 @@ func (a *applier) treeFor(manifest string, img v1.Image) *SharedTree {
 }
 
 func (a *applier) build(ctx context.Context, job *rootJob, ch planner.Change) error {
+	if a.batch != nil {
+		handed := false
+		defer func() {
+			if !handed {
+				a.batch.Skip()
+			}
+		}()
+		return a.buildWith(ctx, job, ch, func() { handed = true })
+	}
+	return a.buildWith(ctx, job, ch, func() {})
+}
+
+// buildWith builds, finishes and places one artifact; handing is called
+// just before the executor gets the build.
+func (a *applier) buildWith(ctx context.Context, job *rootJob, ch planner.Change, handing func()) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	b, err := a.deps.Builder(spec.Runtime(ch.Runtime))
 	if err != nil {
 		return err
@@ -428,10 +468,12 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch planner.Change) er
 	defer work.Remove()
 	const artifact = "artifact"
 	out := filepath.Join(work.Path(), artifact)
-	select {
-	case a.buildSem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if a.batch == nil {
+		select {
+		case a.buildSem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	a.event(ch, PhaseBuild, b.Format())
 	req := providers.BuildRequest{
@@ -441,18 +483,25 @@ func (a *applier) build(ctx context.Context, job *rootJob, ch planner.Change) er
 	if a.deps.BuildProgress != nil {
 		req.Progress = a.deps.BuildProgress(ch.Address)
 	}
-	bj := BuildJob{Change: ch, Image: img, Builder: b, Request: req, Out: out}
-	if _, ok := b.(providers.TreeBuilder); ok {
+	bj := BuildJob{Change: ch, Image: img, Builder: b, Request: req, Out: out,
+		Root: job.sess.Root.Path(), WorkDir: work.Name(), Result: &BuildResult{}}
+	if _, ok := b.(providers.TreeBuilder); ok && a.batch == nil {
 		bj.Tree = a.treeFor(ch.Manifest, img) // counted in planTrees
 	}
+	handing()
 	err = a.deps.Executor.Build(ctx, bj)
-	<-a.buildSem
+	if a.batch == nil {
+		<-a.buildSem
+	}
 	if err != nil {
 		return fmt.Errorf("build %s: %w", b.Format(), err)
 	}
 	fin, err := work.Finish(artifact, ch.Mode, ch.UID, ch.GID)
 	if err != nil {
 		return err
+	}
+	if want := bj.Result.SHA256; want != "" && want != fin.SHA256 {
+		return fmt.Errorf("the built file's sha256 is %s, not %s as its build recorded; not placed", fin.SHA256, want)
 	}
 	e := fin.Entry(cacheroot.Entry{
 		Name: ch.Name, Ref: ch.Ref, Digest: ch.Digest, Manifest: ch.Manifest, Platform: ch.Platform,

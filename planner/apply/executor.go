@@ -20,6 +20,19 @@ type Executor interface {
 	Build(ctx context.Context, job BuildJob) error
 }
 
+// BatchExecutor is an Executor that runs the builds of an apply together
+// (for example as one Slurm array job). Before the first build the engine
+// calls Expect with the number of builds it will hand over; it then calls
+// Build for all of them at once (the engine's build parallelism does not
+// apply: the executor decides what runs when), and Skip once for each
+// expected build that fails before it reaches the executor (its pull), so
+// that the batch never waits for it.
+type BatchExecutor interface {
+	Executor
+	Expect(n int)
+	Skip()
+}
+
 // BuildJob is one artifact to build.
 type BuildJob struct {
 	Change  planner.Change
@@ -33,6 +46,22 @@ type BuildJob struct {
 	// flattened root file system among the builds of this image; the
 	// executor must Release it once (nil: flatten alone).
 	Tree *SharedTree
+	// Root is the cache root's path as the spec writes it, and WorkDir the
+	// name of the work directory in its staging area: what a process
+	// elsewhere needs to reach the work directory through its own handles
+	// (cacheroot.OpenWorkDir).
+	Root, WorkDir string
+	// Result is where the executor may report what it knows of the built
+	// file; the engine checks it against the finished file.
+	Result *BuildResult
+}
+
+// BuildResult is what an executor reports of a build.
+type BuildResult struct {
+	// SHA256 is the hex digest the build recorded for the file ("" = not
+	// reported). The engine refuses to place a file whose hash, computed
+	// when it finishes the file, differs.
+	SHA256 string
 }
 
 // SharedTree is a flattened root file system that several builds of one

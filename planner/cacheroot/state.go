@@ -262,7 +262,8 @@ func removeAllAt(dir *os.File, name string) error {
 // Staging is the root's staging area (<root>/.cachectl/staging), on the
 // same file system as the artifacts, private to the runner.
 type Staging struct {
-	dir *os.File
+	dir   *os.File
+	owned bool // opened by OpenWorkDir: closed with its work directory
 }
 
 // Staging opens the staging area, creating it (0700) when missing.
@@ -271,16 +272,8 @@ func (s *StateDir) Staging() (*Staging, error) {
 	if err := unix.Mkdirat(fd(s.dir), stagingDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, &PathError{Op: "create", Path: abs, Err: err}
 	}
-	d, err := openDirAt(s.dir, stagingDir, abs)
+	d, err := openOwnedDir(s.dir, stagingDir, abs)
 	if err != nil {
-		return nil, err
-	}
-	st, err := fstat(d)
-	if err == nil {
-		err = checkOwned(abs, st, false, true)
-	}
-	if err != nil {
-		d.Close()
 		return nil, err
 	}
 	return &Staging{dir: d}, nil
