@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -25,9 +26,9 @@ func SpecDigest(m *spec.Model) string {
 	var cs []cache
 	for _, c := range m.Caches {
 		x := cache{Name: c.Name, Runtime: string(c.Runtime), Root: c.Root, FileMode: c.FileMode.String(), DirMode: c.DirMode.String(),
-			Owner: c.Owner, Group: c.Group, Compression: c.Compression, Platform: PlatformString(c.Platform), Prune: c.Prune}
+			Owner: c.Owner, Group: c.Group, Compression: c.Compression, Platform: image.PlatformString(c.Platform), Prune: c.Prune}
 		for _, a := range c.Artifacts {
-			x.Artifacts = append(x.Artifacts, art{a.Address(), a.Name, a.Ref, PlatformString(a.Platform)})
+			x.Artifacts = append(x.Artifacts, art{a.Address(), a.Name, a.Ref, image.PlatformString(a.Platform)})
 		}
 		cs = append(cs, x)
 	}

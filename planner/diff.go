@@ -8,6 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cachectl/cachectl/planner/cacheroot"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -59,15 +60,6 @@ type DiffInput struct {
 	Targets []string
 	// Replace forces replacement of these addresses (e.g. imported files).
 	Replace []string
-}
-
-// PlatformString formats a platform as os/arch[/variant].
-func PlatformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 // Diff compares desired and actual state and returns the changes, sorted
@@ -162,7 +154,7 @@ func baseChange(ci CacheInput, addr, ref, name string) Change {
 func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bool) (Change, error) {
 	st := ci.State
 	ch := baseChange(ci, a.Address(), a.Ref, a.Name)
-	ch.Platform = PlatformString(a.Platform)
+	ch.Platform = image.PlatformString(a.Platform)
 	res, resolved := in.Resolved[ResolveKey{a.Ref, ch.Platform}]
 	if resolved {
 		ch.Digest, ch.Manifest = res.Digest, res.Manifest

@@ -2,15 +2,14 @@ package planner
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"os"
-	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -91,63 +90,6 @@ func WriteBound(format string, config v1.Descriptor, layers []v1.Descriptor, unp
 // tarMember is the size of a tar member of n bytes: header and padding.
 func tarMember(n int64) int64 { return 512 + (n+511)/512*512 }
 
-// layerCompression says how a layer's media type is compressed: "gzip",
-// "none" or "" (zstd or unknown).
-func layerCompression(mediaType string) string {
-	switch {
-	case strings.HasSuffix(mediaType, "gzip"):
-		return "gzip"
-	case strings.HasSuffix(mediaType, ".tar"), strings.HasSuffix(mediaType, "diff.tar"), strings.HasSuffix(mediaType, "tar"):
-		return "none"
-	}
-	return ""
-}
-
-// gzipUnpacked reads the size a gzip stream of compressed bytes unpacks to
-// from its trailer (the last 8 bytes: CRC32 and ISIZE, the size modulo
-// 2^32, RFC 1952). ISIZE is taken up by whole multiples of 2^32 until it
-// is at least about the compressed size (deflate makes incompressible data
-// only a little larger), so layers that unpack to more than 4 GiB are read
-// right unless they compress better than 2^32 bytes per compressed size. A zero ISIZE (the empty last member of an eStargz
-// or other multi-member stream) is unknown.
-func gzipUnpacked(trailer []byte, compressed int64) (int64, bool) {
-	if len(trailer) < 4 {
-		return 0, false
-	}
-	isize := int64(binary.LittleEndian.Uint32(trailer[len(trailer)-4:]))
-	if isize == 0 && compressed > 64 {
-		return 0, false
-	}
-	// Incompressible data grows a little in deflate (stored or Huffman-only
-	// blocks: zlib's deflateBound allows 0.03% and 13 bytes); 2% and 1 KiB
-	// leave room for any encoder.
-	floor := compressed - compressed/50 - 1024
-	u := isize
-	for u < floor {
-		u += 1 << 32
-	}
-	return u, true
-}
-
-// unpackedFrom reads a layer's unpacked size with tail, a reader of the
-// blob's last 8 bytes.
-func unpackedFrom(d v1.Descriptor, tail func() ([]byte, error)) (int64, bool) {
-	switch layerCompression(string(d.MediaType)) {
-	case "none":
-		return d.Size, true
-	case "gzip":
-		if d.Size < 18 {
-			return 0, false
-		}
-		b, err := tail()
-		if err != nil {
-			return 0, false
-		}
-		return gzipUnpacked(b, d.Size)
-	}
-	return 0, false
-}
-
 // storeTail reads the last n bytes of a blob in the store.
 func storeTail(st *store.Store, d v1.Descriptor, n int64) ([]byte, bool) {
 	if st == nil || !st.Has(d.Digest) {
@@ -216,7 +158,7 @@ func boundWrites(ctx context.Context, changes []Change, resolved map[ResolveKey]
 		}
 		g.Go(func() error {
 			u, ok := int64(0), false
-			if layerCompression(string(l.MediaType)) == "none" {
+			if image.LayerCompression(l.MediaType) == image.CompressionNone {
 				u, ok = l.Size, true
 			} else if sizer != nil {
 				u, ok = sizer.UnpackedSize(ctx, k.ref, l)

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cachectl/cachectl/planner/cacheroot"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -105,7 +106,7 @@ func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*
 		targets := setOf(opts.Targets)
 		for _, c := range m.Caches {
 			for _, a := range c.Artifacts {
-				k := ResolveKey{a.Ref, PlatformString(a.Platform)}
+				k := ResolveKey{a.Ref, image.PlatformString(a.Platform)}
 				if seen[k] || (len(targets) > 0 && !targets[a.Address()]) {
 					continue
 				}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cachectl/cachectl/providers/bundle"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/store"
 )
@@ -81,7 +82,7 @@ func (s *BundleSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (m
 	out := make(map[ResolveKey]Resolution, len(reqs))
 	var missing, incomplete []string
 	for _, r := range reqs {
-		k := ResolveKey{r.Ref, PlatformString(r.Platform)}
+		k := ResolveKey{r.Ref, image.PlatformString(r.Platform)}
 		if _, done := out[k]; done {
 			continue
 		}
@@ -139,7 +140,7 @@ func (s *BundleSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (m
 // UnpackedSize reads the gzip trailer of a layer from the store, else from
 // the bundle that holds it.
 func (s *BundleSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
-	return unpackedFrom(d, func() ([]byte, error) {
+	return image.LayerUnpackedSize(d, func() ([]byte, error) {
 		if b, ok := storeTail(s.Store, d, 8); ok {
 			return b, nil
 		}

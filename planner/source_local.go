@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/localsrc"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/store"
@@ -93,7 +94,7 @@ func (s *LocalSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (ma
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		k := ResolveKey{r.Ref, PlatformString(r.Platform)}
+		k := ResolveKey{r.Ref, image.PlatformString(r.Platform)}
 		if _, done := out[k]; done {
 			continue
 		}
@@ -130,7 +131,7 @@ func (s *LocalSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (ma
 // UnpackedSize reads the gzip trailer of a layer from the store, else from
 // the local source's file when it can seek.
 func (s *LocalSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
-	return unpackedFrom(d, func() ([]byte, error) {
+	return image.LayerUnpackedSize(d, func() ([]byte, error) {
 		if b, ok := storeTail(s.Store, d, 8); ok {
 			return b, nil
 		}
@@ -239,14 +240,14 @@ func (s *LocalSource) count(n int64, copied bool) {
 // fileName, Podman's convention for images without a registry.
 func ImageName(ref, fileName string) string {
 	if !spec.IsLocalRef(ref) {
-		return normalizedName(ref)
+		return image.NormalizedName(ref)
 	}
 	lr, err := spec.ParseLocalRef(ref)
 	if err != nil || lr.Image == "" {
 		return "localhost/" + strings.ToLower(path.Base(fileName))
 	}
 	if info, err := spec.ParseRef(lr.Image); err == nil && (info.Tag != "" || info.Digest != "") {
-		return normalizedName(lr.Image)
+		return image.NormalizedName(lr.Image)
 	}
 	return lr.Image
 }

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/store"
@@ -45,7 +46,7 @@ func resolve1(t *testing.T, s *LocalSource, ref string) (Resolution, error) {
 func resolveFor(t *testing.T, s *LocalSource, ref string, p v1.Platform) (Resolution, error) {
 	t.Helper()
 	out, err := s.ResolveAll(context.Background(), []ResolveRequest{{Ref: ref, Platform: p}})
-	return out[ResolveKey{ref, PlatformString(p)}], err
+	return out[ResolveKey{ref, image.PlatformString(p)}], err
 }
 
 func wantErr(t *testing.T, err error, parts ...string) {
@@ -154,8 +155,8 @@ func TestLocalSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, p := range []v1.Platform{amd64, arm} {
-		if r := out[ResolveKey{mref, PlatformString(p)}]; r.Digest != digestOf(t, idx) || r.Manifest != im.Manifests[i].Digest.String() {
-			t.Errorf("%s: %+v; want index %s, manifest %s", PlatformString(p), r, digestOf(t, idx), im.Manifests[i].Digest)
+		if r := out[ResolveKey{mref, image.PlatformString(p)}]; r.Digest != digestOf(t, idx) || r.Manifest != im.Manifests[i].Digest.String() {
+			t.Errorf("%s: %+v; want index %s, manifest %s", image.PlatformString(p), r, digestOf(t, idx), im.Manifests[i].Digest)
 		}
 	}
 
@@ -272,7 +273,7 @@ func (r *recordingSource) ResolveAll(ctx context.Context, reqs []ResolveRequest)
 		if q.Ref == "bad:1" {
 			return out, errors.New("bad:1: not found")
 		}
-		out[ResolveKey{q.Ref, PlatformString(q.Platform)}] = Resolution{Digest: "sha256:" + strings.Repeat("a", 64), Manifest: "sha256:" + strings.Repeat("a", 64)}
+		out[ResolveKey{q.Ref, image.PlatformString(q.Platform)}] = Resolution{Digest: "sha256:" + strings.Repeat("a", 64), Manifest: "sha256:" + strings.Repeat("a", 64)}
 	}
 	return out, nil
 }
@@ -379,6 +380,8 @@ func TestImageName(t *testing.T) {
 		{"oci-layout:/l:app:1", "app+1", "docker.io/library/app:1"},
 		{"oci-archive:a.tar:docker.io/library/alpine:3.20", "x", "docker.io/library/alpine:3.20"},
 		{"docker-archive:/d.tar:localhost:5000/x/y:2", "y", "localhost:5000/x/y:2"},
+		{"docker-archive:d.tar:tools/x:2", "tools+x+2.sqsh", "docker.io/tools/x:2"},
+		{"oci-layout:/srv/l:docker.io/library/alpine:3.20", "a", "docker.io/library/alpine:3.20"},
 		{"oci-layout:/l:v1", "v1", "v1"},
 		{"oci-layout:/l", "Base", "localhost/base"},
 		{"docker-archive:/d.tar", "tools/dock.sqsh", "localhost/dock.sqsh"},

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/store"
 )
@@ -41,11 +41,11 @@ func (s *RegistrySource) ResolveAll(ctx context.Context, reqs []ResolveRequest) 
 	var all []error
 	for i, r := range reqs {
 		if i < len(errs) && errs[i] != nil {
-			all = append(all, fmt.Errorf("%w (platform %s)", errs[i], PlatformString(r.Platform)))
+			all = append(all, fmt.Errorf("%w (platform %s)", errs[i], image.PlatformString(r.Platform)))
 			continue
 		}
 		res := out[i]
-		m[ResolveKey{r.Ref, PlatformString(r.Platform)}] = Resolution{
+		m[ResolveKey{r.Ref, image.PlatformString(r.Platform)}] = Resolution{
 			Digest:   res.Digest.String(),
 			Manifest: res.Manifest.String(),
 			Size:     res.Size,
@@ -83,7 +83,7 @@ func (s *RegistrySource) missingBytes(res registry.Resolved) int64 {
 // UnpackedSize reads the gzip trailer of a layer from the store, else from
 // the registry (a Range request for its last 8 bytes).
 func (s *RegistrySource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
-	return unpackedFrom(d, func() ([]byte, error) {
+	return image.LayerUnpackedSize(d, func() ([]byte, error) {
 		if b, ok := storeTail(s.Store, d, 8); ok {
 			return b, nil
 		}
@@ -104,25 +104,4 @@ func (s *RegistrySource) Fetch(ctx context.Context, ref, manifest string) (v1.Im
 	s.stats.BlobsCached += stats.BlobsCached
 	s.mu.Unlock()
 	return img, err
-}
-
-// normalizedName is the fully qualified name of a reference as Podman
-// records it (docker.io/library/alpine:3.20).
-func normalizedName(ref string) string {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return ref
-	}
-	reg := r.Context().RegistryStr()
-	if reg == name.DefaultRegistry {
-		reg = "docker.io"
-	}
-	n := reg + "/" + r.Context().RepositoryStr()
-	switch t := r.(type) {
-	case name.Tag:
-		return n + ":" + t.TagStr()
-	case name.Digest:
-		return n + "@" + t.DigestStr()
-	}
-	return n
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers/bundle"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -88,7 +89,7 @@ func (c *BundleCreateCmd) Run(g *Globals, iox *IO) error {
 	var images []bundle.Image
 	pulls := map[string]string{} // manifest → a reference
 	for _, r := range reqs {
-		k := planner.ResolveKey{Ref: r.Ref, Platform: planner.PlatformString(r.Platform)}
+		k := planner.ResolveKey{Ref: r.Ref, Platform: image.PlatformString(r.Platform)}
 		res := resolved[k]
 		images = append(images, bundle.Image{Ref: r.Ref, Name: names[r.Ref], Platform: k.Platform, Digest: res.Digest, Manifest: res.Manifest})
 		if _, ok := pulls[res.Manifest]; !ok {
@@ -155,8 +156,8 @@ func bundleRequests(m *spec.Model, targets []string) ([]planner.ResolveRequest, 
 				notRegistry = append(notRegistry, a.Address())
 				continue
 			}
-			names[a.Ref] = a.NormalizedName()
-			k := planner.ResolveKey{Ref: a.Ref, Platform: planner.PlatformString(a.Platform)}
+			names[a.Ref] = image.NormalizedName(a.Ref)
+			k := planner.ResolveKey{Ref: a.Ref, Platform: image.PlatformString(a.Platform)}
 			if seen[k] {
 				continue
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/rootfs"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -40,7 +41,7 @@ func (f *fakeSource) ResolveAll(ctx context.Context, reqs []planner.ResolveReque
 			return nil, fmt.Errorf("%s: not found", r.Ref)
 		}
 		d, _ := img.Digest()
-		out[planner.ResolveKey{Ref: r.Ref, Platform: planner.PlatformString(r.Platform)}] = planner.Resolution{Digest: d.String(), Manifest: d.String(), Size: 10}
+		out[planner.ResolveKey{Ref: r.Ref, Platform: image.PlatformString(r.Platform)}] = planner.Resolution{Digest: d.String(), Manifest: d.String(), Size: 10}
 	}
 	return out, nil
 }

@@ -52,14 +52,10 @@ const (
 	blobPrefix    = "blobs/sha256/"
 )
 
-// Annotations on the descriptors of index.json.
-const (
-	// AnnotationRefName is the OCI annotation with the normalized name
-	// (docker.io/library/alpine:3.20), as Podman writes it.
-	AnnotationRefName = "org.opencontainers.image.ref.name"
-	// AnnotationRef is the reference exactly as written in the spec.
-	AnnotationRef = "io.cachectl.bundle.ref"
-)
+// AnnotationRef annotates each descriptor of index.json with the reference
+// exactly as written in the spec; image.RefNameAnnotation gives its
+// normalized name (docker.io/library/alpine:3.20), as Podman writes it.
+const AnnotationRef = "io.cachectl.bundle.ref"
 
 // ErrTruncated is returned (wrapped) for a bundle that ends early: a member
 // runs past the end of the file, or the checksum manifest is missing.

@@ -19,6 +19,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/cachectl/cachectl/providers/image"
 )
 
 // BlobSource gives the content of blobs by digest. *store.Store is one.
@@ -261,7 +263,7 @@ func ociIndex(imgs []Image) ([]byte, error) {
 		p, _ := v1.ParsePlatform(img.Platform)
 		ann := map[string]string{AnnotationRef: img.Ref}
 		if img.Name != "" {
-			ann[AnnotationRefName] = img.Name
+			ann[image.RefNameAnnotation] = img.Name
 		}
 		idx.Manifests = append(idx.Manifests, v1.Descriptor{MediaType: img.MediaType, Digest: h, Size: img.ManifestSize, Platform: p, Annotations: ann})
 	}

@@ -12,10 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cachectl/cachectl/providers/progress"
-	"github.com/cachectl/cachectl/providers/store"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/cachectl/cachectl/providers/image"
+	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/providers/store"
 )
 
 // PullStats counts what a Pull did.
@@ -79,7 +81,7 @@ func (c *Client) Pull(ctx context.Context, ref string, manifest v1.Hash, st *sto
 	if err != nil {
 		return nil, stats, err
 	}
-	mt, err := store.ManifestMediaType(raw)
+	mt, err := image.ManifestMediaType(raw)
 	if err != nil {
 		return nil, stats, fmt.Errorf("pulling %s: manifest %s: %w", ref, manifest, err)
 	}

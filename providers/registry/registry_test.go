@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
@@ -201,7 +202,7 @@ func TestIndexAndPlatforms(t *testing.T) {
 	}
 
 	_, err = c.Resolve(ctx, srv.Ref("multi:1"), v1.Platform{OS: "linux", Architecture: "s390x"})
-	if !registry.IsPlatformMissing(err) {
+	if !image.IsPlatformMissing(err) {
 		t.Fatalf("missing platform: err = %v", err)
 	}
 	for _, want := range []string{"linux/s390x", "linux/amd64", "linux/arm64/v8"} {
