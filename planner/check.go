@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/cachectl/cachectl/providers/image"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -163,11 +164,11 @@ func mismatch(what, got, want string) error {
 }
 
 // planResolutions returns the digests a plan resolved, as diff input.
-func planResolutions(p *Plan) map[ResolveKey]Resolution {
-	res := map[ResolveKey]Resolution{}
+func planResolutions(p *Plan) map[source.ResolveKey]source.Resolution {
+	res := map[source.ResolveKey]source.Resolution{}
 	for _, c := range p.Changes {
 		if c.Kind == KindArtifact && c.Manifest != "" {
-			res[ResolveKey{c.Ref, c.Platform}] = Resolution{Digest: c.Digest, Manifest: c.Manifest}
+			res[source.ResolveKey{Ref: c.Ref, Platform: c.Platform}] = source.Resolution{Digest: c.Digest, Manifest: c.Manifest}
 		}
 	}
 	return res

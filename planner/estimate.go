@@ -2,25 +2,15 @@ package planner
 
 import (
 	"context"
-	"io"
-	"os"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cachectl/cachectl/providers/image"
-	"github.com/cachectl/cachectl/providers/store"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
-
-// UnpackedSizer is implemented by sources that can tell how many bytes a
-// compressed layer unpacks to without reading all of it: the last 8 bytes
-// of a gzip stream (CRC32, ISIZE; RFC 1952) from the blob store, a bundle,
-// a local source or a registry (one Range request).
-type UnpackedSizer interface {
-	UnpackedSize(ctx context.Context, ref string, layer v1.Descriptor) (int64, bool)
-}
 
 // assumedRatio bounds how far a layer whose unpacked size cannot be read
 // (zstd, a registry without Range support) is taken to unpack: 4 times
@@ -90,43 +80,11 @@ func WriteBound(format string, config v1.Descriptor, layers []v1.Descriptor, unp
 // tarMember is the size of a tar member of n bytes: header and padding.
 func tarMember(n int64) int64 { return 512 + (n+511)/512*512 }
 
-// storeTail reads the last n bytes of a blob in the store.
-func storeTail(st *store.Store, d v1.Descriptor, n int64) ([]byte, bool) {
-	if st == nil || !st.Has(d.Digest) {
-		return nil, false
-	}
-	f, err := os.Open(st.Path(d.Digest))
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	b, err := readTail(f, d.Size, n)
-	return b, err == nil
-}
-
-// readTail reads the last n bytes of r (size bytes long) when r can seek
-// or read at an offset.
-func readTail(r any, size, n int64) ([]byte, error) {
-	b := make([]byte, n)
-	switch r := r.(type) {
-	case io.ReaderAt:
-		_, err := r.ReadAt(b, size-n)
-		return b, err
-	case io.ReadSeeker:
-		if _, err := r.Seek(size-n, io.SeekStart); err != nil {
-			return nil, err
-		}
-		_, err := io.ReadFull(r, b)
-		return b, err
-	}
-	return nil, io.ErrNoProgress
-}
-
 // boundWrites replaces the write estimate of every create and replace in
 // changes with WriteBound of its image, reading the layers' unpacked sizes
 // through sizer (when the resolver is one), each distinct layer once and
 // several at a time.
-func boundWrites(ctx context.Context, changes []Change, resolved map[ResolveKey]Resolution, sizer UnpackedSizer, builder func(spec.Runtime) BuilderInfo) {
+func boundWrites(ctx context.Context, changes []Change, resolved map[source.ResolveKey]source.Resolution, sizer source.UnpackedSizer, builder func(spec.Runtime) BuilderInfo) {
 	type key struct{ ref, digest string }
 	var (
 		mu   sync.Mutex
@@ -139,7 +97,7 @@ func boundWrites(ctx context.Context, changes []Change, resolved map[ResolveKey]
 		if ch.Action != ActionCreate && ch.Action != ActionReplace {
 			continue
 		}
-		for _, l := range resolved[ResolveKey{ch.Ref, ch.Platform}].Layers {
+		for _, l := range resolved[source.ResolveKey{Ref: ch.Ref, Platform: ch.Platform}].Layers {
 			k := key{ch.Ref, l.Digest.String()}
 			if _, ok := todo[k]; !ok {
 				todo[k] = l
@@ -174,7 +132,7 @@ func boundWrites(ctx context.Context, changes []Change, resolved map[ResolveKey]
 	g.Wait()
 	for i := range changes {
 		ch := &changes[i]
-		res, ok := resolved[ResolveKey{ch.Ref, ch.Platform}]
+		res, ok := resolved[source.ResolveKey{Ref: ch.Ref, Platform: ch.Platform}]
 		if (ch.Action != ActionCreate && ch.Action != ActionReplace) || !ok || len(res.Layers) == 0 {
 			continue
 		}

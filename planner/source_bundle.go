@@ -8,21 +8,20 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cachectl/cachectl/providers/bundle"
 	"github.com/cachectl/cachectl/providers/image"
-	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 )
 
 // BundleSource resolves references from transfer bundles instead of
 // registries (no network at all) and copies blobs from the bundles into the
 // shared blob store, verifying each against its digest and size as it is
-// copied. It implements Resolver and Fetcher.
+// copied. It implements source.Resolver and source.Fetcher.
 //
 // The first bundle is the head: its index maps references to digests.
 // Every bundle provides blobs, so an incremental bundle's base (or its
@@ -33,8 +32,7 @@ type BundleSource struct {
 	Store   *store.Store
 
 	sf    singleflight.Group
-	mu    sync.Mutex
-	stats registry.PullStats
+	stats source.Counter
 }
 
 // OpenBundleSource opens the bundles at paths (the head first) over the
@@ -66,10 +64,8 @@ func (s *BundleSource) Close() error {
 
 // Stats returns what the fetches so far copied from the bundles
 // (BytesDownloaded, BlobsDownloaded) and found in the store (BlobsCached).
-func (s *BundleSource) Stats() registry.PullStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats
+func (s *BundleSource) Stats() source.Stats {
+	return s.stats.Stats()
 }
 
 func (s *BundleSource) head() *bundle.Bundle { return s.Bundles[0] }
@@ -78,11 +74,11 @@ func (s *BundleSource) head() *bundle.Bundle { return s.Bundles[0] }
 // the bundle lacks, or whose blobs are neither in the given bundles nor in
 // the store (an incremental bundle without its base), is an error; all of
 // them are named in one error.
-func (s *BundleSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (map[ResolveKey]Resolution, error) {
-	out := make(map[ResolveKey]Resolution, len(reqs))
+func (s *BundleSource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
+	out := make(map[source.ResolveKey]source.Resolution, len(reqs))
 	var missing, incomplete []string
 	for _, r := range reqs {
-		k := ResolveKey{r.Ref, image.PlatformString(r.Platform)}
+		k := r.Key()
 		if _, done := out[k]; done {
 			continue
 		}
@@ -111,7 +107,7 @@ func (s *BundleSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (m
 			incomplete = append(incomplete, fmt.Sprintf("%s (%s): %d blob(s) are in neither the store nor the given bundles (first %s)", k.Ref, k.Platform, len(absent), absent[0]))
 			continue
 		}
-		res := Resolution{Digest: img.Digest, Manifest: img.Manifest, Size: img.Size, Download: download}
+		res := source.Resolution{Digest: img.Digest, Manifest: img.Manifest, Size: img.Size, Download: download}
 		if h, err := v1.NewHash(img.Manifest); err == nil {
 			if m, _, err := s.manifest(h); err == nil {
 				res.Config, res.Layers = m.Config, m.Layers
@@ -140,10 +136,7 @@ func (s *BundleSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (m
 // UnpackedSize reads the gzip trailer of a layer from the store, else from
 // the bundle that holds it.
 func (s *BundleSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
-	return image.LayerUnpackedSize(d, func() ([]byte, error) {
-		if b, ok := storeTail(s.Store, d, 8); ok {
-			return b, nil
-		}
+	return source.UnpackedSize(s.Store, d, func() ([]byte, error) {
 		b := s.bundleWith(d.Digest)
 		if b == nil {
 			return nil, fmt.Errorf("blob %s not in the bundles", d.Digest)
@@ -152,13 +145,13 @@ func (s *BundleSource) UnpackedSize(ctx context.Context, ref string, d v1.Descri
 		if err != nil {
 			return nil, err
 		}
-		return readTail(r, size, 8)
+		return source.ReadTail(r, size, image.TrailerSize)
 	})
 }
 
 // describeMissing names a missing image and, when the bundle has the
 // reference for other platforms, which.
-func (s *BundleSource) describeMissing(k ResolveKey) string {
+func (s *BundleSource) describeMissing(k source.ResolveKey) string {
 	var others []string
 	for _, img := range s.head().Meta.Images {
 		if img.Ref == k.Ref {
@@ -278,7 +271,7 @@ func (s *BundleSource) Fetch(ctx context.Context, ref, manifest string) (v1.Imag
 // copies of one blob in this process share one copy.
 func (s *BundleSource) copyBlob(ctx context.Context, d v1.Descriptor) error {
 	if s.Store.Has(d.Digest) {
-		s.count(0, false)
+		s.stats.Cached()
 		return nil
 	}
 	v, err, shared := s.sf.Do(d.Digest.String(), func() (any, error) {
@@ -308,20 +301,12 @@ func (s *BundleSource) copyBlob(ctx context.Context, d v1.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	n := v.(int64)
-	s.count(max(n, 0), n >= 0 && !shared)
-	return nil
-}
-
-func (s *BundleSource) count(n int64, copied bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if copied {
-		s.stats.BytesDownloaded += n
-		s.stats.BlobsDownloaded++
+	if n := v.(int64); n >= 0 && !shared {
+		s.stats.Copied(n)
 	} else {
-		s.stats.BlobsCached++
+		s.stats.Cached()
 	}
+	return nil
 }
 
 // Preload copies every blob that the plan's creates and replaces need from

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cachectl/cachectl/providers/bundle"
 	"github.com/cachectl/cachectl/providers/bundle/bundletest"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -31,10 +32,10 @@ func openSource(t *testing.T, paths ...string) *BundleSource {
 	return s
 }
 
-func reqs(refs ...string) []ResolveRequest {
-	var out []ResolveRequest
+func reqs(refs ...string) []source.ResolveRequest {
+	var out []source.ResolveRequest
 	for _, r := range refs {
-		out = append(out, ResolveRequest{Ref: r, Platform: spec.DefaultPlatform})
+		out = append(out, source.ResolveRequest{Ref: r, Platform: spec.DefaultPlatform})
 	}
 	return out
 }
@@ -48,7 +49,7 @@ func TestBundleSourceResolveAndFetch(t *testing.T) {
 	}
 	for _, ref := range []string{"alpine:3.20", "example.com/tools:1"} {
 		h, _ := f.Images[ref].Digest()
-		r := res[ResolveKey{ref, "linux/amd64"}]
+		r := res[source.ResolveKey{Ref: ref, Platform: "linux/amd64"}]
 		if r.Manifest != h.String() || r.Size < 64<<10 || r.Download != r.Size+int64(len(mustRaw(t, f.Images[ref]))) {
 			t.Fatalf("%s resolved to %+v (manifest %s)", ref, r, h)
 		}
@@ -70,7 +71,7 @@ func TestBundleSourceResolveAndFetch(t *testing.T) {
 	}
 	// once in the store, nothing more to copy
 	res, _ = s.ResolveAll(context.Background(), reqs("alpine:3.20"))
-	if d := res[ResolveKey{"alpine:3.20", "linux/amd64"}].Download; d != 0 {
+	if d := res[source.ResolveKey{Ref: "alpine:3.20", Platform: "linux/amd64"}].Download; d != 0 {
 		t.Fatalf("download %d after fetch", d)
 	}
 }
@@ -87,7 +88,7 @@ func TestBundleSourceMissingImages(t *testing.T) {
 	f := bundletest.New(t, "alpine:3.20")
 	s := openSource(t, f.Write(t, "b.tar", nil, "alpine:3.20"))
 	_, err := s.ResolveAll(context.Background(), append(reqs("alpine:3.20", "nosuch/a:1", "nosuch/b:2"),
-		ResolveRequest{Ref: "alpine:3.20", Platform: v1.Platform{OS: "linux", Architecture: "arm64"}}))
+		source.ResolveRequest{Ref: "alpine:3.20", Platform: v1.Platform{OS: "linux", Architecture: "arm64"}}))
 	if err == nil {
 		t.Fatal("no error for images the bundle lacks")
 	}

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/localsrc"
-	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -20,7 +19,7 @@ import (
 // LocalSource resolves images from local sources (oci-layout:DIR[:REF],
 // oci-archive:FILE[:REF], docker-archive:FILE[:REPO:TAG]) and copies their
 // blobs into the blob store, verifying every digest. It never touches the
-// network. It implements Resolver and Fetcher over providers/localsrc,
+// network. It implements source.Resolver and source.Fetcher over providers/localsrc,
 // which reads the formats.
 //
 // A reference resolves to the digest of the image (or index) it selects in
@@ -33,8 +32,7 @@ type LocalSource struct {
 	Store *store.Store
 	refs  map[string]*spec.LocalRef
 
-	mu    sync.Mutex
-	stats registry.PullStats
+	stats source.Counter
 }
 
 // NewLocalSource returns a LocalSource for the local references of m (their
@@ -59,10 +57,8 @@ func (s *LocalSource) Handles(ref string) bool { return spec.IsLocalRef(ref) }
 
 // Stats returns what Fetch copied into the store (as BytesDownloaded and
 // BlobsDownloaded) and found there already (BlobsCached).
-func (s *LocalSource) Stats() registry.PullStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats
+func (s *LocalSource) Stats() source.Stats {
+	return s.stats.Stats()
 }
 
 func (s *LocalSource) localRef(ref string) (*spec.LocalRef, error) {
@@ -81,8 +77,8 @@ func (s *LocalSource) localRef(ref string) (*spec.LocalRef, error) {
 
 // ResolveAll resolves each distinct request once; each source file is
 // opened once per call. Errors name the reference and are joined.
-func (s *LocalSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (map[ResolveKey]Resolution, error) {
-	out := make(map[ResolveKey]Resolution, len(reqs))
+func (s *LocalSource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
+	out := make(map[source.ResolveKey]source.Resolution, len(reqs))
 	opened := map[string]*localsrc.Source{}
 	defer func() {
 		for _, o := range opened {
@@ -94,7 +90,7 @@ func (s *LocalSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (ma
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		k := ResolveKey{r.Ref, image.PlatformString(r.Platform)}
+		k := r.Key()
 		if _, done := out[k]; done {
 			continue
 		}
@@ -116,7 +112,7 @@ func (s *LocalSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (ma
 			errs = append(errs, fmt.Errorf("%s: %w (platform %s)", r.Ref, err, k.Platform))
 			continue
 		}
-		out[k] = Resolution{
+		out[k] = source.Resolution{
 			Digest:   img.Digest.String(),
 			Manifest: img.Manifest.String(),
 			Size:     img.Size,
@@ -131,10 +127,7 @@ func (s *LocalSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (ma
 // UnpackedSize reads the gzip trailer of a layer from the store, else from
 // the local source's file when it can seek.
 func (s *LocalSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
-	return image.LayerUnpackedSize(d, func() ([]byte, error) {
-		if b, ok := storeTail(s.Store, d, 8); ok {
-			return b, nil
-		}
+	return source.UnpackedSize(s.Store, d, func() ([]byte, error) {
 		lr, err := s.localRef(ref)
 		if err != nil {
 			return nil, err
@@ -149,7 +142,7 @@ func (s *LocalSource) UnpackedSize(ctx context.Context, ref string, d v1.Descrip
 			return nil, err
 		}
 		defer rc.Close()
-		return readTail(rc, size, 8)
+		return source.ReadTail(rc, size, image.TrailerSize)
 	})
 }
 
@@ -192,7 +185,7 @@ func (s *LocalSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image
 	}
 	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 		if s.Store.Has(d.Digest) {
-			s.count(0, false)
+			s.stats.Cached()
 			continue
 		}
 		rc, size, err := src.OpenBlob(d.Digest)
@@ -207,7 +200,7 @@ func (s *LocalSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image
 			}
 			return nil, fmt.Errorf("%s: copy blob %s: %w", ref, d.Digest, err)
 		}
-		s.count(n, true)
+		s.stats.Copied(n)
 	}
 	if err := s.Store.PutBytes(ctx, h, raw); err != nil {
 		return nil, fmt.Errorf("%s: store manifest: %w", ref, err)
@@ -218,17 +211,6 @@ func (s *LocalSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image
 // openLocal opens the source a local reference names.
 func openLocal(lr *spec.LocalRef) (*localsrc.Source, error) {
 	return localsrc.Open(localsrc.Kind(lr.Kind), lr.AbsPath)
-}
-
-func (s *LocalSource) count(n int64, copied bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if copied {
-		s.stats.BytesDownloaded += n
-		s.stats.BlobsDownloaded++
-	} else {
-		s.stats.BlobsCached++
-	}
 }
 
 // ImageName is the name an artifact built from ref records inside it (the

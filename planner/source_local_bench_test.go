@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 )
 
@@ -39,7 +40,7 @@ func BenchmarkLocalDockerArchive(b *testing.B) {
 		b.Fatal(err)
 	}
 	ref := "docker-archive:" + file + ":big:1"
-	reqs := []ResolveRequest{{Ref: ref, Platform: amd64}}
+	reqs := []source.ResolveRequest{{Ref: ref, Platform: amd64}}
 	b.Run("resolve", func(b *testing.B) {
 		s := NewLocalSource(nil, nil)
 		for i := 0; i < b.N; i++ {
@@ -63,7 +64,7 @@ func BenchmarkLocalDockerArchive(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			if _, err := s.Fetch(context.Background(), ref, out[ResolveKey{ref, "linux/amd64"}].Manifest); err != nil {
+			if _, err := s.Fetch(context.Background(), ref, out[source.ResolveKey{Ref: ref, Platform: "linux/amd64"}].Manifest); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
-	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -38,15 +38,15 @@ func newLocal(t *testing.T) (*LocalSource, *store.Store) {
 }
 
 // resolve1 resolves one reference for linux/amd64.
-func resolve1(t *testing.T, s *LocalSource, ref string) (Resolution, error) {
+func resolve1(t *testing.T, s *LocalSource, ref string) (source.Resolution, error) {
 	t.Helper()
 	return resolveFor(t, s, ref, amd64)
 }
 
-func resolveFor(t *testing.T, s *LocalSource, ref string, p v1.Platform) (Resolution, error) {
+func resolveFor(t *testing.T, s *LocalSource, ref string, p v1.Platform) (source.Resolution, error) {
 	t.Helper()
-	out, err := s.ResolveAll(context.Background(), []ResolveRequest{{Ref: ref, Platform: p}})
-	return out[ResolveKey{ref, image.PlatformString(p)}], err
+	out, err := s.ResolveAll(context.Background(), []source.ResolveRequest{{Ref: ref, Platform: p}})
+	return out[source.ResolveKey{Ref: ref, Platform: image.PlatformString(p)}], err
 }
 
 func wantErr(t *testing.T, err error, parts ...string) {
@@ -62,7 +62,7 @@ func wantErr(t *testing.T, err error, parts ...string) {
 }
 
 // fetchCheck fetches and checks the stored image is exactly want.
-func fetchCheck(t *testing.T, s *LocalSource, st *store.Store, ref string, res Resolution, want v1.Image) {
+func fetchCheck(t *testing.T, s *LocalSource, st *store.Store, ref string, res source.Resolution, want v1.Image) {
 	t.Helper()
 	img, err := s.Fetch(context.Background(), ref, res.Manifest)
 	if err != nil {
@@ -150,12 +150,12 @@ func TestLocalSource(t *testing.T) {
 	mref := "oci-layout:" + dir + ":multi"
 	im, _ := idx.IndexManifest()
 	arm := v1.Platform{OS: "linux", Architecture: "arm64"}
-	out, err := s.ResolveAll(context.Background(), []ResolveRequest{{Ref: mref, Platform: amd64}, {Ref: mref, Platform: arm}, {Ref: mref, Platform: amd64}})
+	out, err := s.ResolveAll(context.Background(), []source.ResolveRequest{{Ref: mref, Platform: amd64}, {Ref: mref, Platform: arm}, {Ref: mref, Platform: amd64}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range []v1.Platform{amd64, arm} {
-		if r := out[ResolveKey{mref, image.PlatformString(p)}]; r.Digest != digestOf(t, idx) || r.Manifest != im.Manifests[i].Digest.String() {
+		if r := out[source.ResolveKey{Ref: mref, Platform: image.PlatformString(p)}]; r.Digest != digestOf(t, idx) || r.Manifest != im.Manifests[i].Digest.String() {
 			t.Errorf("%s: %+v; want index %s, manifest %s", image.PlatformString(p), r, digestOf(t, idx), im.Manifests[i].Digest)
 		}
 	}
@@ -169,7 +169,7 @@ func TestLocalSource(t *testing.T) {
 
 	// Errors name the reference (and the platform for resolving); several
 	// are reported together.
-	_, err = s.ResolveAll(context.Background(), []ResolveRequest{
+	_, err = s.ResolveAll(context.Background(), []source.ResolveRequest{
 		{Ref: "oci-layout:" + dir + ":app:2", Platform: amd64},
 		{Ref: "oci-archive:" + dir, Platform: amd64},
 	})
@@ -266,14 +266,14 @@ type recordingSource struct {
 	refs []string
 }
 
-func (r *recordingSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (map[ResolveKey]Resolution, error) {
-	out := map[ResolveKey]Resolution{}
+func (r *recordingSource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
+	out := map[source.ResolveKey]source.Resolution{}
 	for _, q := range reqs {
 		r.refs = append(r.refs, q.Ref)
 		if q.Ref == "bad:1" {
 			return out, errors.New("bad:1: not found")
 		}
-		out[ResolveKey{q.Ref, image.PlatformString(q.Platform)}] = Resolution{Digest: "sha256:" + strings.Repeat("a", 64), Manifest: "sha256:" + strings.Repeat("a", 64)}
+		out[q.Key()] = source.Resolution{Digest: "sha256:" + strings.Repeat("a", 64), Manifest: "sha256:" + strings.Repeat("a", 64)}
 	}
 	return out, nil
 }
@@ -283,7 +283,7 @@ func (r *recordingSource) Fetch(ctx context.Context, ref, manifest string) (v1.I
 	return nil, errors.New("fallback fetch")
 }
 
-func (r *recordingSource) Stats() registry.PullStats { return registry.PullStats{BlobsCached: 7} }
+func (r *recordingSource) Stats() source.Stats { return source.Stats{BlobsCached: 7} }
 
 func (r *recordingSource) Preload(ctx context.Context, p *Plan) error {
 	for _, ch := range p.Changes {
@@ -342,11 +342,11 @@ func TestMultiSourceDispatch(t *testing.T) {
 	fb := &recordingSource{}
 	ms := NewMultiSource(local, fb)
 	lref := "oci-layout:" + dir + ":app"
-	out, err := ms.ResolveAll(context.Background(), []ResolveRequest{{Ref: "alpine:3.20", Platform: amd64}, {Ref: lref, Platform: amd64}})
+	out, err := ms.ResolveAll(context.Background(), []source.ResolveRequest{{Ref: "alpine:3.20", Platform: amd64}, {Ref: lref, Platform: amd64}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out) != 2 || out[ResolveKey{lref, "linux/amd64"}].Manifest != digestOf(t, app) || out[ResolveKey{"alpine:3.20", "linux/amd64"}].Digest == "" {
+	if len(out) != 2 || out[source.ResolveKey{Ref: lref, Platform: "linux/amd64"}].Manifest != digestOf(t, app) || out[source.ResolveKey{Ref: "alpine:3.20", Platform: "linux/amd64"}].Digest == "" {
 		t.Errorf("merged resolutions: %+v", out)
 	}
 	if len(fb.refs) != 1 || fb.refs[0] != "alpine:3.20" {
@@ -363,14 +363,14 @@ func TestMultiSourceDispatch(t *testing.T) {
 		t.Errorf("stats %+v: want local copies plus the fallback's", st)
 	}
 	// Errors of both sides are reported together.
-	_, err = ms.ResolveAll(context.Background(), []ResolveRequest{{Ref: "bad:1", Platform: amd64}, {Ref: "oci-layout:" + dir + ":nope", Platform: amd64}})
+	_, err = ms.ResolveAll(context.Background(), []source.ResolveRequest{{Ref: "bad:1", Platform: amd64}, {Ref: "oci-layout:" + dir + ":nope", Platform: amd64}})
 	wantErr(t, err, "bad:1: not found", `no image named "nope"`)
 
 	// Without a fallback, registry references are refused by name; without
 	// a local source, local ones.
-	_, err = NewMultiSource(local, nil).ResolveAll(context.Background(), []ResolveRequest{{Ref: "alpine:3.20", Platform: amd64}})
+	_, err = NewMultiSource(local, nil).ResolveAll(context.Background(), []source.ResolveRequest{{Ref: "alpine:3.20", Platform: amd64}})
 	wantErr(t, err, "alpine:3.20: no registry or bundle source")
-	_, err = NewMultiSource(nil, fb).ResolveAll(context.Background(), []ResolveRequest{{Ref: lref, Platform: amd64}})
+	_, err = NewMultiSource(nil, fb).ResolveAll(context.Background(), []source.ResolveRequest{{Ref: lref, Platform: amd64}})
 	wantErr(t, err, "local sources are not available")
 }
 

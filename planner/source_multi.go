@@ -9,21 +9,21 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
 
 // Source resolves references and fetches images: the registry client, a
 // bundle, local sources, or a MultiSource of them.
 type Source interface {
-	Resolver
-	Fetcher
+	source.Resolver
+	source.Fetcher
 }
 
 // MultiSource sends each reference to the source that serves it: local
 // sources (oci-layout:, oci-archive:, docker-archive:) to Local, every other
 // reference to Fallback (the registry, or a bundle). One plan can so mix
-// local and registry images. It implements Resolver and Fetcher.
+// local and registry images. It implements source.Resolver and source.Fetcher.
 type MultiSource struct {
 	// Local serves local references; nil refuses them.
 	Local *LocalSource
@@ -38,8 +38,8 @@ func NewMultiSource(local *LocalSource, fallback Source) *MultiSource {
 
 // ResolveAll resolves the local and the other requests concurrently and
 // merges the results; errors of both are joined.
-func (m *MultiSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (map[ResolveKey]Resolution, error) {
-	var local, other []ResolveRequest
+func (m *MultiSource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
+	var local, other []source.ResolveRequest
 	for _, r := range reqs {
 		if spec.IsLocalRef(r.Ref) {
 			local = append(local, r)
@@ -49,7 +49,7 @@ func (m *MultiSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (ma
 	}
 	var (
 		wg                         sync.WaitGroup
-		lres, ores                 map[ResolveKey]Resolution
+		lres, ores                 map[source.ResolveKey]source.Resolution
 		lerr, oerr                 error
 		refusedLocal, refusedOther []error
 	)
@@ -76,7 +76,7 @@ func (m *MultiSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (ma
 		}
 	}
 	wg.Wait()
-	out := make(map[ResolveKey]Resolution, len(lres)+len(ores))
+	out := make(map[source.ResolveKey]source.Resolution, len(lres)+len(ores))
 	for k, v := range ores {
 		out[k] = v
 	}
@@ -95,7 +95,7 @@ func (m *MultiSource) UnpackedSize(ctx context.Context, ref string, d v1.Descrip
 		}
 		return m.Local.UnpackedSize(ctx, ref, d)
 	}
-	if us, ok := m.Fallback.(UnpackedSizer); ok {
+	if us, ok := m.Fallback.(source.UnpackedSizer); ok {
 		return us.UnpackedSize(ctx, ref, d)
 	}
 	return 0, false
@@ -117,12 +117,12 @@ func (m *MultiSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image
 
 // Stats adds what the local source copied to the fallback's statistics
 // (when it reports any: RegistrySource and BundleSource do).
-func (m *MultiSource) Stats() registry.PullStats {
-	var st registry.PullStats
+func (m *MultiSource) Stats() source.Stats {
+	var st source.Stats
 	if m.Local != nil {
 		st = m.Local.Stats()
 	}
-	if s, ok := m.Fallback.(interface{ Stats() registry.PullStats }); ok {
+	if s, ok := m.Fallback.(interface{ Stats() source.Stats }); ok {
 		f := s.Stats()
 		st.BytesDownloaded += f.BytesDownloaded
 		st.BlobsDownloaded += f.BlobsDownloaded

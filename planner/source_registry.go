@@ -4,40 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 )
 
 // RegistrySource resolves references against registries and pulls images
-// into the shared blob store. It implements Resolver and Fetcher.
+// into the shared blob store. It implements source.Resolver and source.Fetcher.
 type RegistrySource struct {
 	Client *registry.Client
 	Store  *store.Store
-	mu     sync.Mutex
-	stats  registry.PullStats
+	stats  source.Counter
 }
 
 // Stats returns what the pulls so far downloaded and found cached.
-func (s *RegistrySource) Stats() registry.PullStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats
+func (s *RegistrySource) Stats() source.Stats {
+	return s.stats.Stats()
 }
 
 // ResolveAll resolves each distinct request once, concurrently, and adds
 // how many bytes are not in the store yet.
-func (s *RegistrySource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (map[ResolveKey]Resolution, error) {
+func (s *RegistrySource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
 	rr := make([]registry.ResolveRequest, len(reqs))
 	for i, r := range reqs {
 		rr[i] = registry.ResolveRequest{Ref: r.Ref, Platform: r.Platform}
 	}
 	out, errs := s.Client.ResolveAll(ctx, rr)
-	m := make(map[ResolveKey]Resolution, len(reqs))
+	m := make(map[source.ResolveKey]source.Resolution, len(reqs))
 	var all []error
 	for i, r := range reqs {
 		if i < len(errs) && errs[i] != nil {
@@ -45,7 +42,7 @@ func (s *RegistrySource) ResolveAll(ctx context.Context, reqs []ResolveRequest) 
 			continue
 		}
 		res := out[i]
-		m[ResolveKey{r.Ref, image.PlatformString(r.Platform)}] = Resolution{
+		m[r.Key()] = source.Resolution{
 			Digest:   res.Digest.String(),
 			Manifest: res.Manifest.String(),
 			Size:     res.Size,
@@ -83,11 +80,8 @@ func (s *RegistrySource) missingBytes(res registry.Resolved) int64 {
 // UnpackedSize reads the gzip trailer of a layer from the store, else from
 // the registry (a Range request for its last 8 bytes).
 func (s *RegistrySource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
-	return image.LayerUnpackedSize(d, func() ([]byte, error) {
-		if b, ok := storeTail(s.Store, d, 8); ok {
-			return b, nil
-		}
-		return s.Client.BlobTail(ctx, ref, d, 8)
+	return source.UnpackedSize(s.Store, d, func() ([]byte, error) {
+		return s.Client.BlobTail(ctx, ref, d, image.TrailerSize)
 	})
 }
 
@@ -98,10 +92,6 @@ func (s *RegistrySource) Fetch(ctx context.Context, ref, manifest string) (v1.Im
 		return nil, fmt.Errorf("bad manifest digest %q: %w", manifest, err)
 	}
 	img, stats, err := s.Client.Pull(ctx, ref, h, s.Store)
-	s.mu.Lock()
-	s.stats.BytesDownloaded += stats.BytesDownloaded
-	s.stats.BlobsDownloaded += stats.BlobsDownloaded
-	s.stats.BlobsCached += stats.BlobsCached
-	s.mu.Unlock()
+	s.stats.Add(stats)
 	return img, err
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/cachectl/cachectl/providers/builders"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -73,9 +74,9 @@ func (f sourceFlags) sink(g *Globals, iox *IO) progress.Sink {
 // runSource is where plan and apply get images: registries, or bundles
 // (--source FILE.tar).
 type runSource interface {
-	planner.Resolver
-	planner.Fetcher
-	Stats() registry.PullStats
+	source.Resolver
+	source.Fetcher
+	Stats() source.Stats
 	Close() error
 }
 
@@ -181,7 +182,7 @@ func planSpec(g *Globals, iox *IO, f planFlags) (*planner.Plan, error) {
 }
 
 func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src runSource) (*planner.Plan, error) {
-	var res planner.Resolver
+	var res source.Resolver
 	if src != nil {
 		res = src
 	}

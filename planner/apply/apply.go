@@ -22,14 +22,15 @@ import (
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/rootfs"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
 
 // Deps are the collaborators of Run.
 type Deps struct {
 	// Resolver resolves changes whose digest the plan left open.
-	Resolver planner.Resolver
-	Fetcher  planner.Fetcher
+	Resolver source.Resolver
+	Fetcher  source.Fetcher
 	// Builder returns the builder of a runtime.
 	Builder func(spec.Runtime) (providers.Builder, error)
 	// Executor runs the builds (nil: Local, in this process).
@@ -352,11 +353,11 @@ func (a *applier) fetch(ctx context.Context, ch *planner.Change) (v1.Image, erro
 		if err != nil {
 			return nil, err
 		}
-		res, err := a.deps.Resolver.ResolveAll(ctx, []planner.ResolveRequest{{Ref: ch.Ref, Platform: *plat}})
+		res, err := a.deps.Resolver.ResolveAll(ctx, []source.ResolveRequest{{Ref: ch.Ref, Platform: *plat}})
 		if err != nil {
 			return nil, err
 		}
-		r, ok := res[planner.ResolveKey{Ref: ch.Ref, Platform: ch.Platform}]
+		r, ok := res[source.ResolveKey{Ref: ch.Ref, Platform: ch.Platform}]
 		if !ok {
 			return nil, fmt.Errorf("could not resolve %s", ch.Ref)
 		}

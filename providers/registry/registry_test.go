@@ -15,14 +15,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
 	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
-	"github.com/google/go-containerregistry/pkg/authn"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 var amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
@@ -300,7 +302,7 @@ func TestConcurrentPullsShareDownloads(t *testing.T) {
 	c := client(t, registry.Options{Progress: progress.NewJSON(&events)})
 	st := newStore(t)
 	var wg sync.WaitGroup
-	var total registry.PullStats
+	var total source.Stats
 	var mu sync.Mutex
 	for i := 0; i < 6; i++ {
 		img := []v1.Image{a, b}[i%2]
