@@ -308,35 +308,3 @@ func (s *BundleSource) copyBlob(ctx context.Context, d v1.Descriptor) error {
 	}
 	return nil
 }
-
-// Preload copies every blob that the plan's creates and replaces need from
-// the bundles into the store before anything is built, so that a damaged
-// or tampered bundle is refused before a single artifact is placed. All
-// failures are returned together, naming the artifacts.
-func (s *BundleSource) Preload(ctx context.Context, p *Plan) error {
-	var errs []error
-	done := map[string]error{}
-	for _, ch := range p.Changes {
-		if ch.Action != ActionCreate && ch.Action != ActionReplace {
-			continue
-		}
-		manifest := ch.Manifest
-		if manifest == "" {
-			img, ok := s.head().Lookup(ch.Ref, ch.Platform)
-			if !ok {
-				errs = append(errs, fmt.Errorf("%s: bundle %s lacks %s (%s)", ch.Address, s.head().Path(), ch.Ref, ch.Platform))
-				continue
-			}
-			manifest = img.Manifest
-		}
-		err, seen := done[manifest]
-		if !seen {
-			_, err = s.Fetch(ctx, ch.Ref, manifest)
-			done[manifest] = err
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", ch.Address, err))
-		}
-	}
-	return errors.Join(errs...)
-}

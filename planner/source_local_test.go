@@ -285,51 +285,9 @@ func (r *recordingSource) Fetch(ctx context.Context, ref, manifest string) (v1.I
 
 func (r *recordingSource) Stats() source.Stats { return source.Stats{BlobsCached: 7} }
 
-func (r *recordingSource) Preload(ctx context.Context, p *Plan) error {
-	for _, ch := range p.Changes {
-		r.refs = append(r.refs, "preload "+ch.Ref)
-	}
-	return nil
-}
-
 func (r *recordingSource) Close() error {
 	r.refs = append(r.refs, "close")
 	return nil
-}
-
-func TestMultiSourcePreload(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "layout")
-	app, tools := localsrctest.MustImage(t, 1, "amd64"), localsrctest.MustImage(t, 2, "amd64")
-	if err := localsrctest.WriteLayout(dir, []localsrctest.Named{{Name: "app", Image: app}, {Name: "tools", Image: tools}}); err != nil {
-		t.Fatal(err)
-	}
-	m, _ := tools.Manifest()
-	b, _ := os.ReadFile(filepath.Join(dir, "blobs", "sha256", m.Layers[1].Digest.Hex))
-	b[0] ^= 0xff
-	os.WriteFile(filepath.Join(dir, "blobs", "sha256", m.Layers[1].Digest.Hex), b, 0o644)
-	local, st := newLocal(t)
-	fb := &recordingSource{}
-	ms := NewMultiSource(local, fb)
-	p := &Plan{Changes: []Change{
-		{Address: `cache.c["oci-layout:` + dir + `:app"]`, Ref: "oci-layout:" + dir + ":app", Action: ActionCreate, Manifest: digestOf(t, app)},
-		{Address: `cache.c["oci-layout:` + dir + `:tools"]`, Ref: "oci-layout:" + dir + ":tools", Action: ActionReplace, Manifest: digestOf(t, tools)},
-		{Address: `cache.c["alpine:3.20"]`, Ref: "alpine:3.20", Action: ActionCreate},
-	}}
-	err := ms.Preload(context.Background(), p)
-	wantErr(t, err, `cache.c["oci-layout:`+dir+`:tools"]`, "corrupt")
-	if strings.Contains(err.Error(), ":app") {
-		t.Errorf("the intact image is reported: %v", err)
-	}
-	h, _ := v1.NewHash(digestOf(t, app))
-	if !st.Has(h) {
-		t.Error("the intact local image was not preloaded")
-	}
-	if len(fb.refs) != 1 || fb.refs[0] != "preload alpine:3.20" {
-		t.Errorf("the fallback preloaded %q; want only the registry change", fb.refs)
-	}
-	if err := ms.Close(); err != nil || fb.refs[len(fb.refs)-1] != "close" {
-		t.Errorf("Close did not close the fallback: %v %q", err, fb.refs)
-	}
 }
 
 func TestMultiSourceDispatch(t *testing.T) {
@@ -361,6 +319,9 @@ func TestMultiSourceDispatch(t *testing.T) {
 	}
 	if st := ms.Stats(); st.BlobsCached != 7 || st.BlobsDownloaded != 3 {
 		t.Errorf("stats %+v: want local copies plus the fallback's", st)
+	}
+	if err := ms.Close(); err != nil || fb.refs[len(fb.refs)-1] != "close" {
+		t.Errorf("Close did not close the fallback: %v %q", err, fb.refs)
 	}
 	// Errors of both sides are reported together.
 	_, err = ms.ResolveAll(context.Background(), []source.ResolveRequest{{Ref: "bad:1", Platform: amd64}, {Ref: "oci-layout:" + dir + ":nope", Platform: amd64}})

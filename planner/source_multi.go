@@ -138,38 +138,3 @@ func (m *MultiSource) Close() error {
 	}
 	return nil
 }
-
-// Preload copies, before anything is built, every blob the plan's creates
-// and replaces need: local images are fetched (verifying every blob), and
-// the plan's other changes are handed to the fallback's Preload when it
-// has one (a bundle does). So a corrupt source places nothing. All failures
-// are returned together, naming the artifacts.
-func (m *MultiSource) Preload(ctx context.Context, p *Plan) error {
-	var errs []error
-	rest := *p
-	rest.Changes = nil
-	done := map[string]error{}
-	for _, ch := range p.Changes {
-		if !spec.IsLocalRef(ch.Ref) {
-			rest.Changes = append(rest.Changes, ch)
-			continue
-		}
-		if ch.Action != ActionCreate && ch.Action != ActionReplace || ch.Manifest == "" {
-			continue // nothing to copy, or resolved at apply
-		}
-		err, seen := done[ch.Manifest]
-		if !seen {
-			_, err = m.Fetch(ctx, ch.Ref, ch.Manifest)
-			done[ch.Manifest] = err
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", ch.Address, err))
-		}
-	}
-	if pl, ok := m.Fallback.(interface {
-		Preload(context.Context, *Plan) error
-	}); ok && len(rest.Changes) > 0 {
-		errs = append(errs, pl.Preload(ctx, &rest))
-	}
-	return errors.Join(errs...)
-}

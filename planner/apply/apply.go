@@ -7,6 +7,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -16,7 +17,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-multierror"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/cacheroot"
@@ -61,8 +61,14 @@ type Options struct {
 	BuilderInfo func(spec.Runtime) planner.BuilderInfo
 	// Prefetch fetches every image the plan builds before anything is
 	// changed, so that a plan naming an image that cannot be had changes
-	// nothing (apply of a saved plan).
+	// nothing (apply of a saved plan, images from bundles or local
+	// sources, whose every blob is so verified before a build).
 	Prefetch bool
+	// PrefetchOnly, when not nil, limits Prefetch to the images whose
+	// reference it accepts; the others are fetched as their builds need
+	// them (cachectl: the local sources of a plan whose other images come
+	// from registries).
+	PrefetchOnly func(ref string) bool
 }
 
 // Result counts what Run did.
@@ -263,24 +269,38 @@ func (a *applier) checkChanges(p *planner.Plan, jobs []*rootJob) error {
 	return planner.CheckPlanChanges(p, inputs)
 }
 
-// prefetch fetches every image the open roots' changes build.
+// prefetch fetches every image the open roots' changes build (those
+// PrefetchOnly accepts), several at a time, and returns every failure
+// together, each naming its artifact (sorted).
 func (a *applier) prefetch(ctx context.Context, jobs []*rootJob) error {
-	g, gctx := errgroup.WithContext(ctx)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for _, j := range jobs {
 		for i := range j.changes {
 			ch := &j.changes[i]
 			if ch.Action != planner.ActionCreate && ch.Action != planner.ActionReplace {
 				continue
 			}
-			g.Go(func() error {
-				if _, err := a.fetch(gctx, ch); err != nil {
-					return fmt.Errorf("%s: pull %s: %w", ch.Address, ch.Ref, err)
+			if a.opts.PrefetchOnly != nil && !a.opts.PrefetchOnly(ch.Ref) {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := a.fetch(ctx, ch); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: pull %s: %w", ch.Address, ch.Ref, err))
+					mu.Unlock()
 				}
-				return nil
-			})
+			}()
 		}
 	}
-	return g.Wait()
+	wg.Wait()
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
 }
 
 func (a *applier) event(ch planner.Change, phase Phase, msg string) {
