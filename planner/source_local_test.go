@@ -2,7 +2,6 @@ package planner
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,80 +258,6 @@ cache "c" {
 	// A relative reference the spec does not know cannot be resolved.
 	_, err := resolve1(t, s, "oci-layout:other:v1")
 	wantErr(t, err, "relative path")
-}
-
-// recordingSource is a fallback that records what reaches it.
-type recordingSource struct {
-	refs []string
-}
-
-func (r *recordingSource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
-	out := map[source.ResolveKey]source.Resolution{}
-	for _, q := range reqs {
-		r.refs = append(r.refs, q.Ref)
-		if q.Ref == "bad:1" {
-			return out, errors.New("bad:1: not found")
-		}
-		out[q.Key()] = source.Resolution{Digest: "sha256:" + strings.Repeat("a", 64), Manifest: "sha256:" + strings.Repeat("a", 64)}
-	}
-	return out, nil
-}
-
-func (r *recordingSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image, error) {
-	r.refs = append(r.refs, "fetch "+ref)
-	return nil, errors.New("fallback fetch")
-}
-
-func (r *recordingSource) Stats() source.Stats { return source.Stats{BlobsCached: 7} }
-
-func (r *recordingSource) Close() error {
-	r.refs = append(r.refs, "close")
-	return nil
-}
-
-func TestMultiSourceDispatch(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "layout")
-	app := localsrctest.MustImage(t, 1, "amd64")
-	if err := localsrctest.WriteLayout(dir, []localsrctest.Named{{Name: "app", Image: app}}); err != nil {
-		t.Fatal(err)
-	}
-	local, _ := newLocal(t)
-	fb := &recordingSource{}
-	ms := NewMultiSource(local, fb)
-	lref := "oci-layout:" + dir + ":app"
-	out, err := ms.ResolveAll(context.Background(), []source.ResolveRequest{{Ref: "alpine:3.20", Platform: amd64}, {Ref: lref, Platform: amd64}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out) != 2 || out[source.ResolveKey{Ref: lref, Platform: "linux/amd64"}].Manifest != digestOf(t, app) || out[source.ResolveKey{Ref: "alpine:3.20", Platform: "linux/amd64"}].Digest == "" {
-		t.Errorf("merged resolutions: %+v", out)
-	}
-	if len(fb.refs) != 1 || fb.refs[0] != "alpine:3.20" {
-		t.Errorf("fallback saw %q; want only the registry reference", fb.refs)
-	}
-	img, err := ms.Fetch(context.Background(), lref, digestOf(t, app))
-	if err != nil || digestOf(t, img) != digestOf(t, app) {
-		t.Fatalf("local fetch: %v", err)
-	}
-	if _, err := ms.Fetch(context.Background(), "alpine:3.20", "sha256:"+strings.Repeat("a", 64)); err == nil || fb.refs[1] != "fetch alpine:3.20" {
-		t.Errorf("registry fetch went to %q (%v)", fb.refs, err)
-	}
-	if st := ms.Stats(); st.BlobsCached != 7 || st.BlobsDownloaded != 3 {
-		t.Errorf("stats %+v: want local copies plus the fallback's", st)
-	}
-	if err := ms.Close(); err != nil || fb.refs[len(fb.refs)-1] != "close" {
-		t.Errorf("Close did not close the fallback: %v %q", err, fb.refs)
-	}
-	// Errors of both sides are reported together.
-	_, err = ms.ResolveAll(context.Background(), []source.ResolveRequest{{Ref: "bad:1", Platform: amd64}, {Ref: "oci-layout:" + dir + ":nope", Platform: amd64}})
-	wantErr(t, err, "bad:1: not found", `no image named "nope"`)
-
-	// Without a fallback, registry references are refused by name; without
-	// a local source, local ones.
-	_, err = NewMultiSource(local, nil).ResolveAll(context.Background(), []source.ResolveRequest{{Ref: "alpine:3.20", Platform: amd64}})
-	wantErr(t, err, "alpine:3.20: no registry or bundle source")
-	_, err = NewMultiSource(nil, fb).ResolveAll(context.Background(), []source.ResolveRequest{{Ref: lref, Platform: amd64}})
-	wantErr(t, err, "local sources are not available")
 }
 
 func TestImageName(t *testing.T) {

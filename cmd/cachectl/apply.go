@@ -16,6 +16,7 @@ import (
 	"github.com/cachectl/cachectl/planner/apply"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -100,7 +101,7 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 		}
 		defer apply.ReleaseAll(held)
 		locks = held
-		var res runSource
+		var res *source.Multi
 		if c.Refresh {
 			res = src
 		}

@@ -71,39 +71,30 @@ func (f sourceFlags) sink(g *Globals, iox *IO) progress.Sink {
 	return nil
 }
 
-// runSource is where plan and apply get images: registries, or bundles
-// (--source FILE.tar).
-type runSource interface {
-	source.Resolver
-	source.Fetcher
-	Stats() source.Stats
-	Close() error
-}
-
-// registryRun is a RegistrySource as a runSource.
-type registryRun struct{ *planner.RegistrySource }
-
-func (registryRun) Close() error { return nil }
-
-// newSource opens the bundles when any are given (no network at all), else
-// builds the registry client; both over the run's blob store.
-func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles []string) (runSource, error) {
+// newSource returns where plan and apply get images: the spec's local
+// sources, and the bundles when any are given (no network at all), else
+// the registries; all over the run's blob store.
+func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles []string) (*source.Multi, error) {
 	g.Logger(iox.Stderr).Info("blob store", "dir", storeDir(g, m), "bundles", bundles)
 	st, err := store.Open(storeDir(g, m))
 	if err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}
-	var fallback runSource
+	var fallback source.Source
 	if len(bundles) == 0 {
 		src, err := newRegistrySource(g, m, sink)
 		if err != nil {
 			return nil, err
 		}
-		fallback = registryRun{src}
-	} else if fallback, err = planner.OpenBundleSource(st, bundles...); err != nil {
-		return nil, err
+		fallback = src
+	} else {
+		src, err := planner.OpenBundleSource(st, bundles...)
+		if err != nil {
+			return nil, err
+		}
+		fallback = src
 	}
-	return planner.NewMultiSource(planner.NewLocalSource(st, m), fallback), nil
+	return source.NewMulti(spec.IsLocalRef, planner.NewLocalSource(st, m), fallback), nil
 }
 
 // newRegistrySource builds the registry client and blob store of a run.
@@ -171,7 +162,7 @@ func planSpec(g *Globals, iox *IO, f planFlags) (*planner.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	var src runSource
+	var src *source.Multi
 	if f.Refresh {
 		if src, err = newSource(g, iox, m, nil, f.bundles(m)); err != nil {
 			return nil, err
@@ -181,7 +172,7 @@ func planSpec(g *Globals, iox *IO, f planFlags) (*planner.Plan, error) {
 	return makePlan(g, iox, m, f, src)
 }
 
-func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src runSource) (*planner.Plan, error) {
+func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src *source.Multi) (*planner.Plan, error) {
 	var res source.Resolver
 	if src != nil {
 		res = src
