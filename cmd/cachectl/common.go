@@ -8,6 +8,7 @@ import (
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/builders"
+	"github.com/cachectl/cachectl/providers/localsrc"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/source"
@@ -94,7 +95,7 @@ func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles [
 		}
 		fallback = src
 	}
-	return source.NewMulti(spec.IsLocalRef, planner.NewLocalSource(st, m), fallback), nil
+	return source.NewMulti(spec.IsLocalRef, localsrc.NewImageSource(st, planner.LocalRefs(m)), fallback), nil
 }
 
 // newRegistrySource builds the registry client and blob store of a run.

@@ -1,85 +1,75 @@
-package planner
+package localsrc
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cachectl/cachectl/providers/image"
-	"github.com/cachectl/cachectl/providers/localsrc"
 	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
-	"github.com/cachectl/cachectl/spec"
 )
 
-// LocalSource resolves images from local sources (oci-layout:DIR[:REF],
-// oci-archive:FILE[:REF], docker-archive:FILE[:REPO:TAG]) and copies their
-// blobs into the blob store, verifying every digest. It never touches the
-// network. It implements source.Resolver and source.Fetcher over providers/localsrc,
-// which reads the formats.
+// Ref is a local image reference as the spec resolved it (planner.LocalRefs
+// makes them from the spec's oci-layout:DIR[:REF], oci-archive:FILE[:REF]
+// and docker-archive:FILE[:REPO:TAG] references).
+type Ref struct {
+	// Kind of the source.
+	Kind Kind
+	// Path is the absolute path of the directory or archive.
+	Path string
+	// Image selects the image in the source (Source.Resolve); "" when it
+	// holds exactly one.
+	Image string
+}
+
+// ImageSource resolves images from local sources and copies their blobs
+// into the blob store, verifying every digest; it never touches the
+// network. It is the source.Source of local references (with
+// source.StatsReporter and source.UnpackedSizer), over Source, which reads
+// the formats.
 //
 // A reference resolves to the digest of the image (or index) it selects in
 // the source; a docker archive, which has no manifest, is converted to an
-// OCI manifest deterministically (see localsrc), so the same archive always
-// resolves to the same digest and a changed one to another.
-type LocalSource struct {
+// OCI manifest deterministically, so the same archive always resolves to
+// the same digest and a changed one to another.
+type ImageSource struct {
 	// Store receives the blobs on Fetch; it also tells ResolveAll how many
 	// bytes are not stored yet.
 	Store *store.Store
-	refs  map[string]*spec.LocalRef
-
+	refs  map[string]Ref
 	stats source.Counter
 }
 
-// NewLocalSource returns a LocalSource for the local references of m (their
-// paths resolved against the spec's directory by spec.Load). References
-// not in m are parsed when asked for; their paths must then be absolute.
-func NewLocalSource(st *store.Store, m *spec.Model) *LocalSource {
-	s := &LocalSource{Store: st, refs: map[string]*spec.LocalRef{}}
-	if m != nil {
-		for _, c := range m.Caches {
-			for _, a := range c.Artifacts {
-				if a.Local != nil {
-					s.refs[a.Ref] = a.Local
-				}
-			}
-		}
-	}
-	return s
+// NewImageSource returns the ImageSource of the local references refs (by
+// reference as written) over the blob store st. It refuses other
+// references.
+func NewImageSource(st *store.Store, refs map[string]Ref) *ImageSource {
+	return &ImageSource{Store: st, refs: refs}
 }
-
-// Handles reports whether ref names a local source.
-func (s *LocalSource) Handles(ref string) bool { return spec.IsLocalRef(ref) }
 
 // Stats returns what Fetch copied into the store (as BytesDownloaded and
 // BlobsDownloaded) and found there already (BlobsCached).
-func (s *LocalSource) Stats() source.Stats {
-	return s.stats.Stats()
-}
+func (s *ImageSource) Stats() source.Stats { return s.stats.Stats() }
 
-func (s *LocalSource) localRef(ref string) (*spec.LocalRef, error) {
-	if r := s.refs[ref]; r != nil {
-		return r, nil
-	}
-	r, err := spec.ParseLocalRef(ref)
-	if err != nil {
-		return nil, err
-	}
-	if r.AbsPath == "" {
-		return nil, fmt.Errorf("%s: the relative path %q can only be resolved against the spec that names it", ref, r.Path)
+func (s *ImageSource) ref(ref string) (Ref, error) {
+	r, ok := s.refs[ref]
+	if !ok {
+		return Ref{}, fmt.Errorf("%s: not a local source of the spec", ref)
 	}
 	return r, nil
 }
 
+// open opens the source a local reference names.
+func open(r Ref) (*Source, error) { return Open(r.Kind, r.Path) }
+
 // ResolveAll resolves each distinct request once; each source file is
 // opened once per call. Errors name the reference and are joined.
-func (s *LocalSource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
+func (s *ImageSource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
 	out := make(map[source.ResolveKey]source.Resolution, len(reqs))
-	opened := map[string]*localsrc.Source{}
+	opened := map[Ref]*Source{}
 	defer func() {
 		for _, o := range opened {
 			o.Close()
@@ -94,18 +84,19 @@ func (s *LocalSource) ResolveAll(ctx context.Context, reqs []source.ResolveReque
 		if _, done := out[k]; done {
 			continue
 		}
-		lr, err := s.localRef(r.Ref)
+		lr, err := s.ref(r.Ref)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		src := opened[string(lr.Kind)+":"+lr.AbsPath]
+		at := Ref{Kind: lr.Kind, Path: lr.Path}
+		src := opened[at]
 		if src == nil {
-			if src, err = openLocal(lr); err != nil {
+			if src, err = open(lr); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", r.Ref, err))
 				continue
 			}
-			opened[string(lr.Kind)+":"+lr.AbsPath] = src
+			opened[at] = src
 		}
 		img, err := src.Resolve(lr.Image, r.Platform)
 		if err != nil {
@@ -125,14 +116,14 @@ func (s *LocalSource) ResolveAll(ctx context.Context, reqs []source.ResolveReque
 }
 
 // UnpackedSize reads the gzip trailer of a layer from the store, else from
-// the local source's file when it can seek.
-func (s *LocalSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
+// the local source's file.
+func (s *ImageSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
 	return source.UnpackedSize(s.Store, d, func() ([]byte, error) {
-		lr, err := s.localRef(ref)
+		lr, err := s.ref(ref)
 		if err != nil {
 			return nil, err
 		}
-		src, err := openLocal(lr)
+		src, err := open(lr)
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +139,7 @@ func (s *LocalSource) UnpackedSize(ctx context.Context, ref string, d v1.Descrip
 
 // missingBytes is the part of an image's config and layers that the store
 // lacks.
-func (s *LocalSource) missingBytes(m *v1.Manifest) int64 {
+func (s *ImageSource) missingBytes(m *v1.Manifest) int64 {
 	var n int64
 	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 		if s.Store == nil || !s.Store.Has(d.Digest) {
@@ -162,7 +153,7 @@ func (s *LocalSource) missingBytes(m *v1.Manifest) int64 {
 // from ref) into the store, verifying each blob against its digest, and
 // returns it. It fails when the source no longer holds that image (it
 // changed since the plan).
-func (s *LocalSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image, error) {
+func (s *ImageSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image, error) {
 	if s.Store == nil {
 		return nil, errors.New("local source: no blob store")
 	}
@@ -170,11 +161,11 @@ func (s *LocalSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image
 	if err != nil {
 		return nil, fmt.Errorf("bad manifest digest %q: %w", manifest, err)
 	}
-	lr, err := s.localRef(ref)
+	lr, err := s.ref(ref)
 	if err != nil {
 		return nil, err
 	}
-	src, err := openLocal(lr)
+	src, err := open(lr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
@@ -196,7 +187,7 @@ func (s *LocalSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image
 		rc.Close()
 		if err != nil {
 			if errors.Is(err, store.ErrDigestMismatch) || errors.Is(err, store.ErrSizeMismatch) {
-				return nil, fmt.Errorf("%s: blob %s (%d bytes in %s) is corrupt: %w", ref, d.Digest, size, lr.AbsPath, err)
+				return nil, fmt.Errorf("%s: blob %s (%d bytes in %s) is corrupt: %w", ref, d.Digest, size, lr.Path, err)
 			}
 			return nil, fmt.Errorf("%s: copy blob %s: %w", ref, d.Digest, err)
 		}
@@ -206,30 +197,4 @@ func (s *LocalSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image
 		return nil, fmt.Errorf("%s: store manifest: %w", ref, err)
 	}
 	return s.Store.Image(h)
-}
-
-// openLocal opens the source a local reference names.
-func openLocal(lr *spec.LocalRef) (*localsrc.Source, error) {
-	return localsrc.Open(localsrc.Kind(lr.Kind), lr.AbsPath)
-}
-
-// ImageName is the name an artifact built from ref records inside it (the
-// org.opencontainers.image.ref.name of a Podman archive): for a registry
-// reference the normalized reference (docker.io/library/alpine:3.20); for
-// a local source its image name, normalized when it is a registry-style
-// reference with a tag or digest ("app:1" → docker.io/library/app:1), else
-// as written ("v1"); for a local source without a name "localhost/" +
-// fileName, Podman's convention for images without a registry.
-func ImageName(ref, fileName string) string {
-	if !spec.IsLocalRef(ref) {
-		return image.NormalizedName(ref)
-	}
-	lr, err := spec.ParseLocalRef(ref)
-	if err != nil || lr.Image == "" {
-		return "localhost/" + strings.ToLower(path.Base(fileName))
-	}
-	if info, err := spec.ParseRef(lr.Image); err == nil && (info.Tag != "" || info.Digest != "") {
-		return image.NormalizedName(lr.Image)
-	}
-	return lr.Image
 }
