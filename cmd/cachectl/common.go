@@ -8,6 +8,7 @@ import (
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/builders"
+	"github.com/cachectl/cachectl/providers/bundle"
 	"github.com/cachectl/cachectl/providers/localsrc"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/providers/registry"
@@ -89,7 +90,7 @@ func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles [
 		}
 		fallback = src
 	} else {
-		src, err := planner.OpenBundleSource(st, bundles...)
+		src, err := bundle.OpenImageSource(st, bundles...)
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/bundle"
 	"github.com/cachectl/cachectl/providers/bundle/bundletest"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
@@ -28,7 +29,7 @@ func TestApplyFromBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := planner.OpenBundleSource(st, file)
+	s, err := bundle.OpenImageSource(st, file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestApplyTamperedBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := planner.OpenBundleSource(st, bad)
+	s, err := bundle.OpenImageSource(st, bad)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package planner
+package bundle_test
 
 import (
 	"context"
@@ -11,16 +11,15 @@ import (
 	"github.com/cachectl/cachectl/providers/bundle/bundletest"
 	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
-	"github.com/cachectl/cachectl/spec"
 )
 
-func openSource(t *testing.T, paths ...string) *BundleSource {
+func openSource(t *testing.T, paths ...string) *bundle.ImageSource {
 	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenBundleSource(st, paths...)
+	s, err := bundle.OpenImageSource(st, paths...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,12 +30,12 @@ func openSource(t *testing.T, paths ...string) *BundleSource {
 func reqs(refs ...string) []source.ResolveRequest {
 	var out []source.ResolveRequest
 	for _, r := range refs {
-		out = append(out, source.ResolveRequest{Ref: r, Platform: spec.DefaultPlatform})
+		out = append(out, source.ResolveRequest{Ref: r, Platform: amd64})
 	}
 	return out
 }
 
-func TestBundleSourceResolveAndFetch(t *testing.T) {
+func TestImageSourceResolveAndFetch(t *testing.T) {
 	f := bundletest.New(t, "alpine:3.20", "example.com/tools:1")
 	s := openSource(t, f.Write(t, "b.tar", nil, "alpine:3.20", "example.com/tools:1"))
 	res, err := s.ResolveAll(context.Background(), reqs("alpine:3.20", "example.com/tools:1", "alpine:3.20"))
@@ -80,7 +79,7 @@ func mustRaw(t *testing.T, img v1.Image) []byte {
 	return raw
 }
 
-func TestBundleSourceMissingImages(t *testing.T) {
+func TestImageSourceMissingImages(t *testing.T) {
 	f := bundletest.New(t, "alpine:3.20")
 	s := openSource(t, f.Write(t, "b.tar", nil, "alpine:3.20"))
 	_, err := s.ResolveAll(context.Background(), append(reqs("alpine:3.20", "nosuch/a:1", "nosuch/b:2"),
@@ -95,7 +94,7 @@ func TestBundleSourceMissingImages(t *testing.T) {
 	}
 }
 
-func TestBundleSourceIncremental(t *testing.T) {
+func TestImageSourceIncremental(t *testing.T) {
 	f := bundletest.New(t, "alpine:3.20", "example.com/tools:1")
 	basePath := f.Write(t, "base.tar", nil, "alpine:3.20")
 	base, err := bundle.Open(basePath)
@@ -130,7 +129,7 @@ func TestBundleSourceIncremental(t *testing.T) {
 	}
 
 	// with the base applied before (its blobs in the store)
-	s2, err := OpenBundleSource(s.Store, incPath)
+	s2, err := bundle.OpenImageSource(s.Store, incPath)
 	if err != nil {
 		t.Fatal(err)
 	}
