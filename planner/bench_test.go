@@ -97,7 +97,7 @@ func BenchmarkRefresh500(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			src := &RegistrySource{Client: c, Store: st}
+			src := &registry.ImageSource{Client: c, Store: st}
 			if warm {
 				if _, err := src.ResolveAll(context.Background(), reqs); err != nil {
 					b.Fatal(err)

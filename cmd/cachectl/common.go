@@ -100,7 +100,7 @@ func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles [
 }
 
 // newRegistrySource builds the registry client and blob store of a run.
-func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.RegistrySource, error) {
+func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*registry.ImageSource, error) {
 	st, err := store.Open(storeDir(g, m))
 	if err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
@@ -114,7 +114,7 @@ func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.
 	if err != nil {
 		return nil, err
 	}
-	return &planner.RegistrySource{Client: c, Store: st}, nil
+	return &registry.ImageSource{Client: c, Store: st}, nil
 }
 
 // useStore holds the blob store's lock shared for a command that fetches

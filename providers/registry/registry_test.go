@@ -259,7 +259,7 @@ func TestResolveAllDedupes(t *testing.T) {
 	registrytest.Push(t, registrytest.Image(t, 1, 1024, 21), srv.Ref("b:1"))
 	px := registrytest.StartFaultProxy(t, srv.URL)
 	c := client(t, registry.Options{})
-	reqs := []registry.ResolveRequest{
+	reqs := []source.ResolveRequest{
 		{Ref: px.Addr + "/a:1", Platform: amd64},
 		{Ref: px.Addr + "/b:1", Platform: amd64},
 		{Ref: px.Addr + "/a:1", Platform: amd64},

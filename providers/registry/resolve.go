@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cachectl/cachectl/providers/image"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 )
 
@@ -63,16 +64,10 @@ func DefaultPlatform() v1.Platform {
 	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 }
 
-// ResolveRequest is one reference and platform to resolve.
-type ResolveRequest struct {
-	Ref      string
-	Platform v1.Platform
-}
-
 // ResolveAll resolves many references concurrently (within the concurrency
 // bounds), each distinct reference+platform once. Results and errors are
 // indexed like reqs.
-func (c *Client) ResolveAll(ctx context.Context, reqs []ResolveRequest) ([]Resolved, []error) {
+func (c *Client) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) ([]Resolved, []error) {
 	out := make([]Resolved, len(reqs))
 	errs := make([]error, len(reqs))
 	groups := map[string][]int{}

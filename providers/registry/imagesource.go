@@ -1,4 +1,4 @@
-package planner
+package registry
 
 import (
 	"context"
@@ -8,32 +8,28 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cachectl/cachectl/providers/image"
-	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 )
 
-// RegistrySource resolves references against registries and pulls images
-// into the shared blob store. It implements source.Resolver and source.Fetcher.
-type RegistrySource struct {
-	Client *registry.Client
+// ImageSource resolves references against registries and pulls images into
+// the shared blob store: the source.Source of registries (with
+// source.StatsReporter and source.UnpackedSizer), over Client.
+type ImageSource struct {
+	Client *Client
 	Store  *store.Store
 	stats  source.Counter
 }
 
 // Stats returns what the pulls so far downloaded and found cached.
-func (s *RegistrySource) Stats() source.Stats {
+func (s *ImageSource) Stats() source.Stats {
 	return s.stats.Stats()
 }
 
 // ResolveAll resolves each distinct request once, concurrently, and adds
 // how many bytes are not in the store yet.
-func (s *RegistrySource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
-	rr := make([]registry.ResolveRequest, len(reqs))
-	for i, r := range reqs {
-		rr[i] = registry.ResolveRequest{Ref: r.Ref, Platform: r.Platform}
-	}
-	out, errs := s.Client.ResolveAll(ctx, rr)
+func (s *ImageSource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
+	out, errs := s.Client.ResolveAll(ctx, reqs)
 	m := make(map[source.ResolveKey]source.Resolution, len(reqs))
 	var all []error
 	for i, r := range reqs {
@@ -56,7 +52,7 @@ func (s *RegistrySource) ResolveAll(ctx context.Context, reqs []source.ResolveRe
 
 // missingBytes is the part of an image's blobs that the store lacks; when
 // the manifest itself is not stored yet, all of it.
-func (s *RegistrySource) missingBytes(res registry.Resolved) int64 {
+func (s *ImageSource) missingBytes(res Resolved) int64 {
 	if s.Store == nil || !s.Store.Has(res.Manifest) {
 		return res.Size
 	}
@@ -79,14 +75,14 @@ func (s *RegistrySource) missingBytes(res registry.Resolved) int64 {
 
 // UnpackedSize reads the gzip trailer of a layer from the store, else from
 // the registry (a Range request for its last 8 bytes).
-func (s *RegistrySource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
+func (s *ImageSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
 	return source.UnpackedSize(s.Store, d, func() ([]byte, error) {
 		return s.Client.BlobTail(ctx, ref, d, image.TrailerSize)
 	})
 }
 
 // Fetch pulls exactly the given manifest (and its blobs) into the store.
-func (s *RegistrySource) Fetch(ctx context.Context, ref, manifest string) (v1.Image, error) {
+func (s *ImageSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image, error) {
 	h, err := v1.NewHash(manifest)
 	if err != nil {
 		return nil, fmt.Errorf("bad manifest digest %q: %w", manifest, err)
