@@ -43,10 +43,9 @@ import (
 // and reads.
 const FormatVersion = 1
 
-// Member names.
+// Member names beside the OCI image layout's (image.LayoutFile,
+// image.IndexFile, image.LayoutBlobPath).
 const (
-	LayoutFile    = "oci-layout"
-	IndexFile     = "index.json"
 	MetaFile      = "cachectl-bundle.json"
 	ChecksumsFile = "SHA256SUMS"
 	blobPrefix    = "blobs/sha256/"
@@ -124,8 +123,6 @@ type Meta struct {
 
 // Incremental reports whether the bundle leaves blobs to a base bundle.
 func (m *Meta) Incremental() bool { return m.Base != nil }
-
-func blobMember(h v1.Hash) string { return blobPrefix + h.Hex }
 
 // blobOfMember returns the digest of a blobs/sha256/<hex> member name.
 func blobOfMember(name string) (v1.Hash, bool) {

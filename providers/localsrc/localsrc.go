@@ -26,6 +26,8 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/providers/image"
 )
 
 // Kind names a kind of local image source. The values are the prefixes of
@@ -161,7 +163,7 @@ func (s *Source) OpenBlob(h v1.Hash) (io.ReadCloser, int64, error) {
 	p, ok := s.dockerPaths[h]
 	s.mu.Unlock()
 	if !ok {
-		p = blobPath(h)
+		p = image.LayoutBlobPath(h)
 	}
 	rc, size, err := s.fs.open(p)
 	if err != nil {
@@ -169,5 +171,3 @@ func (s *Source) OpenBlob(h v1.Hash) (io.ReadCloser, int64, error) {
 	}
 	return rc, size, nil
 }
-
-func blobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }

@@ -21,7 +21,7 @@ import (
 // readBlob reads a small blob (manifest, index, config) of an OCI source
 // fully and checks its digest (and size when d.Size >= 0).
 func (s *Source) readBlob(d v1.Descriptor) ([]byte, error) {
-	rc, size, err := s.fs.open(blobPath(d.Digest))
+	rc, size, err := s.fs.open(image.LayoutBlobPath(d.Digest))
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func (s *Source) layoutIndex() (*v1.IndexManifest, error) {
 	if s.kind == OCIArchive {
 		what = "OCI archive"
 	}
-	raw, err := s.fs.readSmall("oci-layout")
+	raw, err := s.fs.readSmall(image.LayoutFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("not an %s: it has no oci-layout file", what)
@@ -75,7 +75,7 @@ func (s *Source) layoutIndex() (*v1.IndexManifest, error) {
 	if !strings.HasPrefix(lay.Version, "1.") {
 		return nil, fmt.Errorf("unsupported OCI image layout version %q", lay.Version)
 	}
-	raw, err = s.fs.readSmall("index.json")
+	raw, err = s.fs.readSmall(image.IndexFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("not an %s: it has no index.json", what)
