@@ -1,3 +1,12 @@
+// Package spec reads cachectl's HCL spec: it loads the files (Load,
+// LoadSources) with variables, locals, functions and flavors, checks every
+// block and reference (ParseRef, ParseLocalRef) with diagnostics that give
+// file:line:column, and returns the evaluated Model: the caches, each with
+// the artifacts it should hold and where they land (FileName), plus the
+// registry settings. Format writes the canonical formatting. It names
+// images and files but knows no image format: the providers do not import
+// it, and what a reference means to them (its normalized name, a local
+// source's path) is derived in planner.
 package spec
 
 import (

@@ -1,8 +1,9 @@
 // Package apply carries out a plan: it locks and checks every cache root
-// the plan changes, checks the plan against the spec, fetches images,
-// runs the builds through an Executor and places the artifacts with the
-// cache root's placement protocol (planner/cacheroot). It reports progress
-// as typed Events.
+// the plan changes, checks the plan against the spec, fetches images
+// through a source.Fetcher (with Options.Prefetch, before anything
+// changes), runs the builds through an Executor and places the artifacts
+// with the cache root's placement protocol (planner/cacheroot). It
+// reports progress as typed Events.
 package apply
 
 import (

@@ -26,7 +26,9 @@
 //
 // Readers index the member offsets in one pass over the tar headers and
 // then read members in place (the file is uncompressed); nothing is
-// extracted.
+// extracted. ImageSource is the source.Source of bundles: plan and apply
+// resolve references in a bundle's index and copy its blobs, verified,
+// into the blob store.
 package bundle
 
 import (

@@ -15,6 +15,10 @@
 // against their digests when read; layers are not read to resolve, and
 // their readers (OpenBlob) do not verify them: the caller hashes what it
 // copies (the blob store does).
+//
+// ImageSource is the source.Source of local references: given the spec's
+// local references as plain Refs (kind, absolute path, image name), it
+// resolves them and copies their blobs, verified, into the blob store.
 package localsrc
 
 import (
