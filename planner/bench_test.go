@@ -12,6 +12,7 @@ import (
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -75,14 +76,14 @@ func BenchmarkPlanOffline10k(b *testing.B) {
 func BenchmarkRefresh500(b *testing.B) {
 	srv := registrytest.StartDistribution(b)
 	img := registrytest.Image(b, 1, 1024, 1)
-	var reqs []ResolveRequest
+	var reqs []source.ResolveRequest
 	for i := 0; i < 500; i++ {
 		ref := fmt.Sprintf("%s/refresh/img%d:v1", srv.Addr, i%20)
 		if i >= 20 {
 			ref = fmt.Sprintf("%s/refresh/img%d:t%d", srv.Addr, i%20, i)
 		}
 		registrytest.Push(b, img, ref)
-		reqs = append(reqs, ResolveRequest{Ref: ref, Platform: spec.DefaultPlatform})
+		reqs = append(reqs, source.ResolveRequest{Ref: ref, Platform: spec.DefaultPlatform})
 	}
 	run := func(b *testing.B, warm bool) {
 		dir := b.TempDir()
@@ -96,7 +97,7 @@ func BenchmarkRefresh500(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			src := &RegistrySource{Client: c, Store: st}
+			src := &registry.ImageSource{Client: c, Store: st}
 			if warm {
 				if _, err := src.ResolveAll(context.Background(), reqs); err != nil {
 					b.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cachectl/cachectl/providers/image"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -25,9 +27,9 @@ func SpecDigest(m *spec.Model) string {
 	var cs []cache
 	for _, c := range m.Caches {
 		x := cache{Name: c.Name, Runtime: string(c.Runtime), Root: c.Root, FileMode: c.FileMode.String(), DirMode: c.DirMode.String(),
-			Owner: c.Owner, Group: c.Group, Compression: c.Compression, Platform: PlatformString(c.Platform), Prune: c.Prune}
+			Owner: c.Owner, Group: c.Group, Compression: c.Compression, Platform: image.PlatformString(c.Platform), Prune: c.Prune}
 		for _, a := range c.Artifacts {
-			x.Artifacts = append(x.Artifacts, art{a.Address(), a.Name, a.Ref, PlatformString(a.Platform)})
+			x.Artifacts = append(x.Artifacts, art{a.Address(), a.Name, a.Ref, image.PlatformString(a.Platform)})
 		}
 		cs = append(cs, x)
 	}
@@ -162,11 +164,11 @@ func mismatch(what, got, want string) error {
 }
 
 // planResolutions returns the digests a plan resolved, as diff input.
-func planResolutions(p *Plan) map[ResolveKey]Resolution {
-	res := map[ResolveKey]Resolution{}
+func planResolutions(p *Plan) map[source.ResolveKey]source.Resolution {
+	res := map[source.ResolveKey]source.Resolution{}
 	for _, c := range p.Changes {
 		if c.Kind == KindArtifact && c.Manifest != "" {
-			res[ResolveKey{c.Ref, c.Platform}] = Resolution{Digest: c.Digest, Manifest: c.Manifest}
+			res[source.ResolveKey{Ref: c.Ref, Platform: c.Platform}] = source.Resolution{Digest: c.Digest, Manifest: c.Manifest}
 		}
 	}
 	return res

@@ -5,33 +5,11 @@ import (
 	"sort"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/cachectl/cachectl/planner/cacheroot"
+	"github.com/cachectl/cachectl/providers/image"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
-
-// Resolution is what a reference resolved to for one platform.
-type Resolution struct {
-	// Digest the reference points at (an index or a manifest).
-	Digest string `json:"digest"`
-	// Manifest is the platform-specific image manifest.
-	Manifest string `json:"manifest"`
-	// Size is the sum of the config and compressed layer sizes.
-	Size int64 `json:"size"`
-	// Download is how many of those bytes are not in the blob store yet.
-	Download int64 `json:"download"`
-	// Config and Layers are the image manifest's descriptors (for the
-	// write estimate; not saved).
-	Config v1.Descriptor   `json:"-"`
-	Layers []v1.Descriptor `json:"-"`
-}
-
-// ResolveKey identifies one resolution: a reference for a platform.
-type ResolveKey struct {
-	Ref      string
-	Platform string
-}
 
 // BuilderInfo identifies the builder of a format.
 type BuilderInfo struct {
@@ -53,21 +31,12 @@ type DiffInput struct {
 	Caches []CacheInput
 	// Resolved maps each reference/platform to its resolution. When
 	// Refreshed is false it may be empty: the index's digests are used.
-	Resolved  map[ResolveKey]Resolution
+	Resolved  map[source.ResolveKey]source.Resolution
 	Refreshed bool
 	// Targets limits the plan to these addresses (empty = all).
 	Targets []string
 	// Replace forces replacement of these addresses (e.g. imported files).
 	Replace []string
-}
-
-// PlatformString formats a platform as os/arch[/variant].
-func PlatformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 // Diff compares desired and actual state and returns the changes, sorted
@@ -162,8 +131,8 @@ func baseChange(ci CacheInput, addr, ref, name string) Change {
 func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bool) (Change, error) {
 	st := ci.State
 	ch := baseChange(ci, a.Address(), a.Ref, a.Name)
-	ch.Platform = PlatformString(a.Platform)
-	res, resolved := in.Resolved[ResolveKey{a.Ref, ch.Platform}]
+	ch.Platform = image.PlatformString(a.Platform)
+	res, resolved := in.Resolved[source.ResolveKey{Ref: a.Ref, Platform: ch.Platform}]
 	if resolved {
 		ch.Digest, ch.Manifest = res.Digest, res.Manifest
 		ch.DownloadBytes, ch.WriteBytes = res.Download, res.Size

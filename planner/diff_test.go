@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/cachectl/cachectl/planner/cacheroot"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -48,7 +49,7 @@ func TestDiff(t *testing.T) {
 		refs      []string
 		entries   []cacheroot.Entry
 		files     map[string]cacheroot.FileState
-		resolved  map[ResolveKey]Resolution
+		resolved  map[source.ResolveKey]source.Resolution
 		uid       int
 		want      map[string]Action     // address → action
 		wantCodes map[string]ReasonCode // address → first reason code
@@ -57,11 +58,11 @@ func TestDiff(t *testing.T) {
 			want: map[string]Action{`cache.sif["alpine:3.20"]`: ActionCreate}, wantCodes: map[string]ReasonCode{`cache.sif["alpine:3.20"]`: ReasonMissing}},
 		{name: "in sync is a no-op", refs: []string{"alpine:3.20"}, entries: []cacheroot.Entry{entry("alpine:3.20", dA)},
 			files:    map[string]cacheroot.FileState{"alpine:3.20": okFile()},
-			resolved: map[ResolveKey]Resolution{{"alpine:3.20", "linux/amd64"}: {Digest: dA, Manifest: dA}},
+			resolved: map[source.ResolveKey]source.Resolution{{Ref: "alpine:3.20", Platform: "linux/amd64"}: {Digest: dA, Manifest: dA}},
 			want:     map[string]Action{`cache.sif["alpine:3.20"]`: ActionNoop}},
 		{name: "tag moved is replaced", refs: []string{"alpine:3.20"}, entries: []cacheroot.Entry{entry("alpine:3.20", dA)},
 			files:     map[string]cacheroot.FileState{"alpine:3.20": okFile()},
-			resolved:  map[ResolveKey]Resolution{{"alpine:3.20", "linux/amd64"}: {Digest: dB, Manifest: dB}},
+			resolved:  map[source.ResolveKey]source.Resolution{{Ref: "alpine:3.20", Platform: "linux/amd64"}: {Digest: dB, Manifest: dB}},
 			want:      map[string]Action{`cache.sif["alpine:3.20"]`: ActionReplace},
 			wantCodes: map[string]ReasonCode{`cache.sif["alpine:3.20"]`: ReasonTagMoved}},
 		{name: "file gone is created", refs: []string{"alpine:3.20"}, entries: []cacheroot.Entry{entry("alpine:3.20", dA)},
@@ -91,7 +92,7 @@ func TestDiff(t *testing.T) {
 		{name: "imported is not replaced on a moved tag", refs: []string{"alpine:3.20"},
 			entries:  []cacheroot.Entry{func() cacheroot.Entry { e := entry("alpine:3.20", ""); e.Imported = true; e.Manifest = ""; return e }()},
 			files:    map[string]cacheroot.FileState{"alpine:3.20": okFile()},
-			resolved: map[ResolveKey]Resolution{{"alpine:3.20", "linux/amd64"}: {Digest: dB, Manifest: dB}},
+			resolved: map[source.ResolveKey]source.Resolution{{Ref: "alpine:3.20", Platform: "linux/amd64"}: {Digest: dB, Manifest: dB}},
 			want:     map[string]Action{`cache.sif["alpine:3.20"]`: ActionNoop}},
 	}
 	for _, tc := range tests {

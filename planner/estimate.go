@@ -2,26 +2,15 @@ package planner
 
 import (
 	"context"
-	"encoding/binary"
-	"io"
-	"os"
-	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/cachectl/cachectl/providers/store"
+	"github.com/cachectl/cachectl/providers/image"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
-
-// UnpackedSizer is implemented by sources that can tell how many bytes a
-// compressed layer unpacks to without reading all of it: the last 8 bytes
-// of a gzip stream (CRC32, ISIZE; RFC 1952) from the blob store, a bundle,
-// a local source or a registry (one Range request).
-type UnpackedSizer interface {
-	UnpackedSize(ctx context.Context, ref string, layer v1.Descriptor) (int64, bool)
-}
 
 // assumedRatio bounds how far a layer whose unpacked size cannot be read
 // (zstd, a registry without Range support) is taken to unpack: 4 times
@@ -91,100 +80,11 @@ func WriteBound(format string, config v1.Descriptor, layers []v1.Descriptor, unp
 // tarMember is the size of a tar member of n bytes: header and padding.
 func tarMember(n int64) int64 { return 512 + (n+511)/512*512 }
 
-// layerCompression says how a layer's media type is compressed: "gzip",
-// "none" or "" (zstd or unknown).
-func layerCompression(mediaType string) string {
-	switch {
-	case strings.HasSuffix(mediaType, "gzip"):
-		return "gzip"
-	case strings.HasSuffix(mediaType, ".tar"), strings.HasSuffix(mediaType, "diff.tar"), strings.HasSuffix(mediaType, "tar"):
-		return "none"
-	}
-	return ""
-}
-
-// gzipUnpacked reads the size a gzip stream of compressed bytes unpacks to
-// from its trailer (the last 8 bytes: CRC32 and ISIZE, the size modulo
-// 2^32, RFC 1952). ISIZE is taken up by whole multiples of 2^32 until it
-// is at least about the compressed size (deflate makes incompressible data
-// only a little larger), so layers that unpack to more than 4 GiB are read
-// right unless they compress better than 2^32 bytes per compressed size. A zero ISIZE (the empty last member of an eStargz
-// or other multi-member stream) is unknown.
-func gzipUnpacked(trailer []byte, compressed int64) (int64, bool) {
-	if len(trailer) < 4 {
-		return 0, false
-	}
-	isize := int64(binary.LittleEndian.Uint32(trailer[len(trailer)-4:]))
-	if isize == 0 && compressed > 64 {
-		return 0, false
-	}
-	// Incompressible data grows a little in deflate (stored or Huffman-only
-	// blocks: zlib's deflateBound allows 0.03% and 13 bytes); 2% and 1 KiB
-	// leave room for any encoder.
-	floor := compressed - compressed/50 - 1024
-	u := isize
-	for u < floor {
-		u += 1 << 32
-	}
-	return u, true
-}
-
-// unpackedFrom reads a layer's unpacked size with tail, a reader of the
-// blob's last 8 bytes.
-func unpackedFrom(d v1.Descriptor, tail func() ([]byte, error)) (int64, bool) {
-	switch layerCompression(string(d.MediaType)) {
-	case "none":
-		return d.Size, true
-	case "gzip":
-		if d.Size < 18 {
-			return 0, false
-		}
-		b, err := tail()
-		if err != nil {
-			return 0, false
-		}
-		return gzipUnpacked(b, d.Size)
-	}
-	return 0, false
-}
-
-// storeTail reads the last n bytes of a blob in the store.
-func storeTail(st *store.Store, d v1.Descriptor, n int64) ([]byte, bool) {
-	if st == nil || !st.Has(d.Digest) {
-		return nil, false
-	}
-	f, err := os.Open(st.Path(d.Digest))
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	b, err := readTail(f, d.Size, n)
-	return b, err == nil
-}
-
-// readTail reads the last n bytes of r (size bytes long) when r can seek
-// or read at an offset.
-func readTail(r any, size, n int64) ([]byte, error) {
-	b := make([]byte, n)
-	switch r := r.(type) {
-	case io.ReaderAt:
-		_, err := r.ReadAt(b, size-n)
-		return b, err
-	case io.ReadSeeker:
-		if _, err := r.Seek(size-n, io.SeekStart); err != nil {
-			return nil, err
-		}
-		_, err := io.ReadFull(r, b)
-		return b, err
-	}
-	return nil, io.ErrNoProgress
-}
-
 // boundWrites replaces the write estimate of every create and replace in
 // changes with WriteBound of its image, reading the layers' unpacked sizes
 // through sizer (when the resolver is one), each distinct layer once and
 // several at a time.
-func boundWrites(ctx context.Context, changes []Change, resolved map[ResolveKey]Resolution, sizer UnpackedSizer, builder func(spec.Runtime) BuilderInfo) {
+func boundWrites(ctx context.Context, changes []Change, resolved map[source.ResolveKey]source.Resolution, sizer source.UnpackedSizer, builder func(spec.Runtime) BuilderInfo) {
 	type key struct{ ref, digest string }
 	var (
 		mu   sync.Mutex
@@ -197,7 +97,7 @@ func boundWrites(ctx context.Context, changes []Change, resolved map[ResolveKey]
 		if ch.Action != ActionCreate && ch.Action != ActionReplace {
 			continue
 		}
-		for _, l := range resolved[ResolveKey{ch.Ref, ch.Platform}].Layers {
+		for _, l := range resolved[source.ResolveKey{Ref: ch.Ref, Platform: ch.Platform}].Layers {
 			k := key{ch.Ref, l.Digest.String()}
 			if _, ok := todo[k]; !ok {
 				todo[k] = l
@@ -216,7 +116,7 @@ func boundWrites(ctx context.Context, changes []Change, resolved map[ResolveKey]
 		}
 		g.Go(func() error {
 			u, ok := int64(0), false
-			if layerCompression(string(l.MediaType)) == "none" {
+			if image.LayerCompression(l.MediaType) == image.CompressionNone {
 				u, ok = l.Size, true
 			} else if sizer != nil {
 				u, ok = sizer.UnpackedSize(ctx, k.ref, l)
@@ -232,7 +132,7 @@ func boundWrites(ctx context.Context, changes []Change, resolved map[ResolveKey]
 	g.Wait()
 	for i := range changes {
 		ch := &changes[i]
-		res, ok := resolved[ResolveKey{ch.Ref, ch.Platform}]
+		res, ok := resolved[source.ResolveKey{Ref: ch.Ref, Platform: ch.Platform}]
 		if (ch.Action != ActionCreate && ch.Action != ActionReplace) || !ok || len(res.Layers) == 0 {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -62,7 +63,7 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 	if managed && !opts.Force {
 		return nil, fmt.Errorf("import: %s already holds %s (placed by cachectl); use --force to replace it", dest, old.Ref)
 	}
-	e := cacheroot.Entry{Name: name, Ref: ref, Platform: PlatformString(c.Platform), Builder: b.Format(), BuilderVersion: b.Version(), Imported: true, Placed: time.Now().UTC()}
+	e := cacheroot.Entry{Name: name, Ref: ref, Platform: image.PlatformString(c.Platform), Builder: b.Format(), BuilderVersion: b.Version(), Imported: true, Placed: time.Now().UTC()}
 	there, err := sess.Root.Lstat(name)
 	if err != nil {
 		return nil, err

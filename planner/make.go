@@ -11,30 +11,14 @@ import (
 	"syscall"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cachectl/cachectl/planner/cacheroot"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
-
-// ResolveRequest asks for one reference on one platform.
-type ResolveRequest struct {
-	Ref      string
-	Platform v1.Platform
-}
-
-// Fetcher makes an image's blobs local and returns the image.
-type Fetcher interface {
-	Fetch(ctx context.Context, ref string, manifest string) (v1.Image, error)
-}
-
-// Resolver resolves references to digests, concurrently, each distinct
-// request once. Implementations: the registry client, a bundle.
-type Resolver interface {
-	ResolveAll(ctx context.Context, reqs []ResolveRequest) (map[ResolveKey]Resolution, error)
-}
 
 // Options tune planning.
 type Options struct {
@@ -58,7 +42,7 @@ type Options struct {
 // Refresh), and computes the plan. Problems that stop the plan (an
 // unresolvable reference, a file in the way, missing privileges or space)
 // are all returned together.
-func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*Plan, error) {
+func MakePlan(ctx context.Context, m *spec.Model, res source.Resolver, opts Options) (*Plan, error) {
 	if err := checkTargets(m, opts.Targets, "-target"); err != nil {
 		return nil, err
 	}
@@ -100,17 +84,17 @@ func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*
 	}
 	in := DiffInput{Caches: inputs, Refreshed: opts.Refresh, Targets: opts.Targets, Replace: opts.Replace}
 	if opts.Refresh && res != nil {
-		var reqs []ResolveRequest
-		seen := map[ResolveKey]bool{}
+		var reqs []source.ResolveRequest
+		seen := map[source.ResolveKey]bool{}
 		targets := setOf(opts.Targets)
 		for _, c := range m.Caches {
 			for _, a := range c.Artifacts {
-				k := ResolveKey{a.Ref, PlatformString(a.Platform)}
+				k := source.ResolveKey{Ref: a.Ref, Platform: image.PlatformString(a.Platform)}
 				if seen[k] || (len(targets) > 0 && !targets[a.Address()]) {
 					continue
 				}
 				seen[k] = true
-				reqs = append(reqs, ResolveRequest{Ref: a.Ref, Platform: a.Platform})
+				reqs = append(reqs, source.ResolveRequest{Ref: a.Ref, Platform: a.Platform})
 			}
 		}
 		resolved, err := res.ResolveAll(ctx, reqs)
@@ -124,7 +108,7 @@ func MakePlan(ctx context.Context, m *spec.Model, res Resolver, opts Options) (*
 		errs = multierror.Append(errs, e)
 	}
 	if opts.Refresh && res != nil {
-		sizer, _ := res.(UnpackedSizer)
+		sizer, _ := res.(source.UnpackedSizer)
 		boundWrites(ctx, changes, in.Resolved, sizer, opts.Builder)
 	}
 	p.Changes = changes

@@ -1,6 +1,10 @@
 // Package planner compares the spec with the actual state of each cache
-// root, produces a plan (data: actions with reasons), renders it, and
-// applies it.
+// root (planner/cacheroot) and the images' sources (providers/source), and
+// produces a plan: data, actions with typed reasons, saved and read as
+// JSON. planner/apply carries a plan out. What the
+// spec's references mean to the providers (the name an image records,
+// the local sources as localsrc reads them) is worked out here, so that
+// neither spec nor the providers import the other.
 package planner
 
 import (

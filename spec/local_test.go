@@ -106,22 +106,22 @@ cache "oci" {
 	if d.HasErrors() {
 		t.Fatal(d.Error())
 	}
-	type want struct{ name, abs, norm string }
+	type want struct{ name, abs string }
 	for cache, arts := range map[string]map[string]want{
 		"sif": {
-			"oci-archive:archives/app.tar:app:1.0":                 {"app:1.0", filepath.Join(dir, "archives/app.tar"), "docker.io/library/app:1.0"},
-			"oci-layout:/srv/layout:docker.io/library/alpine:3.20": {"docker.io/library/alpine:3.20", "/srv/layout", "docker.io/library/alpine:3.20"},
-			"docker-archive:d.tar:tools/x:2":                       {"tools/x:2", filepath.Join(dir, "d.tar"), "docker.io/tools/x:2"},
-			"oci-layout:layouts/anon":                              {"anon/base", filepath.Join(dir, "layouts/anon"), ""},
+			"oci-archive:archives/app.tar:app:1.0":                 {"app:1.0", filepath.Join(dir, "archives/app.tar")},
+			"oci-layout:/srv/layout:docker.io/library/alpine:3.20": {"docker.io/library/alpine:3.20", "/srv/layout"},
+			"docker-archive:d.tar:tools/x:2":                       {"tools/x:2", filepath.Join(dir, "d.tar")},
+			"oci-layout:layouts/anon":                              {"anon/base", filepath.Join(dir, "layouts/anon")},
 		},
 		"sq": {
-			"oci-layout:/srv/layout:docker.io/library/alpine:3.20": {"docker.io+library+alpine+3.20.sqsh", "/srv/layout", "docker.io/library/alpine:3.20"},
-			"docker-archive:d.tar:tools/x:2":                       {"tools+x+2.sqsh", filepath.Join(dir, "d.tar"), "docker.io/tools/x:2"},
-			"oci-layout:/srv/l:v1":                                 {"v1.sqsh", "/srv/l", "v1"},
+			"oci-layout:/srv/layout:docker.io/library/alpine:3.20": {"docker.io+library+alpine+3.20.sqsh", "/srv/layout"},
+			"docker-archive:d.tar:tools/x:2":                       {"tools+x+2.sqsh", filepath.Join(dir, "d.tar")},
+			"oci-layout:/srv/l:v1":                                 {"v1.sqsh", "/srv/l"},
 		},
 		"oci": {
-			"oci-layout:/srv/layout:docker.io/library/alpine:3.20": {"docker.io+library+alpine+3.20", "/srv/layout", "docker.io/library/alpine:3.20"},
-			"oci-archive:archives/app.tar:app:1.0":                 {"app", filepath.Join(dir, "archives/app.tar"), "docker.io/library/app:1.0"},
+			"oci-layout:/srv/layout:docker.io/library/alpine:3.20": {"docker.io+library+alpine+3.20", "/srv/layout"},
+			"oci-archive:archives/app.tar:app:1.0":                 {"app", filepath.Join(dir, "archives/app.tar")},
 		},
 	} {
 		c := m.Cache(cache)
@@ -138,8 +138,8 @@ cache "oci" {
 				t.Errorf("%s: Local %v, Parsed %v: want a local source only", a.Address(), a.Local, a.Parsed)
 				continue
 			}
-			if a.Name != w.name || a.Local.AbsPath != w.abs || a.NormalizedName() != w.norm {
-				t.Errorf("%s: name %q abs %q norm %q; want %+v", a.Address(), a.Name, a.Local.AbsPath, a.NormalizedName(), w)
+			if a.Name != w.name || a.Local.AbsPath != w.abs {
+				t.Errorf("%s: name %q abs %q; want %+v", a.Address(), a.Name, a.Local.AbsPath, w)
 			}
 		}
 	}

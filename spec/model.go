@@ -1,10 +1,18 @@
+// Package spec reads cachectl's HCL spec: it loads the files (Load,
+// LoadSources) with variables, locals, functions and flavors, checks every
+// block and reference (ParseRef, ParseLocalRef) with diagnostics that give
+// file:line:column, and returns the evaluated Model: the caches, each with
+// the artifacts it should hold and where they land (FileName), plus the
+// registry settings. Format writes the canonical formatting. It names
+// images and files but knows no image format: the providers do not import
+// it, and what a reference means to them (its normalized name, a local
+// source's path) is derived in planner.
 package spec
 
 import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -262,31 +270,3 @@ func (a *Artifact) Address() string { return Address(a.Cache, a.Ref) }
 
 // Address formats an artifact address from a cache name and a reference.
 func Address(cache, ref string) string { return fmt.Sprintf("cache.%s[%q]", cache, ref) }
-
-// NormalizedName is the fully qualified name of the reference
-// (docker.io/library/alpine:3.20, or REPO@sha256:... for digests).
-// go-containerregistry spells Docker Hub "index.docker.io"; this returns
-// the "docker.io" spelling that Docker, Podman and the OCI ref.name
-// annotation use.
-//
-// For a local source it is its image name normalized the same way when
-// that is a registry-style reference with a tag or digest ("app:1" →
-// docker.io/library/app:1), else the image name as written (a bare OCI
-// ref.name such as "v1"), else "".
-func (a *Artifact) NormalizedName() string {
-	if a.Parsed == nil {
-		if a.Local == nil || a.Local.Image == "" {
-			return ""
-		}
-		info, err := ParseRef(a.Local.Image)
-		if err != nil || info.Tag == "" && info.Digest == "" {
-			return a.Local.Image
-		}
-		return (&Artifact{Parsed: info.Parsed}).NormalizedName()
-	}
-	n := a.Parsed.Name()
-	if rest, ok := strings.CutPrefix(n, name.DefaultRegistry+"/"); ok {
-		return "docker.io/" + rest
-	}
-	return n
-}

@@ -151,23 +151,6 @@ func TestJoinRootWithin(t *testing.T) {
 	}
 }
 
-func TestNormalizedName(t *testing.T) {
-	for ref, want := range map[string]string{
-		"alpine:3.20":                   "docker.io/library/alpine:3.20",
-		"docker.io/library/alpine:3.20": "docker.io/library/alpine:3.20",
-		"localhost:5000/x:1":            "localhost:5000/x:1",
-	} {
-		info, err := ParseRef(ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := &Artifact{Ref: ref, Parsed: info.Parsed}
-		if got := a.NormalizedName(); got != want {
-			t.Errorf("NormalizedName(%q) = %q, want %q", ref, got, want)
-		}
-	}
-}
-
 func TestRefGrammarHelpers(t *testing.T) {
 	for s, want := range map[string]bool{
 		"a": true, "a.b": true, "a_b": true, "a__b": true, "a---b": true, "a0-9": true,

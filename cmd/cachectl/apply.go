@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/cachectl/cachectl/planner/apply"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -113,7 +113,7 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 		}
 		defer apply.ReleaseAll(held)
 		locks = held
-		var res runSource
+		var res *source.Multi
 		if c.Refresh {
 			res = src
 		}
@@ -148,14 +148,13 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 		fmt.Fprintln(iox.Stdout, "No changes. The cache matches the spec.")
 		return nil
 	}
-	if pl, ok := src.(interface {
-		Preload(context.Context, *planner.Plan) error
-	}); ok {
-		// Copy and verify every blob before building anything: a damaged
-		// bundle places nothing.
-		if err := pl.Preload(iox.Ctx, p); err != nil {
-			return fmt.Errorf("apply: nothing was changed: %w", err)
-		}
+	// Fetch (and so verify every blob of) the images of a saved plan, of
+	// bundles and of local sources before anything is built: a damaged
+	// bundle or archive places nothing. Registry images of a plan made
+	// now are pulled as their builds need them.
+	var prefetchOnly func(string) bool
+	if c.PlanFile == "" && len(c.bundles(m)) == 0 {
+		prefetchOnly = spec.IsLocalRef
 	}
 	builds := progress.NewBuilds(sink, 0)
 	events = rec.events(buildEvents(builds, c.eventPrinter(g, iox, sink)))
@@ -163,7 +162,7 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 		Resolver: src, Fetcher: src, Builder: builderFor, Events: events, BuildProgress: builds.Callback, Executor: executor,
 	}, apply.Options{
 		Parallelism: c.Parallelism, BuildParallelism: c.BuildParallelism, LockTimeout: c.LockTimeout, Held: locks,
-		Spec: m, BuilderInfo: builderInfo, Prefetch: c.PlanFile != "",
+		Spec: m, BuilderInfo: builderInfo, Prefetch: true, PrefetchOnly: prefetchOnly,
 	})
 	progress.Close(sink)
 	st := src.Stats()

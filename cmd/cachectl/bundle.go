@@ -12,7 +12,9 @@ import (
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers/bundle"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -88,7 +90,7 @@ func (c *BundleCreateCmd) Run(g *Globals, iox *IO) error {
 	var images []bundle.Image
 	pulls := map[string]string{} // manifest → a reference
 	for _, r := range reqs {
-		k := planner.ResolveKey{Ref: r.Ref, Platform: planner.PlatformString(r.Platform)}
+		k := source.ResolveKey{Ref: r.Ref, Platform: image.PlatformString(r.Platform)}
 		res := resolved[k]
 		images = append(images, bundle.Image{Ref: r.Ref, Name: names[r.Ref], Platform: k.Platform, Digest: res.Digest, Manifest: res.Manifest})
 		if _, ok := pulls[res.Manifest]; !ok {
@@ -135,14 +137,14 @@ func (c *BundleCreateCmd) Run(g *Globals, iox *IO) error {
 // bundleRequests lists each distinct reference and platform of the spec
 // (or of the target addresses), in spec order, and the normalized name of
 // each reference.
-func bundleRequests(m *spec.Model, targets []string) ([]planner.ResolveRequest, map[string]string, error) {
+func bundleRequests(m *spec.Model, targets []string) ([]source.ResolveRequest, map[string]string, error) {
 	want := map[string]bool{}
 	for _, t := range targets {
 		want[t] = true
 	}
 	found := map[string]bool{}
-	seen := map[planner.ResolveKey]bool{}
-	var reqs []planner.ResolveRequest
+	seen := map[source.ResolveKey]bool{}
+	var reqs []source.ResolveRequest
 	names := map[string]string{}
 	var notRegistry []string
 	for _, c := range m.Caches {
@@ -155,13 +157,13 @@ func bundleRequests(m *spec.Model, targets []string) ([]planner.ResolveRequest, 
 				notRegistry = append(notRegistry, a.Address())
 				continue
 			}
-			names[a.Ref] = a.NormalizedName()
-			k := planner.ResolveKey{Ref: a.Ref, Platform: planner.PlatformString(a.Platform)}
+			names[a.Ref] = image.NormalizedName(a.Ref)
+			k := source.ResolveKey{Ref: a.Ref, Platform: image.PlatformString(a.Platform)}
 			if seen[k] {
 				continue
 			}
 			seen[k] = true
-			reqs = append(reqs, planner.ResolveRequest{Ref: a.Ref, Platform: a.Platform})
+			reqs = append(reqs, source.ResolveRequest{Ref: a.Ref, Platform: a.Platform})
 		}
 	}
 	var unknown []string

@@ -9,8 +9,11 @@ import (
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/builders"
+	"github.com/cachectl/cachectl/providers/bundle"
+	"github.com/cachectl/cachectl/providers/localsrc"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -71,43 +74,34 @@ func (f sourceFlags) sink(g *Globals, iox *IO) progress.Sink {
 	return nil
 }
 
-// runSource is where plan and apply get images: registries, or bundles
-// (--source FILE.tar).
-type runSource interface {
-	planner.Resolver
-	planner.Fetcher
-	Stats() registry.PullStats
-	Close() error
-}
-
-// registryRun is a RegistrySource as a runSource.
-type registryRun struct{ *planner.RegistrySource }
-
-func (registryRun) Close() error { return nil }
-
-// newSource opens the bundles when any are given (no network at all), else
-// builds the registry client; both over the run's blob store.
-func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles []string) (runSource, error) {
+// newSource returns where plan and apply get images: the spec's local
+// sources, and the bundles when any are given (no network at all), else
+// the registries; all over the run's blob store.
+func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles []string) (*source.Multi, error) {
 	g.Logger(iox.Stderr).Info("blob store", "dir", storeDir(g, m), "bundles", bundles)
 	st, err := store.Open(storeDir(g, m))
 	if err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}
-	var fallback runSource
+	var fallback source.Source
 	if len(bundles) == 0 {
 		src, err := newRegistrySource(g, m, sink)
 		if err != nil {
 			return nil, err
 		}
-		fallback = registryRun{src}
-	} else if fallback, err = planner.OpenBundleSource(st, bundles...); err != nil {
-		return nil, err
+		fallback = src
+	} else {
+		src, err := bundle.OpenImageSource(st, bundles...)
+		if err != nil {
+			return nil, err
+		}
+		fallback = src
 	}
-	return planner.NewMultiSource(planner.NewLocalSource(st, m), fallback), nil
+	return source.NewMulti(spec.IsLocalRef, localsrc.NewImageSource(st, planner.LocalRefs(m)), fallback), nil
 }
 
 // newRegistrySource builds the registry client and blob store of a run.
-func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.RegistrySource, error) {
+func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*registry.ImageSource, error) {
 	st, err := store.Open(storeDir(g, m))
 	if err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
@@ -116,7 +110,7 @@ func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*planner.
 	if err != nil {
 		return nil, err
 	}
-	return &planner.RegistrySource{Client: c, Store: st}, nil
+	return &registry.ImageSource{Client: c, Store: st}, nil
 }
 
 // registryHosts are the spec's registry blocks as the client's settings.
@@ -176,7 +170,7 @@ func planSpec(g *Globals, iox *IO, f planFlags) (*planner.Plan, *spec.Model, err
 	if err != nil {
 		return nil, nil, err
 	}
-	var src runSource
+	var src *source.Multi
 	if f.Refresh {
 		if src, err = newSource(g, iox, m, nil, f.bundles(m)); err != nil {
 			return nil, nil, err
@@ -187,8 +181,8 @@ func planSpec(g *Globals, iox *IO, f planFlags) (*planner.Plan, *spec.Model, err
 	return p, m, err
 }
 
-func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src runSource) (*planner.Plan, error) {
-	var res planner.Resolver
+func makePlan(g *Globals, iox *IO, m *spec.Model, f planFlags, src *source.Multi) (*planner.Plan, error) {
+	var res source.Resolver
 	if src != nil {
 		res = src
 	}

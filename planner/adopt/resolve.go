@@ -8,12 +8,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/source"
 )
 
 // Resolver resolves references against registries; *registry.Client is
 // one. Results and errors are indexed like the requests.
 type Resolver interface {
-	ResolveAll(ctx context.Context, reqs []registry.ResolveRequest) ([]registry.Resolved, []error)
+	ResolveAll(ctx context.Context, reqs []source.ResolveRequest) ([]registry.Resolved, []error)
 }
 
 // Resolve settles ambiguous names against the registry: a name is the one
@@ -23,11 +24,11 @@ type Resolver interface {
 // current digest (see Track). wanted is Options.Wanted, to keep one file
 // per reference.
 func (r *Result) Resolve(ctx context.Context, res Resolver, platform v1.Platform, track bool, wanted map[string]string) {
-	var reqs []registry.ResolveRequest
+	var reqs []source.ResolveRequest
 	for _, f := range r.Files {
 		if f.Status == StatusAmbiguous {
 			for _, ref := range f.Readings {
-				reqs = append(reqs, registry.ResolveRequest{Ref: ref, Platform: platform})
+				reqs = append(reqs, source.ResolveRequest{Ref: ref, Platform: platform})
 			}
 		}
 	}
@@ -88,9 +89,9 @@ func (r *Result) Track(ctx context.Context, res Resolver, platform v1.Platform) 
 	if len(files) == 0 {
 		return
 	}
-	reqs := make([]registry.ResolveRequest, len(files))
+	reqs := make([]source.ResolveRequest, len(files))
 	for i, f := range files {
-		reqs[i] = registry.ResolveRequest{Ref: f.Ref, Platform: platform}
+		reqs[i] = source.ResolveRequest{Ref: f.Ref, Platform: platform}
 	}
 	out, errs := res.ResolveAll(ctx, reqs)
 	for i, f := range files {

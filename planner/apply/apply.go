@@ -1,12 +1,14 @@
 // Package apply carries out a plan: it locks and checks every cache root
-// the plan changes, checks the plan against the spec, fetches images,
-// runs the builds through an Executor and places the artifacts with the
-// cache root's placement protocol (planner/cacheroot). It reports progress
-// as typed Events.
+// the plan changes, checks the plan against the spec, fetches images
+// through a source.Fetcher (with Options.Prefetch, before anything
+// changes), runs the builds through an Executor and places the artifacts
+// with the cache root's placement protocol (planner/cacheroot). It
+// reports progress as typed Events.
 package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -16,20 +18,20 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-multierror"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/rootfs"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
 
 // Deps are the collaborators of Run.
 type Deps struct {
 	// Resolver resolves changes whose digest the plan left open.
-	Resolver planner.Resolver
-	Fetcher  planner.Fetcher
+	Resolver source.Resolver
+	Fetcher  source.Fetcher
 	// Builder returns the builder of a runtime.
 	Builder func(spec.Runtime) (providers.Builder, error)
 	// Executor runs the builds (nil: Local, in this process).
@@ -60,8 +62,14 @@ type Options struct {
 	BuilderInfo func(spec.Runtime) planner.BuilderInfo
 	// Prefetch fetches every image the plan builds before anything is
 	// changed, so that a plan naming an image that cannot be had changes
-	// nothing (apply of a saved plan).
+	// nothing (apply of a saved plan, images from bundles or local
+	// sources, whose every blob is so verified before a build).
 	Prefetch bool
+	// PrefetchOnly, when not nil, limits Prefetch to the images whose
+	// reference it accepts; the others are fetched as their builds need
+	// them (cachectl: the local sources of a plan whose other images come
+	// from registries).
+	PrefetchOnly func(ref string) bool
 }
 
 // Result counts what Run did.
@@ -278,24 +286,38 @@ func (a *applier) checkChanges(p *planner.Plan, jobs []*rootJob) error {
 	return planner.CheckPlanChanges(p, inputs)
 }
 
-// prefetch fetches every image the open roots' changes build.
+// prefetch fetches every image the open roots' changes build (those
+// PrefetchOnly accepts), several at a time, and returns every failure
+// together, each naming its artifact (sorted).
 func (a *applier) prefetch(ctx context.Context, jobs []*rootJob) error {
-	g, gctx := errgroup.WithContext(ctx)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for _, j := range jobs {
 		for i := range j.changes {
 			ch := &j.changes[i]
 			if ch.Action != planner.ActionCreate && ch.Action != planner.ActionReplace {
 				continue
 			}
-			g.Go(func() error {
-				if _, err := a.fetch(gctx, ch); err != nil {
-					return fmt.Errorf("%s: pull %s: %w", ch.Address, ch.Ref, err)
+			if a.opts.PrefetchOnly != nil && !a.opts.PrefetchOnly(ch.Ref) {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := a.fetch(ctx, ch); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: pull %s: %w", ch.Address, ch.Ref, err))
+					mu.Unlock()
 				}
-				return nil
-			})
+			}()
 		}
 	}
-	return g.Wait()
+	wg.Wait()
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
 }
 
 func (a *applier) event(ch planner.Change, phase Phase, msg string) {
@@ -374,11 +396,11 @@ func (a *applier) fetch(ctx context.Context, ch *planner.Change) (v1.Image, erro
 		if err != nil {
 			return nil, err
 		}
-		res, err := a.deps.Resolver.ResolveAll(ctx, []planner.ResolveRequest{{Ref: ch.Ref, Platform: *plat}})
+		res, err := a.deps.Resolver.ResolveAll(ctx, []source.ResolveRequest{{Ref: ch.Ref, Platform: *plat}})
 		if err != nil {
 			return nil, err
 		}
-		r, ok := res[planner.ResolveKey{Ref: ch.Ref, Platform: ch.Platform}]
+		r, ok := res[source.ResolveKey{Ref: ch.Ref, Platform: ch.Platform}]
 		if !ok {
 			return nil, fmt.Errorf("could not resolve %s", ch.Ref)
 		}

@@ -18,7 +18,9 @@ import (
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/rootfs"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -32,15 +34,15 @@ type fakeSource struct {
 	fail    map[string]bool
 }
 
-func (f *fakeSource) ResolveAll(ctx context.Context, reqs []planner.ResolveRequest) (map[planner.ResolveKey]planner.Resolution, error) {
-	out := map[planner.ResolveKey]planner.Resolution{}
+func (f *fakeSource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
+	out := map[source.ResolveKey]source.Resolution{}
 	for _, r := range reqs {
 		img, ok := f.images[r.Ref]
 		if !ok {
 			return nil, fmt.Errorf("%s: not found", r.Ref)
 		}
 		d, _ := img.Digest()
-		out[planner.ResolveKey{Ref: r.Ref, Platform: planner.PlatformString(r.Platform)}] = planner.Resolution{Digest: d.String(), Manifest: d.String(), Size: 10}
+		out[source.ResolveKey{Ref: r.Ref, Platform: image.PlatformString(r.Platform)}] = source.Resolution{Digest: d.String(), Manifest: d.String(), Size: 10}
 	}
 	return out, nil
 }

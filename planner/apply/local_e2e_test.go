@@ -10,8 +10,10 @@ import (
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/builders"
+	"github.com/cachectl/cachectl/providers/localsrc"
 	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -114,7 +116,7 @@ cache "oci" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := planner.NewMultiSource(planner.NewLocalSource(st, m), nil) // no registry: nothing may reach one
+	src := source.NewMulti(spec.IsLocalRef, localsrc.NewImageSource(st, planner.LocalRefs(m)), nil) // no registry: nothing may reach one
 	plan := func(refresh bool) *planner.Plan {
 		t.Helper()
 		p, err := planner.MakePlan(ctx, m, src, planner.Options{Refresh: refresh, Builder: realBuilderInfo})

@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/apply"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/slurm"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -214,7 +214,7 @@ func (e *Executor) submit(ctx context.Context, s spec.SlurmSettings, tasks []*ta
 		tf.Tasks = append(tf.Tasks, Task{
 			Address: ch.Address, Root: t.job.Root, WorkDir: t.job.WorkDir, Runtime: ch.Runtime,
 			Manifest: ch.Manifest, Ref: ch.Ref, NormalizedName: req.NormalizedName,
-			Platform: planner.PlatformString(req.Platform), Compression: ch.Compression,
+			Platform: image.PlatformString(req.Platform), Compression: ch.Compression,
 		})
 	}
 	dir, err := NewRunDir(LogDir(s, e.Store), "build")

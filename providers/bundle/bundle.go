@@ -26,7 +26,9 @@
 //
 // Readers index the member offsets in one pass over the tar headers and
 // then read members in place (the file is uncompressed); nothing is
-// extracted.
+// extracted. ImageSource is the source.Source of bundles: plan and apply
+// resolve references in a bundle's index and copy its blobs, verified,
+// into the blob store.
 package bundle
 
 import (
@@ -43,23 +45,18 @@ import (
 // and reads.
 const FormatVersion = 1
 
-// Member names.
+// Member names beside the OCI image layout's (image.LayoutFile,
+// image.IndexFile, image.LayoutBlobPath).
 const (
-	LayoutFile    = "oci-layout"
-	IndexFile     = "index.json"
 	MetaFile      = "cachectl-bundle.json"
 	ChecksumsFile = "SHA256SUMS"
 	blobPrefix    = "blobs/sha256/"
 )
 
-// Annotations on the descriptors of index.json.
-const (
-	// AnnotationRefName is the OCI annotation with the normalized name
-	// (docker.io/library/alpine:3.20), as Podman writes it.
-	AnnotationRefName = "org.opencontainers.image.ref.name"
-	// AnnotationRef is the reference exactly as written in the spec.
-	AnnotationRef = "io.cachectl.bundle.ref"
-)
+// AnnotationRef annotates each descriptor of index.json with the reference
+// exactly as written in the spec; image.RefNameAnnotation gives its
+// normalized name (docker.io/library/alpine:3.20), as Podman writes it.
+const AnnotationRef = "io.cachectl.bundle.ref"
 
 // ErrTruncated is returned (wrapped) for a bundle that ends early: a member
 // runs past the end of the file, or the checksum manifest is missing.
@@ -128,8 +125,6 @@ type Meta struct {
 
 // Incremental reports whether the bundle leaves blobs to a base bundle.
 func (m *Meta) Incremental() bool { return m.Base != nil }
-
-func blobMember(h v1.Hash) string { return blobPrefix + h.Hex }
 
 // blobOfMember returns the digest of a blobs/sha256/<hex> member name.
 func blobOfMember(name string) (v1.Hash, bool) {

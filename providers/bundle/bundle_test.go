@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cachectl/cachectl/providers/bundle"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
 	"github.com/cachectl/cachectl/providers/store"
 )
@@ -142,7 +143,7 @@ func TestRoundTripAndDedupe(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 	members := b.Members()
-	if members[0] != bundle.LayoutFile || members[1] != bundle.IndexFile || members[2] != bundle.MetaFile || members[len(members)-1] != bundle.ChecksumsFile {
+	if members[0] != image.LayoutFile || members[1] != image.IndexFile || members[2] != bundle.MetaFile || members[len(members)-1] != bundle.ChecksumsFile {
 		t.Fatalf("member order %v", members)
 	}
 	for _, want := range append(f.images, alias) {

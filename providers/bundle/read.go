@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/tarindex"
 )
 
@@ -125,7 +126,7 @@ func (b *Bundle) load() error {
 			return corruptf("%s lists %s but the bundle has no such member", ChecksumsFile, n)
 		}
 	}
-	for _, n := range []string{LayoutFile, IndexFile, MetaFile} {
+	for _, n := range []string{image.LayoutFile, image.IndexFile, MetaFile} {
 		if _, ok := b.members[n]; !ok {
 			return corruptf("member %s is missing; is this a cachectl bundle?", n)
 		}
@@ -151,7 +152,7 @@ func (b *Bundle) load() error {
 		if err != nil {
 			return corruptf("%s: bad digest %q", MetaFile, bl.Digest)
 		}
-		m, ok := b.members[blobMember(h)]
+		m, ok := b.members[image.LayoutBlobPath(h)]
 		switch {
 		case bl.Included && !ok:
 			return corruptf("blob %s is listed as included but is not in the bundle", bl.Digest)
@@ -172,7 +173,7 @@ func (b *Bundle) load() error {
 			if _, listed := b.blobs[h.String()]; !listed {
 				return corruptf("blob %s is in the bundle but not in its index", h)
 			}
-		} else if n != LayoutFile && n != IndexFile && n != MetaFile && n != ChecksumsFile {
+		} else if n != image.LayoutFile && n != image.IndexFile && n != MetaFile && n != ChecksumsFile {
 			return corruptf("unexpected member %s", n)
 		}
 	}
@@ -246,7 +247,7 @@ func (b *Bundle) Lookup(ref, platform string) (Image, bool) {
 
 // Has reports whether the blob is in the bundle (not merely listed).
 func (b *Bundle) Has(h v1.Hash) bool {
-	_, ok := b.members[blobMember(h)]
+	_, ok := b.members[image.LayoutBlobPath(h)]
 	return ok
 }
 
@@ -261,7 +262,7 @@ func (b *Bundle) Blob(digest string) (BlobInfo, bool) {
 // The bytes are not verified: callers hash what they read (the blob store
 // does, on Put).
 func (b *Bundle) OpenBlob(h v1.Hash) (io.Reader, int64, error) {
-	m, ok := b.members[blobMember(h)]
+	m, ok := b.members[image.LayoutBlobPath(h)]
 	if !ok {
 		return nil, 0, fmt.Errorf("blob %s: %w %s", h, ErrNotFound, b.path)
 	}

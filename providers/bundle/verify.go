@@ -11,6 +11,8 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/providers/image"
 )
 
 // Report summarizes a verified bundle.
@@ -98,7 +100,7 @@ func (b *Bundle) checkManifests() []error {
 		if !b.Has(h) {
 			continue // left to the base (checked in Open)
 		}
-		raw, err := b.readMember(blobMember(h), 32<<20)
+		raw, err := b.readMember(image.LayoutBlobPath(h), 32<<20)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -134,13 +136,13 @@ func (b *Bundle) checkManifests() []error {
 // checkOCIIndex checks that index.json describes exactly the bundle's
 // images.
 func (b *Bundle) checkOCIIndex() []error {
-	raw, err := b.readMember(IndexFile, 64<<20)
+	raw, err := b.readMember(image.IndexFile, 64<<20)
 	if err != nil {
 		return []error{err}
 	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return []error{fmt.Errorf("%s: %v", IndexFile, err)}
+		return []error{fmt.Errorf("%s: %v", image.IndexFile, err)}
 	}
 	want := map[string]Image{}
 	for _, img := range b.Meta.Images {
@@ -156,17 +158,17 @@ func (b *Bundle) checkOCIIndex() []error {
 		}
 		img, ok := want[ref+"\x00"+plat]
 		if !ok {
-			errs = append(errs, fmt.Errorf("%s lists %s (%s), which the bundle index does not", IndexFile, ref, plat))
+			errs = append(errs, fmt.Errorf("%s lists %s (%s), which the bundle index does not", image.IndexFile, ref, plat))
 			continue
 		}
 		seen[img.Key()] = true
 		if d.Digest.String() != img.Manifest || d.Size != img.ManifestSize {
-			errs = append(errs, fmt.Errorf("%s maps %s (%s) to %s, the bundle index to %s", IndexFile, ref, plat, shortDigest(d.Digest.String()), shortDigest(img.Manifest)))
+			errs = append(errs, fmt.Errorf("%s maps %s (%s) to %s, the bundle index to %s", image.IndexFile, ref, plat, shortDigest(d.Digest.String()), shortDigest(img.Manifest)))
 		}
 	}
 	for k, img := range want {
 		if !seen[k] {
-			errs = append(errs, fmt.Errorf("%s lacks %s (%s)", IndexFile, img.Ref, img.Platform))
+			errs = append(errs, fmt.Errorf("%s lacks %s (%s)", image.IndexFile, img.Ref, img.Platform))
 		}
 	}
 	return errs

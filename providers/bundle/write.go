@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/cachectl/cachectl/providers/image"
 )
 
 // BlobSource gives the content of blobs by digest. *store.Store is one.
@@ -108,14 +111,14 @@ func Write(ctx context.Context, path string, images []Image, src BlobSource, opt
 		}
 	}()
 	w := &tarWriter{tw: tar.NewWriter(f), mtime: meta.Created}
-	if err = w.writeBytes(LayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+	if err = w.writeBytes(image.LayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 		return nil, err
 	}
 	idx, err := ociIndex(imgs)
 	if err != nil {
 		return nil, err
 	}
-	if err = w.writeBytes(IndexFile, idx); err != nil {
+	if err = w.writeBytes(image.IndexFile, idx); err != nil {
 		return nil, err
 	}
 	mb, err := json.MarshalIndent(meta, "", "  ")
@@ -261,7 +264,7 @@ func ociIndex(imgs []Image) ([]byte, error) {
 		p, _ := v1.ParsePlatform(img.Platform)
 		ann := map[string]string{AnnotationRef: img.Ref}
 		if img.Name != "" {
-			ann[AnnotationRefName] = img.Name
+			ann[image.RefNameAnnotation] = img.Name
 		}
 		idx.Manifests = append(idx.Manifests, v1.Descriptor{MediaType: img.MediaType, Digest: h, Size: img.ManifestSize, Platform: p, Annotations: ann})
 	}
@@ -310,48 +313,22 @@ func (w *tarWriter) writeBlob(ctx context.Context, src BlobSource, b BlobInfo) e
 		return fmt.Errorf("bundle: blob %s: %w", h, err)
 	}
 	defer rc.Close()
-	name := blobMember(h)
+	name := image.LayoutBlobPath(h)
 	if err := w.header(name, b.Size); err != nil {
 		return err
 	}
-	hasher := sha256.New()
-	n, err := copyCtx(ctx, io.MultiWriter(w.tw, hasher), io.LimitReader(rc, b.Size+1))
-	if err != nil {
+	var bad *image.BlobMismatchError
+	err = image.CopyBlob(ctx, w.tw, rc, v1.Descriptor{Digest: h, Size: b.Size}, true)
+	switch {
+	case errors.As(err, &bad) && bad.Size != b.Size:
+		return fmt.Errorf("bundle: blob %s in the source has %d bytes, its descriptor says %d", h, bad.Size, b.Size)
+	case errors.As(err, &bad):
+		return fmt.Errorf("bundle: blob %s in the source hashes to sha256:%s; remove it from the store and pull again", h, bad.Hex)
+	case err != nil:
 		return fmt.Errorf("bundle: writing blob %s: %w", h, err)
-	}
-	if n != b.Size {
-		return fmt.Errorf("bundle: blob %s in the source has %d bytes, its descriptor says %d", h, n, b.Size)
-	}
-	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex {
-		return fmt.Errorf("bundle: blob %s in the source hashes to sha256:%s; remove it from the store and pull again", h, got)
 	}
 	fmt.Fprintf(&w.sums, "%s  %s\n", h.Hex, name)
 	return nil
-}
-
-// copyCtx copies with a 1 MiB buffer, checking ctx between chunks; the tar
-// writer refuses more bytes than the header announced.
-func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		m, rerr := src.Read(buf)
-		if m > 0 {
-			if _, werr := dst.Write(buf[:m]); werr != nil {
-				return n, werr
-			}
-			n += int64(m)
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
 }
 
 // createLocked creates a temporary file in dir (os.CreateTemp's pattern)

@@ -15,6 +15,10 @@
 // against their digests when read; layers are not read to resolve, and
 // their readers (OpenBlob) do not verify them: the caller hashes what it
 // copies (the blob store does).
+//
+// ImageSource is the source.Source of local references: given the spec's
+// local references as plain Refs (kind, absolute path, image name), it
+// resolves them and copies their blobs, verified, into the blob store.
 package localsrc
 
 import (
@@ -26,6 +30,8 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/providers/image"
 )
 
 // Kind names a kind of local image source. The values are the prefixes of
@@ -161,7 +167,7 @@ func (s *Source) OpenBlob(h v1.Hash) (io.ReadCloser, int64, error) {
 	p, ok := s.dockerPaths[h]
 	s.mu.Unlock()
 	if !ok {
-		p = blobPath(h)
+		p = image.LayoutBlobPath(h)
 	}
 	rc, size, err := s.fs.open(p)
 	if err != nil {
@@ -169,5 +175,3 @@ func (s *Source) OpenBlob(h v1.Hash) (io.ReadCloser, int64, error) {
 	}
 	return rc, size, nil
 }
-
-func blobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }

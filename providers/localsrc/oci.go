@@ -15,16 +15,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/cachectl/cachectl/providers/store"
+	"github.com/cachectl/cachectl/providers/image"
 )
-
-// refNameAnnotation names an image in an OCI layout's index.json.
-const refNameAnnotation = "org.opencontainers.image.ref.name"
 
 // readBlob reads a small blob (manifest, index, config) of an OCI source
 // fully and checks its digest (and size when d.Size >= 0).
 func (s *Source) readBlob(d v1.Descriptor) ([]byte, error) {
-	rc, size, err := s.fs.open(blobPath(d.Digest))
+	rc, size, err := s.fs.open(image.LayoutBlobPath(d.Digest))
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +59,7 @@ func (s *Source) layoutIndex() (*v1.IndexManifest, error) {
 	if s.kind == OCIArchive {
 		what = "OCI archive"
 	}
-	raw, err := s.fs.readSmall("oci-layout")
+	raw, err := s.fs.readSmall(image.LayoutFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("not an %s: it has no oci-layout file", what)
@@ -78,7 +75,7 @@ func (s *Source) layoutIndex() (*v1.IndexManifest, error) {
 	if !strings.HasPrefix(lay.Version, "1.") {
 		return nil, fmt.Errorf("unsupported OCI image layout version %q", lay.Version)
 	}
-	raw, err = s.fs.readSmall("index.json")
+	raw, err = s.fs.readSmall(image.IndexFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("not an %s: it has no index.json", what)
@@ -138,12 +135,12 @@ func (s *Source) resolveOCI(image string, platform v1.Platform) (Image, error) {
 	return res, nil
 }
 
-// selectLayoutEntry picks the index.json entry named image (by its ref.name
+// selectLayoutEntry picks the index.json entry named name (by its ref.name
 // annotation), or the only one.
-func (s *Source) selectLayoutEntry(idx *v1.IndexManifest, image string) (v1.Descriptor, error) {
+func (s *Source) selectLayoutEntry(idx *v1.IndexManifest, name string) (v1.Descriptor, error) {
 	var matches []v1.Descriptor
 	for _, d := range idx.Manifests {
-		if image == "" || d.Annotations[refNameAnnotation] == image {
+		if name == "" || d.Annotations[image.RefNameAnnotation] == name {
 			matches = append(matches, d)
 		}
 	}
@@ -153,17 +150,17 @@ func (s *Source) selectLayoutEntry(idx *v1.IndexManifest, image string) (v1.Desc
 	case len(idx.Manifests) == 0:
 		return v1.Descriptor{}, errors.New("the layout holds no images")
 	case len(matches) == 0:
-		return v1.Descriptor{}, fmt.Errorf("no image named %q; the layout holds %s", image, layoutEntryNames(idx))
-	case image == "":
+		return v1.Descriptor{}, fmt.Errorf("no image named %q; the layout holds %s", name, layoutEntryNames(idx))
+	case name == "":
 		return v1.Descriptor{}, fmt.Errorf("the layout holds %d images (%s); name one: %s:%s:REF", len(matches), layoutEntryNames(idx), s.kind, s.path)
 	}
-	return v1.Descriptor{}, fmt.Errorf("%d entries are named %q; the name must select one image", len(matches), image)
+	return v1.Descriptor{}, fmt.Errorf("%d entries are named %q; the name must select one image", len(matches), name)
 }
 
 func layoutEntryNames(idx *v1.IndexManifest) string {
 	var names []string
 	for _, d := range idx.Manifests {
-		if n := d.Annotations[refNameAnnotation]; n != "" {
+		if n := d.Annotations[image.RefNameAnnotation]; n != "" {
 			names = append(names, fmt.Sprintf("%q", n))
 		} else {
 			names = append(names, "an unnamed image "+d.Digest.String())
@@ -177,12 +174,12 @@ func mediaType(d v1.Descriptor, raw []byte) types.MediaType {
 	if d.MediaType != "" {
 		return d.MediaType
 	}
-	mt, _ := store.ManifestMediaType(raw)
+	mt, _ := image.ManifestMediaType(raw)
 	return mt
 }
 
 func parseManifest(raw []byte, h v1.Hash) (*v1.Manifest, error) {
-	mt, err := store.ManifestMediaType(raw)
+	mt, err := image.ManifestMediaType(raw)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", h, err)
 	}

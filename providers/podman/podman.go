@@ -16,12 +16,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"sort"
@@ -31,10 +28,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/image"
 )
-
-// RefNameAnnotation is the index.json annotation that names the image.
-const RefNameAnnotation = "org.opencontainers.image.ref.name"
 
 // layoutFile is the content of the oci-layout file.
 const layoutFile = `{"imageLayoutVersion": "1.0.0"}`
@@ -168,7 +163,7 @@ func (b *Builder) Write(ctx context.Context, img v1.Image, refName string, w io.
 			MediaType:   types.OCIManifestSchema1,
 			Size:        int64(len(conv.RawManifest)),
 			Digest:      conv.ManifestDigest,
-			Annotations: map[string]string{RefNameAnnotation: refName},
+			Annotations: map[string]string{image.RefNameAnnotation: refName},
 		}},
 	}
 	rawIndex, err := json.Marshal(index)
@@ -227,7 +222,7 @@ func (b *Builder) Write(ctx context.Context, img v1.Image, refName string, w io.
 			return err
 		}
 		bl := blobs[k]
-		if err := file("blobs/sha256/"+k, bl.size); err != nil {
+		if err := file(image.LayoutBlobPath(bl.digest), bl.size); err != nil {
 			return fmt.Errorf("podman: %w", err)
 		}
 		if bl.data != nil {
@@ -240,13 +235,13 @@ func (b *Builder) Write(ctx context.Context, img v1.Image, refName string, w io.
 			return err
 		}
 	}
-	if err := file("index.json", int64(len(rawIndex))); err != nil {
+	if err := file(image.IndexFile, int64(len(rawIndex))); err != nil {
 		return fmt.Errorf("podman: %w", err)
 	}
 	if _, err := tw.Write(rawIndex); err != nil {
 		return fmt.Errorf("podman: %w", err)
 	}
-	if err := file("oci-layout", int64(len(layoutFile))); err != nil {
+	if err := file(image.LayoutFile, int64(len(layoutFile))); err != nil {
 		return fmt.Errorf("podman: %w", err)
 	}
 	if _, err := io.WriteString(tw, layoutFile); err != nil {
@@ -265,35 +260,15 @@ func (b *Builder) copyLayer(ctx context.Context, tw io.Writer, l v1.Layer, diges
 		return fmt.Errorf("podman: open layer %s: %w", digest, err)
 	}
 	defer rc.Close()
-	var h hash.Hash
-	dst := io.Writer(tw)
-	if b.verifyDigests {
-		h = sha256.New()
-		dst = io.MultiWriter(tw, h)
-	}
-	n, err := io.Copy(dst, &ctxReader{ctx: ctx, r: io.LimitReader(rc, size+1)})
-	if err != nil {
+	var bad *image.BlobMismatchError
+	err = image.CopyBlob(ctx, tw, rc, v1.Descriptor{Digest: digest, Size: size}, b.verifyDigests)
+	switch {
+	case errors.As(err, &bad) && bad.Size != size:
+		return fmt.Errorf("podman: layer %s is %d bytes, manifest says %d", digest, bad.Size, size)
+	case errors.As(err, &bad):
+		return fmt.Errorf("podman: layer %s has digest sha256:%s", digest, bad.Hex)
+	case err != nil:
 		return fmt.Errorf("podman: copy layer %s: %w", digest, err)
 	}
-	if n != size {
-		return fmt.Errorf("podman: layer %s is %d bytes, manifest says %d", digest, n, size)
-	}
-	if h != nil {
-		if got := hex.EncodeToString(h.Sum(nil)); got != digest.Hex {
-			return fmt.Errorf("podman: layer %s has digest sha256:%s", digest, got)
-		}
-	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

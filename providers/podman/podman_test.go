@@ -5,13 +5,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/cachectl/cachectl/providers/buildtest"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cachectl/cachectl/providers/buildtest"
+	"github.com/cachectl/cachectl/providers/image"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -186,7 +188,7 @@ func TestArchiveLayout(t *testing.T) {
 	if err := json.Unmarshal(index, &idx); err != nil {
 		t.Fatal(err)
 	}
-	if len(idx.Manifests) != 1 || idx.Manifests[0].Annotations[RefNameAnnotation] != refName || idx.Manifests[0].MediaType != types.OCIManifestSchema1 {
+	if len(idx.Manifests) != 1 || idx.Manifests[0].Annotations[image.RefNameAnnotation] != refName || idx.Manifests[0].MediaType != types.OCIManifestSchema1 {
 		t.Errorf("index %s", index)
 	}
 	if err := VerifyArchive(context.Background(), bytes.NewReader(buf.Bytes())); err != nil {

@@ -14,16 +14,18 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // childResult is what TestPullBenchChild prints.
 type childResult struct {
-	Seconds float64            `json:"seconds"`
-	Stats   registry.PullStats `json:"stats"`
+	Seconds float64      `json:"seconds"`
+	Stats   source.Stats `json:"stats"`
 }
 
 // TestPullBenchChild is the subprocess side of TestPullBench: it pulls one

@@ -7,6 +7,9 @@
 // transports and speaks the distribution API itself, so that it controls
 // retries (including resuming a blob after a connection reset), mirror
 // fallback and streaming into the store.
+//
+// ImageSource is the source.Source of registries: what plan and apply
+// resolve and pull through.
 package registry
 
 import (

@@ -12,24 +12,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cachectl/cachectl/providers/progress"
-	"github.com/cachectl/cachectl/providers/store"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
-)
 
-// PullStats counts what a Pull did.
-type PullStats struct {
-	// BytesDownloaded is the number of bytes of blobs (and the manifest)
-	// downloaded and stored by this pull.
-	BytesDownloaded int64
-	// BlobsDownloaded counts blobs (including the manifest) this pull
-	// downloaded.
-	BlobsDownloaded int64
-	// BlobsCached counts config and layer blobs that were already in the
-	// store or fetched by a concurrent pull in this process.
-	BlobsCached int64
-}
+	"github.com/cachectl/cachectl/providers/image"
+	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/providers/source"
+	"github.com/cachectl/cachectl/providers/store"
+)
 
 // Pull fetches exactly the image manifest manifest (by digest, from the
 // repository of ref), its config and its layers into st, skipping blobs
@@ -37,7 +27,7 @@ type PullStats struct {
 // streamed, verified and placed atomically; concurrent pulls of the same
 // blob in this process download it once. manifest must be an image
 // manifest (Resolved.Manifest), not an index.
-func (c *Client) Pull(ctx context.Context, ref string, manifest v1.Hash, st *store.Store) (img v1.Image, stats PullStats, err error) {
+func (c *Client) Pull(ctx context.Context, ref string, manifest v1.Hash, st *store.Store) (img v1.Image, stats source.Stats, err error) {
 	r, err := c.parse(ref)
 	if err != nil {
 		return nil, stats, err
@@ -79,7 +69,7 @@ func (c *Client) Pull(ctx context.Context, ref string, manifest v1.Hash, st *sto
 	if err != nil {
 		return nil, stats, err
 	}
-	mt, err := store.ManifestMediaType(raw)
+	mt, err := image.ManifestMediaType(raw)
 	if err != nil {
 		return nil, stats, fmt.Errorf("pulling %s: manifest %s: %w", ref, manifest, err)
 	}

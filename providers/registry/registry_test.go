@@ -15,13 +15,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cachectl/cachectl/providers/progress"
-	"github.com/cachectl/cachectl/providers/registry"
-	"github.com/cachectl/cachectl/providers/registry/registrytest"
-	"github.com/cachectl/cachectl/providers/store"
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/cachectl/cachectl/providers/image"
+	"github.com/cachectl/cachectl/providers/progress"
+	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/source"
+	"github.com/cachectl/cachectl/providers/store"
 )
 
 var amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
@@ -201,7 +204,7 @@ func TestIndexAndPlatforms(t *testing.T) {
 	}
 
 	_, err = c.Resolve(ctx, srv.Ref("multi:1"), v1.Platform{OS: "linux", Architecture: "s390x"})
-	if !registry.IsPlatformMissing(err) {
+	if !image.IsPlatformMissing(err) {
 		t.Fatalf("missing platform: err = %v", err)
 	}
 	for _, want := range []string{"linux/s390x", "linux/amd64", "linux/arm64/v8"} {
@@ -256,7 +259,7 @@ func TestResolveAllDedupes(t *testing.T) {
 	registrytest.Push(t, registrytest.Image(t, 1, 1024, 21), srv.Ref("b:1"))
 	px := registrytest.StartFaultProxy(t, srv.URL)
 	c := client(t, registry.Options{})
-	reqs := []registry.ResolveRequest{
+	reqs := []source.ResolveRequest{
 		{Ref: px.Addr + "/a:1", Platform: amd64},
 		{Ref: px.Addr + "/b:1", Platform: amd64},
 		{Ref: px.Addr + "/a:1", Platform: amd64},
@@ -299,7 +302,7 @@ func TestConcurrentPullsShareDownloads(t *testing.T) {
 	c := client(t, registry.Options{Progress: progress.NewJSON(&events)})
 	st := newStore(t)
 	var wg sync.WaitGroup
-	var total registry.PullStats
+	var total source.Stats
 	var mu sync.Mutex
 	for i := 0; i < 6; i++ {
 		img := []v1.Image{a, b}[i%2]

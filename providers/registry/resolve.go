@@ -10,16 +10,18 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/cachectl/cachectl/providers/store"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/cachectl/cachectl/providers/image"
+	"github.com/cachectl/cachectl/providers/source"
+	"github.com/cachectl/cachectl/providers/store"
 )
 
 // maxManifestSize bounds manifests and configs read into memory.
@@ -62,16 +64,10 @@ func DefaultPlatform() v1.Platform {
 	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 }
 
-// ResolveRequest is one reference and platform to resolve.
-type ResolveRequest struct {
-	Ref      string
-	Platform v1.Platform
-}
-
 // ResolveAll resolves many references concurrently (within the concurrency
 // bounds), each distinct reference+platform once. Results and errors are
 // indexed like reqs.
-func (c *Client) ResolveAll(ctx context.Context, reqs []ResolveRequest) ([]Resolved, []error) {
+func (c *Client) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) ([]Resolved, []error) {
 	out := make([]Resolved, len(reqs))
 	errs := make([]error, len(reqs))
 	groups := map[string][]int{}
@@ -180,26 +176,6 @@ func (c *Client) eachTarget(ctx context.Context, repo name.Repository, fn func(t
 	return err
 }
 
-// errPlatform reports a platform missing from an index.
-type errPlatform struct {
-	want      v1.Platform
-	digest    v1.Hash
-	available []string
-}
-
-func (e *errPlatform) Error() string {
-	if len(e.available) == 0 {
-		return fmt.Sprintf("no image for platform %s in index %s (the index lists no platforms)", e.want, e.digest)
-	}
-	return fmt.Sprintf("no image for platform %s in index %s; available: %s", e.want, e.digest, strings.Join(e.available, ", "))
-}
-
-// IsPlatformMissing reports whether err says an index lacks the platform.
-func IsPlatformMissing(err error) bool {
-	var pe *errPlatform
-	return errors.As(err, &pe)
-}
-
 func (c *Client) resolveOn(ctx context.Context, t target, r name.Reference, platform v1.Platform) (Resolved, error) {
 	var res Resolved
 	top, err := c.headOrGet(ctx, t, r.Identifier())
@@ -220,7 +196,7 @@ func (c *Client) resolveOn(ctx context.Context, t target, r name.Reference, plat
 		if err != nil {
 			return res, fmt.Errorf("parsing index %s: %w", top.Digest, err)
 		}
-		child, err := PickPlatform(idx, top.Digest, platform)
+		child, err := image.PickPlatform(idx, top.Digest, platform)
 		if err != nil {
 			return res, err
 		}
@@ -252,64 +228,18 @@ func (c *Client) resolveOn(ctx context.Context, t target, r name.Reference, plat
 		if err != nil {
 			return res, fmt.Errorf("config of %s: %w", manifest, err)
 		}
-		cf, err := v1.ParseConfigFile(bytes.NewReader(cfgRaw))
-		if err != nil {
-			return res, fmt.Errorf("parsing config of %s: %w", manifest, err)
-		}
-		if p := cf.Platform(); p != nil && p.OS != "" && p.Architecture != "" {
+		p, err := image.ConfigPlatform(cfgRaw, manifest, platform)
+		switch {
+		case p != nil:
 			res.Platform = *p
-			if !PlatformMatches(platform, *p) {
-				return res, fmt.Errorf("image %s is for platform %s only, not %s", top.Digest, p, platform)
-			}
-		} else {
+		case err == nil:
 			res.Platform = platform
+		}
+		if err != nil {
+			return res, err
 		}
 	}
 	return res, nil
-}
-
-// PickPlatform returns the entry of an image index for the wanted platform.
-// Entries without a platform or for "unknown" (attestations) are skipped;
-// a wanted variant must match (arm64's missing variant is v8). When none
-// matches, the error lists the platforms the index has
-// (IsPlatformMissing reports it).
-func PickPlatform(idx *v1.IndexManifest, digest v1.Hash, want v1.Platform) (v1.Descriptor, error) {
-	var avail []string
-	seen := map[string]bool{}
-	for _, d := range idx.Manifests {
-		if d.Platform == nil || d.Platform.OS == "unknown" {
-			continue // attestations and the like
-		}
-		if PlatformMatches(want, *d.Platform) {
-			return d, nil
-		}
-		if s := d.Platform.String(); !seen[s] {
-			seen[s] = true
-			avail = append(avail, s)
-		}
-	}
-	sort.Strings(avail)
-	return v1.Descriptor{}, &errPlatform{want: want, digest: digest, available: avail}
-}
-
-// PlatformMatches reports whether have satisfies want: same OS and
-// architecture, and the same variant when want names one (arm64's missing
-// variant means v8).
-func PlatformMatches(want, have v1.Platform) bool {
-	if want.OS != have.OS || want.Architecture != have.Architecture {
-		return false
-	}
-	if want.Variant == "" {
-		return true
-	}
-	return normVariant(want) == normVariant(have)
-}
-
-func normVariant(p v1.Platform) string {
-	if p.Variant == "" && p.Architecture == "arm64" {
-		return "v8"
-	}
-	return p.Variant
 }
 
 // headOrGet returns the descriptor ident (tag or digest) points at on t:
@@ -392,7 +322,7 @@ func (c *Client) getManifest(ctx context.Context, t target, ident string) ([]byt
 	h, byDigest := v1.NewHash(ident)
 	if byDigest == nil && c.opts.Cache != nil && c.opts.Cache.Has(h) {
 		if raw, err := c.opts.Cache.ReadAll(h); err == nil {
-			if mt, err := store.ManifestMediaType(raw); err == nil {
+			if mt, err := image.ManifestMediaType(raw); err == nil {
 				return raw, mt, nil
 			}
 		}
@@ -437,7 +367,7 @@ func (c *Client) fetchManifest(ctx context.Context, t target, ident string) ([]b
 			return nil, "", fmt.Errorf("registry %s: manifest %s: content hashes to %s: %w", t.repo.RegistryStr(), ident, got, store.ErrDigestMismatch)
 		}
 	}
-	mt, err := store.ManifestMediaType(raw)
+	mt, err := image.ManifestMediaType(raw)
 	if err != nil {
 		if ct := resp.Header.Get("Content-Type"); ct != "" {
 			mt = types.MediaType(ct)

@@ -2,13 +2,14 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/cachectl/cachectl/providers/image"
 )
 
 // Image returns the image whose manifest is the stored blob manifest, backed
@@ -20,7 +21,7 @@ func (s *Store) Image(manifest v1.Hash) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	mt, err := ManifestMediaType(raw)
+	mt, err := image.ManifestMediaType(raw)
 	if err != nil {
 		return nil, fmt.Errorf("store: manifest %s: %w", manifest, err)
 	}
@@ -41,33 +42,6 @@ func (s *Store) Image(manifest v1.Hash) (v1.Image, error) {
 		}
 	}
 	return partial.CompressedToImage(&storeImage{s: s, raw: raw, mt: mt, m: m, descs: descs})
-}
-
-// ManifestMediaType returns the media type of a raw manifest or index: its
-// mediaType field, or, when absent (allowed by OCI), guessed from its shape.
-func ManifestMediaType(raw []byte) (types.MediaType, error) {
-	var probe struct {
-		SchemaVersion int             `json:"schemaVersion"`
-		MediaType     types.MediaType `json:"mediaType"`
-		Config        json.RawMessage `json:"config"`
-		Manifests     json.RawMessage `json:"manifests"`
-		Layers        json.RawMessage `json:"layers"`
-	}
-	if err := json.Unmarshal(raw, &probe); err != nil {
-		return "", fmt.Errorf("not a JSON manifest: %w", err)
-	}
-	if probe.MediaType != "" {
-		return probe.MediaType, nil
-	}
-	switch {
-	case probe.Manifests != nil:
-		return types.OCIImageIndex, nil
-	case probe.Config != nil:
-		return types.OCIManifestSchema1, nil
-	case probe.SchemaVersion == 1:
-		return types.DockerManifestSchema1, nil
-	}
-	return "", fmt.Errorf("unrecognised manifest")
 }
 
 type storeImage struct {
@@ -127,7 +101,7 @@ func (s *Store) Referenced(manifests ...v1.Hash) (map[v1.Hash]bool, error) {
 		if err != nil {
 			return err
 		}
-		mt, err := ManifestMediaType(raw)
+		mt, err := image.ManifestMediaType(raw)
 		if err != nil {
 			return fmt.Errorf("store: manifest %s: %w", h, err)
 		}

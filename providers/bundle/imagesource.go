@@ -1,4 +1,4 @@
-package planner
+package bundle
 
 import (
 	"bytes"
@@ -8,43 +8,42 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/cachectl/cachectl/providers/bundle"
-	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/image"
+	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/providers/store"
 )
 
-// BundleSource resolves references from transfer bundles instead of
+// ImageSource resolves references from transfer bundles instead of
 // registries (no network at all) and copies blobs from the bundles into the
 // shared blob store, verifying each against its digest and size as it is
-// copied. It implements Resolver and Fetcher.
+// copied. It is the source.Source of bundles (with source.StatsReporter,
+// source.UnpackedSizer and io.Closer).
 //
 // The first bundle is the head: its index maps references to digests.
 // Every bundle provides blobs, so an incremental bundle's base (or its
 // chain of bases) may follow it; blobs already in the store are not
 // copied again.
-type BundleSource struct {
-	Bundles []*bundle.Bundle
+type ImageSource struct {
+	Bundles []*Bundle
 	Store   *store.Store
 
 	sf    singleflight.Group
-	mu    sync.Mutex
-	stats registry.PullStats
+	stats source.Counter
 }
 
-// OpenBundleSource opens the bundles at paths (the head first) over the
+// OpenImageSource opens the bundles at paths (the head first) over the
 // store st. Close it when done.
-func OpenBundleSource(st *store.Store, paths ...string) (*BundleSource, error) {
+func OpenImageSource(st *store.Store, paths ...string) (*ImageSource, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no bundle given")
 	}
-	s := &BundleSource{Store: st}
+	s := &ImageSource{Store: st}
 	for _, p := range paths {
-		b, err := bundle.Open(p)
+		b, err := Open(p)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -55,7 +54,7 @@ func OpenBundleSource(st *store.Store, paths ...string) (*BundleSource, error) {
 }
 
 // Close closes the bundle files.
-func (s *BundleSource) Close() error {
+func (s *ImageSource) Close() error {
 	var errs []error
 	for _, b := range s.Bundles {
 		errs = append(errs, b.Close())
@@ -65,23 +64,21 @@ func (s *BundleSource) Close() error {
 
 // Stats returns what the fetches so far copied from the bundles
 // (BytesDownloaded, BlobsDownloaded) and found in the store (BlobsCached).
-func (s *BundleSource) Stats() registry.PullStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats
+func (s *ImageSource) Stats() source.Stats {
+	return s.stats.Stats()
 }
 
-func (s *BundleSource) head() *bundle.Bundle { return s.Bundles[0] }
+func (s *ImageSource) head() *Bundle { return s.Bundles[0] }
 
 // ResolveAll looks every request up in the head bundle's index. A request
 // the bundle lacks, or whose blobs are neither in the given bundles nor in
 // the store (an incremental bundle without its base), is an error; all of
 // them are named in one error.
-func (s *BundleSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (map[ResolveKey]Resolution, error) {
-	out := make(map[ResolveKey]Resolution, len(reqs))
+func (s *ImageSource) ResolveAll(ctx context.Context, reqs []source.ResolveRequest) (map[source.ResolveKey]source.Resolution, error) {
+	out := make(map[source.ResolveKey]source.Resolution, len(reqs))
 	var missing, incomplete []string
 	for _, r := range reqs {
-		k := ResolveKey{r.Ref, PlatformString(r.Platform)}
+		k := r.Key()
 		if _, done := out[k]; done {
 			continue
 		}
@@ -110,7 +107,7 @@ func (s *BundleSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (m
 			incomplete = append(incomplete, fmt.Sprintf("%s (%s): %d blob(s) are in neither the store nor the given bundles (first %s)", k.Ref, k.Platform, len(absent), absent[0]))
 			continue
 		}
-		res := Resolution{Digest: img.Digest, Manifest: img.Manifest, Size: img.Size, Download: download}
+		res := source.Resolution{Digest: img.Digest, Manifest: img.Manifest, Size: img.Size, Download: download}
 		if h, err := v1.NewHash(img.Manifest); err == nil {
 			if m, _, err := s.manifest(h); err == nil {
 				res.Config, res.Layers = m.Config, m.Layers
@@ -138,11 +135,8 @@ func (s *BundleSource) ResolveAll(ctx context.Context, reqs []ResolveRequest) (m
 
 // UnpackedSize reads the gzip trailer of a layer from the store, else from
 // the bundle that holds it.
-func (s *BundleSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
-	return unpackedFrom(d, func() ([]byte, error) {
-		if b, ok := storeTail(s.Store, d, 8); ok {
-			return b, nil
-		}
+func (s *ImageSource) UnpackedSize(ctx context.Context, ref string, d v1.Descriptor) (int64, bool) {
+	return source.UnpackedSize(s.Store, d, func() ([]byte, error) {
 		b := s.bundleWith(d.Digest)
 		if b == nil {
 			return nil, fmt.Errorf("blob %s not in the bundles", d.Digest)
@@ -151,13 +145,13 @@ func (s *BundleSource) UnpackedSize(ctx context.Context, ref string, d v1.Descri
 		if err != nil {
 			return nil, err
 		}
-		return readTail(r, size, 8)
+		return source.ReadTail(r, size, image.TrailerSize)
 	})
 }
 
 // describeMissing names a missing image and, when the bundle has the
 // reference for other platforms, which.
-func (s *BundleSource) describeMissing(k ResolveKey) string {
+func (s *ImageSource) describeMissing(k source.ResolveKey) string {
 	var others []string
 	for _, img := range s.head().Meta.Images {
 		if img.Ref == k.Ref {
@@ -172,7 +166,7 @@ func (s *BundleSource) describeMissing(k ResolveKey) string {
 }
 
 // bundleWith returns the first given bundle that holds blob h.
-func (s *BundleSource) bundleWith(h v1.Hash) *bundle.Bundle {
+func (s *ImageSource) bundleWith(h v1.Hash) *Bundle {
 	for _, b := range s.Bundles {
 		if b.Has(h) {
 			return b
@@ -183,7 +177,7 @@ func (s *BundleSource) bundleWith(h v1.Hash) *bundle.Bundle {
 
 // manifest returns the verified bytes of an image manifest from the store
 // or a bundle.
-func (s *BundleSource) manifest(h v1.Hash) (*v1.Manifest, []byte, error) {
+func (s *ImageSource) manifest(h v1.Hash) (*v1.Manifest, []byte, error) {
 	var raw []byte
 	if s.Store != nil && s.Store.Has(h) {
 		b, err := s.Store.ReadAll(h)
@@ -216,7 +210,7 @@ func (s *BundleSource) manifest(h v1.Hash) (*v1.Manifest, []byte, error) {
 }
 
 // blobsOf lists the manifest, config and layers of an image.
-func (s *BundleSource) blobsOf(img bundle.Image) ([]v1.Descriptor, error) {
+func (s *ImageSource) blobsOf(img Image) ([]v1.Descriptor, error) {
 	h, err := v1.NewHash(img.Manifest)
 	if err != nil {
 		return nil, err
@@ -240,7 +234,7 @@ func (s *BundleSource) blobsOf(img bundle.Image) ([]v1.Descriptor, error) {
 // bundles into the store (each blob verified against its digest and size;
 // a blob that does not match is never stored) and returns the image backed
 // by the store.
-func (s *BundleSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image, error) {
+func (s *ImageSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image, error) {
 	h, err := v1.NewHash(manifest)
 	if err != nil {
 		return nil, fmt.Errorf("bad manifest digest %q: %w", manifest, err)
@@ -275,9 +269,9 @@ func (s *BundleSource) Fetch(ctx context.Context, ref, manifest string) (v1.Imag
 
 // copyBlob copies one blob into the store unless it is there; concurrent
 // copies of one blob in this process share one copy.
-func (s *BundleSource) copyBlob(ctx context.Context, d v1.Descriptor) error {
+func (s *ImageSource) copyBlob(ctx context.Context, d v1.Descriptor) error {
 	if s.Store.Has(d.Digest) {
-		s.count(0, false)
+		s.stats.Cached()
 		return nil
 	}
 	v, err, shared := s.sf.Do(d.Digest.String(), func() (any, error) {
@@ -307,50 +301,10 @@ func (s *BundleSource) copyBlob(ctx context.Context, d v1.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	n := v.(int64)
-	s.count(max(n, 0), n >= 0 && !shared)
-	return nil
-}
-
-func (s *BundleSource) count(n int64, copied bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if copied {
-		s.stats.BytesDownloaded += n
-		s.stats.BlobsDownloaded++
+	if n := v.(int64); n >= 0 && !shared {
+		s.stats.Copied(n)
 	} else {
-		s.stats.BlobsCached++
+		s.stats.Cached()
 	}
-}
-
-// Preload copies every blob that the plan's creates and replaces need from
-// the bundles into the store before anything is built, so that a damaged
-// or tampered bundle is refused before a single artifact is placed. All
-// failures are returned together, naming the artifacts.
-func (s *BundleSource) Preload(ctx context.Context, p *Plan) error {
-	var errs []error
-	done := map[string]error{}
-	for _, ch := range p.Changes {
-		if ch.Action != ActionCreate && ch.Action != ActionReplace {
-			continue
-		}
-		manifest := ch.Manifest
-		if manifest == "" {
-			img, ok := s.head().Lookup(ch.Ref, ch.Platform)
-			if !ok {
-				errs = append(errs, fmt.Errorf("%s: bundle %s lacks %s (%s)", ch.Address, s.head().Path(), ch.Ref, ch.Platform))
-				continue
-			}
-			manifest = img.Manifest
-		}
-		err, seen := done[manifest]
-		if !seen {
-			_, err = s.Fetch(ctx, ch.Ref, manifest)
-			done[manifest] = err
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", ch.Address, err))
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }

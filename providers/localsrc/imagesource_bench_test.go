@@ -1,4 +1,4 @@
-package planner
+package localsrc_test
 
 import (
 	"context"
@@ -11,13 +11,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/cachectl/cachectl/providers/localsrc/localsrctest"
-	"github.com/cachectl/cachectl/providers/store"
+	"github.com/cachectl/cachectl/providers/source"
 )
 
 // BenchmarkLocalDockerArchive measures, for a docker archive with a 64 MiB
 // layer, resolving (a header scan that seeks over the layer data; run once
 // per plan) and fetching into an empty store (copy + sha256 of every blob).
-// Opt-in: CACHECTL_BENCH=1 go test -run '^$' -bench LocalDockerArchive ./planner
+// Opt-in: CACHECTL_BENCH=1 go test -run '^$' -bench LocalDockerArchive ./providers/localsrc
 func BenchmarkLocalDockerArchive(b *testing.B) {
 	if os.Getenv("CACHECTL_BENCH") == "" {
 		b.Skip("set CACHECTL_BENCH=1 to run")
@@ -39,9 +39,9 @@ func BenchmarkLocalDockerArchive(b *testing.B) {
 		b.Fatal(err)
 	}
 	ref := "docker-archive:" + file + ":big:1"
-	reqs := []ResolveRequest{{Ref: ref, Platform: amd64}}
+	reqs := []source.ResolveRequest{{Ref: ref, Platform: amd64}}
 	b.Run("resolve", func(b *testing.B) {
-		s := NewLocalSource(nil, nil)
+		s, _ := newImageSource(b, ref)
 		for i := 0; i < b.N; i++ {
 			if _, err := s.ResolveAll(context.Background(), reqs); err != nil {
 				b.Fatal(err)
@@ -53,17 +53,13 @@ func BenchmarkLocalDockerArchive(b *testing.B) {
 		b.SetBytes(fi.Size())
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			st, err := store.Open(filepath.Join(b.TempDir(), "store"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			s := NewLocalSource(st, nil)
+			s, _ := newImageSource(b, ref)
 			out, err := s.ResolveAll(context.Background(), reqs)
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			if _, err := s.Fetch(context.Background(), ref, out[ResolveKey{ref, "linux/amd64"}].Manifest); err != nil {
+			if _, err := s.Fetch(context.Background(), ref, out[reqs[0].Key()].Manifest); err != nil {
 				b.Fatal(err)
 			}
 		}
