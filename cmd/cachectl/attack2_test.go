@@ -252,3 +252,52 @@ func mustRead(t testing.TB, p string) []byte {
 	must(t, err)
 	return b
 }
+
+// TestAttackImportThroughSymlink: "cachectl import CACHE FILE REF" (and
+// manage-singularity-cache -i FILE REF, the launcher's way to put a SIF a
+// user hands over into the cache) opens FILE with O_NOFOLLOW on its last
+// component only; every directory on the way is followed as root. A user
+// who owns a directory on that path (their home, a drop directory) makes
+// one component a symlink into a directory only root may read, and asks
+// the admin to import "their" file: root copies a root-only SIF (another
+// cache's licensed image, mode 0600 in a 0700 directory) into the shared
+// cache with the cache's file_mode 0644, readable by everyone.
+//
+// import must not read a file through a symlink that someone other than
+// root controls (or must tell the admin where the path really leads and
+// refuse): the root-only content must not come out readable by others.
+func TestAttackImportThroughSymlink(t *testing.T) {
+	e := newAttackEnv(t)
+	srv := e.registry()
+	ref := srv.Ref("licensed/tool:1")
+	pushSmall(t, ref, 80)
+	// A SIF only root may read, kept outside any cache root.
+	lic := e.path("licensed-cache")
+	e.writeSpec(sifCache("lic", lic, "0600", []string{ref}))
+	e.mustApply()
+	restricted := e.path("restricted")
+	victimDir(t, restricted, 0o700)
+	secret := filepath.Join(restricted, "licensed.sif")
+	copyFile(t, filepath.Join(lic, srv.Addr, "licensed", "tool:1"), secret, 0o600)
+	must(t, os.Chown(secret, 0, 0))
+	v := watchVictims(t, restricted)
+
+	// The user's drop directory, where they "put the SIF".
+	drop := e.path("drop")
+	must(t, os.Mkdir(drop, 0o755))
+	must(t, os.Chown(drop, e.uid, e.gid))
+	e.attack("symlink", restricted, filepath.Join(drop, "tool"))
+
+	pub := e.path("cache", "sif")
+	e.writeSpec(sifCache("sif", pub, "0644", nil))
+	handed := filepath.Join(drop, "tool", "licensed.sif")
+	r := e.cachectl("import", "sif", handed, "alice/tool:1")
+	checkClean(t, r, 0, 1)
+	v.check("import of a path through the user's symlink")
+	placed := filepath.Join(pub, "alice", "tool:1")
+	fi, err := os.Stat(placed)
+	if err == nil && fi.Mode().Perm()&0o004 != 0 && fileSHA256(t, placed) == fileSHA256(t, secret) {
+		t.Errorf("import (exit %d) of %s, a path through %s (a symlink the user owns), copied root-only %s (0600 in a 0700 directory) into the shared cache as %s, mode %v: readable by everyone",
+			r.code, handed, filepath.Join(drop, "tool"), secret, placed, fi.Mode())
+	}
+}
