@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apptainer/sif/v2/pkg/sif"
@@ -136,4 +137,28 @@ func TestCraftedSIFAdopt(t *testing.T) {
 	})
 	r := e.cachectl("adopt", "legacy", root, "--runtime", "apptainer", "--dry-run", "--offline")
 	checkClean(t, r, 0, 1)
+}
+
+// TestCraftedFileNameInOutput: a member of the cache group names a file in
+// the root with terminal control sequences (and a newline). plan and list
+// print unmanaged files' names as they are, so the admin's terminal runs
+// the sequences: here, cursor up and erase line, which wipe the lines of
+// the plan printed before the name (the changes the admin is about to
+// approve), then a forged line. With NO_COLOR set cachectl itself prints
+// no escape sequence; none may come from a file name (quote it, as ls and
+// Go's %q do).
+func TestCraftedFileNameInOutput(t *testing.T) {
+	e := newPlainEnv(t)
+	root := e.path("cache", "sif")
+	must(t, os.MkdirAll(root, 0o755))
+	evil := "x\x1b[1A\x1b[2K\x1b[1A\x1b[2K\rNo changes. The cache matches the spec.\n\x1b]0;title\x07"
+	must(t, os.WriteFile(filepath.Join(root, evil), []byte("member's file\n"), 0o644))
+	e.writeSpec(craftedSpec(root))
+	for _, args := range [][]string{{"plan"}, {"list"}} {
+		r := e.cachectl(args...)
+		checkClean(t, r, 0, 1)
+		if strings.ContainsAny(r.out, "\x1b\x07") {
+			t.Errorf("cachectl %s printed a file name's control characters raw (the admin's terminal runs them): %q", args[0], r.out)
+		}
+	}
 }
