@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -38,7 +39,8 @@ func fileSHA256(t testing.TB, p string) string {
 func indexEntry(t testing.TB, root, name string) map[string]any {
 	t.Helper()
 	ix := readJSON(t, filepath.Join(root, ".cachectl", "index.json"))
-	for _, e := range ix["entries"].([]any) {
+	entries, _ := ix["entries"].([]any)
+	for _, e := range entries {
 		if en := e.(map[string]any); en["name"] == name {
 			return en
 		}
@@ -299,5 +301,59 @@ func TestAttackImportThroughSymlink(t *testing.T) {
 	if err == nil && fi.Mode().Perm()&0o004 != 0 && fileSHA256(t, placed) == fileSHA256(t, secret) {
 		t.Errorf("import (exit %d) of %s, a path through %s (a symlink the user owns), copied root-only %s (0600 in a 0700 directory) into the shared cache as %s, mode %v: readable by everyone",
 			r.code, handed, filepath.Join(drop, "tool"), secret, placed, fi.Mode())
+	}
+}
+
+// TestAttackCompatReusesSquattedFile: "manage-enroot-cache -s DIR REF"
+// answers "REF: reusing DIR/NAME.sqsh" (and makes the caller's container
+// from it) whenever something exists at the image's file name, without
+// asking whether cachectl placed it. In an Enroot root with dir_mode
+// "3775" (docs/security.md: group members may add files; the sticky bit
+// keeps them from replacing cachectl's) a member creates the file of an
+// image the admin has not added yet, e.g. the next Determined default
+// image. The admin's manage-enroot-cache then exits 0, adds nothing to the
+// spec, and jobs (Pyxis's --container-image=DIR/NAME.sqsh, every user's
+// enroot-sync) run the member's file as that image. cachectl apply, asked
+// the same, refuses: "exists and was not placed by cachectl".
+//
+// The command must refuse a file at the name that the cache's index does
+// not hold (or, for a user who cannot read the index, one not owned by the
+// cache's owner), saying whose it is, and never report it as the image.
+func TestAttackCompatReusesSquattedFile(t *testing.T) {
+	e := newAttackEnv(t)
+	srv := e.registry()
+	ref := srv.Ref("next/default:1")
+	pushSmall(t, ref, 90)
+	root := e.path("enroot")
+	e.writeSpec(fmt.Sprintf(`
+cache "enroot" {
+  runtime   = "enroot"
+  root      = %q
+  images    = []
+  owner     = "root"
+  group     = %q
+  file_mode = "0644"
+  dir_mode  = "3775"
+}
+`, root, attackerGroup))
+	e.mustApply()
+	name := strings.NewReplacer("/", "+", ":", "+").Replace(ref) + ".sqsh"
+	planted := e.path("member.sqsh")
+	must(t, os.WriteFile(planted, []byte("hsqs: the member's image\n"), 0o644))
+	e.attack("copy", planted, filepath.Join(root, name))
+
+	c, out := e.cachectlCmd(t.Context(), "compat", "manage-enroot-cache", "-s", root, "--nocreate", ref)
+	c.Env = append(c.Env, "CACHECTL_DETERMINED_MASTER_CONFIG="+e.path("no-master.yaml"))
+	err := c.Run()
+	r := result{args: []string{"compat", "manage-enroot-cache", "-s", root, "--nocreate", ref}, out: out.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	}
+	checkClean(t, r, 0, 1)
+	fi, err := os.Lstat(filepath.Join(root, name))
+	must(t, err)
+	if r.code == 0 && indexEntry(t, root, name) == nil {
+		t.Errorf("manage-enroot-cache exited 0 for %s with %s, a file the member (uid %d) put there, not cachectl's:\n%s",
+			ref, filepath.Join(root, name), fi.Sys().(*syscall.Stat_t).Uid, r)
 	}
 }
