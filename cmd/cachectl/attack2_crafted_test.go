@@ -110,14 +110,7 @@ func TestCraftedSIFImport(t *testing.T) {
 	r := e.cachectl("import", "sif", bad, "crafted/app:1")
 	checkClean(t, r, 1)
 
-	c, out := e.cachectlCmd(t.Context(), "compat", "manage-singularity-cache", "-i", bad, "crafted/app:1")
-	c.Env = append(c.Env, "CACHECTL_SPEC="+e.spec, "CACHECTL_DETERMINED_MASTER_CONFIG="+e.path("no-master.yaml"))
-	err := c.Run()
-	res := result{args: []string{"compat", "manage-singularity-cache", "-i", bad}, out: out.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		res.code = ee.ExitCode()
-	}
-	checkClean(t, res, 1)
+	checkClean(t, e.compat("manage-singularity-cache", "-i", bad, "crafted/app:1"), 1)
 }
 
 // TestCraftedSIFAdopt: a member of the cache group leaves a SIF in the

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,6 +26,24 @@ import (
 // sifCacheDirMode is sifCache with a dir_mode of the test's choosing.
 func sifCacheDirMode(name, root, dirMode string, images []string) string {
 	return strings.Replace(sifCache(name, root, "0644", images), `dir_mode  = "2775"`, fmt.Sprintf("dir_mode  = %q", dirMode), 1)
+}
+
+// compat runs "cachectl compat ARGS…" as root with the environment's spec
+// and no Determined master configuration.
+func (e *attackEnv) compat(args ...string) result {
+	e.t.Helper()
+	c, out := e.cachectlCmd(e.t.Context(), append([]string{"compat"}, args...)...)
+	c.Env = append(c.Env, "CACHECTL_SPEC="+e.spec, "CACHECTL_DETERMINED_MASTER_CONFIG="+e.path("no-master.yaml"))
+	err := c.Run()
+	r := result{args: append([]string{"compat"}, args...), out: out.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		e.t.Fatalf("running cachectl compat %v: %v", args, err)
+	}
+	return r
 }
 
 func fileSHA256(t testing.TB, p string) string {
@@ -342,13 +361,7 @@ cache "enroot" {
 	must(t, os.WriteFile(planted, []byte("hsqs: the member's image\n"), 0o644))
 	e.attack("copy", planted, filepath.Join(root, name))
 
-	c, out := e.cachectlCmd(t.Context(), "compat", "manage-enroot-cache", "-s", root, "--nocreate", ref)
-	c.Env = append(c.Env, "CACHECTL_DETERMINED_MASTER_CONFIG="+e.path("no-master.yaml"))
-	err := c.Run()
-	r := result{args: []string{"compat", "manage-enroot-cache", "-s", root, "--nocreate", ref}, out: out.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	}
+	r := e.compat("manage-enroot-cache", "-s", root, "--nocreate", ref)
 	checkClean(t, r, 0, 1)
 	fi, err := os.Lstat(filepath.Join(root, name))
 	must(t, err)
