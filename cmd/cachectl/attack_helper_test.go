@@ -67,6 +67,9 @@ func attackHelperMain(args []string) int {
 		case "stagingrace": // stagingrace STATEDIR TARGET DURATION
 			return stagingRace(a[0], a[1], a[2])
 		}
+		if f, ok := attack2Commands[args[0]]; ok { // attack2_helper_test.go
+			return f(args[1:])
+		}
 		return fmt.Errorf("unknown command %q", args[0])
 	}()
 	if err != nil {
