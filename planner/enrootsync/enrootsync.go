@@ -15,6 +15,8 @@ package enrootsync
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,6 +107,25 @@ func DefaultDataPath(getenv func(string) string) string {
 	return filepath.Join(getenv("HOME"), ".local", "share", "enroot")
 }
 
+// untrusted says why a .sqsh file of the root must not become a container
+// ("" when it may): its container name must be one Enroot keeps under the
+// data path (not "", ".", "..", nor starting with "." or "-": Enroot's
+// create --force removes DATA/NAME before unpacking), and the file must
+// belong to root or the owner of the cache root and be writable by nobody
+// else — a file a group member put in a group-writable root is not the
+// cache's.
+func untrusted(name string, fs cacheroot.FileState, rootOwner int) string {
+	switch {
+	case name == "" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "-") || strings.ContainsAny(name, "/\x00"):
+		return fmt.Sprintf("%q is not a container name Enroot can hold under the data path (empty, or starting with \".\" or \"-\"); skipped", name)
+	case fs.UID != 0 && fs.UID != rootOwner:
+		return fmt.Sprintf("owned by uid %d, not by root or the cache root's owner (uid %d): not the cache's image; skipped", fs.UID, rootOwner)
+	case fs.Mode&0o022 != 0:
+		return fmt.Sprintf("writable by group or others (mode %s): anyone there could change it; skipped", fs.Mode)
+	}
+	return ""
+}
+
 // ContainerName is the container of an image file: its base name without
 // ".sqsh" (what "enroot create FILE" names it).
 func ContainerName(image string) string {
@@ -152,6 +173,10 @@ func Plan(ctx context.Context, opts Options) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	rootSt, err := r.Lstat(".")
+	if err != nil {
+		return nil, err
+	}
 	var steps []Step
 	inCache := map[string]bool{}
 	for _, img := range images {
@@ -167,6 +192,11 @@ func Plan(ctx context.Context, opts Options) ([]Step, error) {
 		}
 		if !fs.Regular {
 			return nil, fmt.Errorf("%s is not a regular file", r.Abs(img))
+		}
+		if why := untrusted(name, fs, rootSt.UID); why != "" {
+			s.Action, s.Reason = Skip, why
+			steps = append(steps, s)
+			continue
 		}
 		exists := dirExists(filepath.Join(opts.DataPath, name))
 		mk, hasMarker := markers[name]
@@ -229,32 +259,37 @@ func Run(ctx context.Context, opts Options, steps []Step) error {
 		s := &steps[i]
 		switch s.Action {
 		case Create, Recreate:
-			before, err := r.Lstat(s.Image)
+			// Enroot reads the very file hashed here: the opened handle,
+			// through /proc/PID/fd/N, not a path others could swap.
+			f, err := r.OpenFile(s.Image)
 			if err != nil {
 				return err
 			}
-			sum := s.sum
-			if sum == "" {
-				if sum, _, err = r.Hash(s.Image); err != nil {
-					return err
-				}
+			before, err := f.Stat()
+			if err == nil && s.sum == "" {
+				s.sum, err = hashFile(f)
 			}
+			if err != nil {
+				f.Close()
+				return err
+			}
+			sum := s.sum
 			args := []string{"create", "--name", s.Container}
 			if s.Action == Recreate {
 				args = append(args, "--force")
 			}
-			if err := runEnroot(ctx, enroot, opts, append(args, r.Abs(s.Image))...); err != nil {
+			err = runEnroot(ctx, enroot, opts, append(args, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()))...)
+			after, serr := f.Stat()
+			f.Close()
+			if err != nil {
 				return fmt.Errorf("container %s: %w", s.Container, err)
 			}
-			after, err := r.Lstat(s.Image)
-			if err != nil {
-				return err
+			if serr != nil || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+				sum = "" // written while enroot read it: recreate next time
 			}
-			if after.Inode != before.Inode || after.Size != before.Size || !after.ModTime.Equal(before.ModTime) {
-				sum = "" // replaced while enroot read it: recreate next time
-			}
+			st := before.Sys().(*syscall.Stat_t)
 			if err := writeMarker(opts.DataPath, marker{Container: s.Container, Root: opts.Root, Image: s.Image, SHA256: sum,
-				Size: before.Size, MTimeNs: before.ModTime.UnixNano(), Dev: before.Dev, Inode: before.Inode, Created: time.Now().UTC()}); err != nil {
+				Size: before.Size(), MTimeNs: before.ModTime().UnixNano(), Dev: uint64(st.Dev), Inode: st.Ino, Created: time.Now().UTC()}); err != nil {
 				return err
 			}
 		case Remove:
@@ -395,4 +430,14 @@ func short(d string) string {
 		return d[:19]
 	}
 	return d
+}
+
+// hashFile returns the sha256 ("sha256:HEX") of an open file, read from
+// its start.
+func hashFile(f *os.File) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
