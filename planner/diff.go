@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -141,7 +142,7 @@ func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bo
 	f := st.Files[a.Name]
 	if !managed {
 		if o := st.Occupied[a.Name]; o.Blocked != "" {
-			return ch, fmt.Errorf("%s: %s cannot be placed: %s is a symbolic link or not a directory, and cachectl never follows symlinks below a cache root; move it away", a.Address(), ch.Path, o.Blocked)
+			return ch, blockedError(a.Address(), ch.Path, "placed", o)
 		}
 		if st.IsUnmanaged(a.Name) || st.Occupied[a.Name].Exists {
 			return ch, fmt.Errorf("%s: %s exists and was not placed by cachectl; adopt it with \"cachectl import %s %s %s\" or move it away", a.Address(), ch.Path, ci.Cache.Name, ch.Path, a.Ref)
@@ -163,7 +164,7 @@ func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bo
 	var why []Reason
 	switch {
 	case f.Blocked != "":
-		return ch, fmt.Errorf("%s: %s cannot be reached: %s is a symbolic link or not a directory, and cachectl never follows symlinks below a cache root; move it away", a.Address(), ch.Path, f.Blocked)
+		return ch, blockedError(a.Address(), ch.Path, "reached", f)
 	case !f.Exists:
 		ch.Action = ActionCreate
 		ch.Reasons = []Reason{{ReasonFileMissing, "recorded in the index but the file is gone"}}
@@ -222,6 +223,16 @@ func diffArtifact(ci CacheInput, a *spec.Artifact, in DiffInput, forceReplace bo
 	}
 	ch.Action = ActionNoop
 	return ch, nil
+}
+
+// blockedError says why an artifact's path cannot be used: a parent that
+// is a symlink, not a directory, or a directory of an untrusted owner.
+func blockedError(addr, path, what string, f cacheroot.FileState) error {
+	why := "cachectl never follows symlinks below a cache root; move it away"
+	if errors.Is(f.BlockedBy, cacheroot.ErrUntrusted) {
+		why = "its owner could replace what cachectl puts there, whatever the mode; move it away, or chown it to root or the cache's owner"
+	}
+	return fmt.Errorf("%s: %s cannot be %s: %s %v, and %s", addr, path, what, f.Blocked, f.BlockedBy, why)
 }
 
 // DirAddress is the address of a directory cachectl created in a cache.

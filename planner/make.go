@@ -58,7 +58,7 @@ func MakePlan(ctx context.Context, m *spec.Model, res source.Resolver, opts Opti
 	var errs *multierror.Error
 	var inputs []CacheInput
 	for _, c := range m.Caches {
-		st, err := cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Verify: opts.Verify, Names: c.ArtifactNames()})
+		st, err := cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Owner: ownerUID(c), Verify: opts.Verify, Names: c.ArtifactNames()})
 		if err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("cache %q: %w", c.Name, err))
 			continue
@@ -176,6 +176,15 @@ func checkTargets(m *spec.Model, addrs []string, flag string) error {
 		}
 	}
 	return nil
+}
+
+// ownerUID is the uid of a cache's owner (-1 when none or unknown).
+func ownerUID(c *spec.Cache) int {
+	uid, _, err := LookupOwner(c.Owner, "")
+	if err != nil {
+		return -1
+	}
+	return uid
 }
 
 // LookupOwner resolves user and group names (or numeric ids) to ids;

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,11 @@ import (
 type Root struct {
 	path string
 	dir  *os.File
+	// owner is the owner of the root directory; with root, the running
+	// user and the cache's owner (Trust), the only owners a directory
+	// below the root may have for cachectl to go through it.
+	owner   int
+	trusted []int
 }
 
 // ErrSymlink is returned (wrapped) when a path component below a root is a
@@ -39,6 +45,11 @@ var ErrSymlink = errors.New("is a symbolic link")
 // ErrNotDir is returned (wrapped) when a path component that must be a
 // directory is something else.
 var ErrNotDir = errors.New("is not a directory")
+
+// ErrUntrusted is returned (wrapped) when a directory below a root belongs
+// to someone cachectl does not trust with its files: whoever owns a
+// directory may rename and replace what is in it, whatever its mode.
+var ErrUntrusted = errors.New("belongs to another user")
 
 // PathError names the path below a root that an operation refused.
 type PathError struct {
@@ -53,6 +64,8 @@ func (e *PathError) Error() string {
 		return fmt.Sprintf("%s: %s is a symbolic link; cachectl never follows symlinks below a cache root (move it away, or replace it with a real directory)", e.Op, e.Path)
 	case errors.Is(e.Err, ErrNotDir):
 		return fmt.Sprintf("%s: %s is not a directory", e.Op, e.Path)
+	case errors.Is(e.Err, ErrUntrusted):
+		return fmt.Sprintf("%s: %s %v; its owner could replace what cachectl puts there, whatever the mode (move it away, or chown it to root or the cache's owner)", e.Op, e.Path, e.Err)
 	}
 	return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Err)
 }
@@ -72,7 +85,36 @@ func OpenRoot(path string) (*Root, error) {
 		}
 		return nil, &PathError{Op: "open cache root", Path: path, Err: err}
 	}
-	return &Root{path: path, dir: os.NewFile(uintptr(fd), path)}, nil
+	r := &Root{path: path, dir: os.NewFile(uintptr(fd), path)}
+	st, err := fstat(r.dir)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.owner = int(st.Uid)
+	return r, nil
+}
+
+// Trust adds the owner of the cache (its owner setting, -1 for none) to
+// the owners a directory below the root may have.
+func (r *Root) Trust(uid int) {
+	if uid >= 0 {
+		r.trusted = append(r.trusted, uid)
+	}
+}
+
+// checkTrusted refuses a directory below the root whose owner is not
+// root, the running user, the root directory's owner or the cache's owner.
+func (r *Root) checkTrusted(d *os.File) error {
+	st, err := fstat(d)
+	if err != nil {
+		return err
+	}
+	uid := int(st.Uid)
+	if uid == 0 || uid == os.Geteuid() || uid == r.owner || slices.Contains(r.trusted, uid) {
+		return nil
+	}
+	return &PathError{Op: "open", Path: d.Name(), Err: fmt.Errorf("%w (uid %d)", ErrUntrusted, uid)}
 }
 
 // CreateRoot opens the cache root, creating it (and, root-owned 0755, its
@@ -96,7 +138,9 @@ func CreateRoot(path string, dirMode spec.Mode, uid, gid int) (r *Root, created 
 	if err != nil {
 		return nil, false, err
 	}
-	return &Root{path: path, dir: d}, made, nil
+	d.Close()
+	r, err = OpenRoot(path)
+	return r, made, err
 }
 
 // Path returns the root's path as given.
@@ -243,6 +287,11 @@ func (r *Root) OpenParent(name string, create bool, dirMode spec.Mode, uid, gid 
 			next, err = openDirAt(cur, c, abs)
 		}
 		cur.Close()
+		if err == nil {
+			if err = r.checkTrusted(next); err != nil {
+				next.Close()
+			}
+		}
 		if err != nil {
 			return nil, "", created, err
 		}
@@ -293,11 +342,17 @@ type FileState struct {
 	// Inode identifies the file on its file system (Dev).
 	Inode uint64
 	Dev   uint64
+	// Ctime is the inode's change time, set by the kernel at every change
+	// (content, mode, owner, links, rename): nobody can set it back.
+	Ctime time.Time
 	// SHA256 is set only when the scan verified content.
 	SHA256 string
-	// Blocked is set when a parent of the path is not a real directory (a
-	// symlink or a file): the path cannot be reached without following it.
-	Blocked string
+	// Blocked is set when a parent of the path cannot be gone through: a
+	// symlink or a file where a directory should be, or a directory of an
+	// untrusted owner; BlockedBy says which (ErrSymlink, ErrNotDir,
+	// ErrUntrusted, wrapped).
+	Blocked   string
+	BlockedBy error
 }
 
 func stateOf(st *unix.Stat_t) FileState {
@@ -312,6 +367,7 @@ func stateOf(st *unix.Stat_t) FileState {
 		GID:     int(st.Gid),
 		Inode:   st.Ino,
 		Dev:     st.Dev,
+		Ctime:   time.Unix(st.Ctim.Unix()).UTC(),
 	}
 }
 
@@ -334,8 +390,8 @@ func (r *Root) Lstat(name string) (FileState, error) {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return FileState{}, nil
-		case errors.As(err, &pe) && (errors.Is(err, ErrSymlink) || errors.Is(err, ErrNotDir)):
-			return FileState{Blocked: pe.Path}, nil
+		case errors.As(err, &pe) && (errors.Is(err, ErrSymlink) || errors.Is(err, ErrNotDir) || errors.Is(err, ErrUntrusted)):
+			return FileState{Blocked: pe.Path, BlockedBy: pe.Err}, nil
 		}
 		return FileState{}, err
 	}

@@ -50,6 +50,12 @@ type Entry struct {
 	// entries got it; 0 in older entries): update and delete act only on
 	// that file, and another file at the name is drift.
 	Inode uint64 `json:"inode,omitempty"`
+	// Ctime is the file's change time after cachectl's last change to it.
+	// Size, mtime and inode can be made to match by a user who replaced
+	// the file (a freed inode number comes back; an owner may set mtime);
+	// ctime cannot. When it differs, only the file's content (its sha256)
+	// can tell that the file is still the one placed.
+	Ctime time.Time `json:"ctime,omitempty"`
 	// Adopted is set for a file another tool made that `cachectl adopt`
 	// took over in place: what the file told about itself. Such a file is
 	// not replaced because cachectl's builder changed.

@@ -50,6 +50,9 @@ type ScanOptions struct {
 	Verify bool
 	// SkipUnmanaged skips the walk that finds unmanaged files.
 	SkipUnmanaged bool
+	// Owner is the cache's owner (its uid; -1 for none): directories below
+	// the root may belong to it (see Root.Trust).
+	Owner int
 	// Names the spec wants in the root: those the index does not hold are
 	// looked at too (RootState.Occupied), so that the diff needs no file
 	// system access of its own.
@@ -70,6 +73,7 @@ func Scan(rootPath string, opts ScanOptions) (*RootState, error) {
 		return nil, fmt.Errorf("scan %s: %w", rootPath, err)
 	}
 	defer r.Close()
+	r.Trust(opts.Owner)
 	s, err := r.OpenState(false)
 	if err != nil && !isMissing(err) {
 		return nil, err
@@ -93,6 +97,11 @@ func (r *Root) Scan(s *StateDir, opts ScanOptions) (*RootState, error) {
 	r.resolvePending(ix)
 	for _, e := range ix.Entries {
 		fs, err := r.stat(e.Name, opts.Verify)
+		if err == nil && fs.SHA256 == "" && changedOnlyCtime(fs, &e) {
+			// Only the content can tell whether this is still the file
+			// placed (see Entry.Ctime): hash it.
+			fs, err = r.stat(e.Name, true)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("scan %s: %w", r.path, err)
 		}
@@ -122,6 +131,13 @@ func (r *Root) Scan(s *StateDir, opts ScanOptions) (*RootState, error) {
 	}
 	st.Fingerprint = fingerprint(st)
 	return st, nil
+}
+
+// changedOnlyCtime reports whether a placed file still has its recorded
+// inode, size and mtime but another change time.
+func changedOnlyCtime(fs FileState, e *Entry) bool {
+	return fs.Regular && !e.Ctime.IsZero() && !fs.Ctime.Equal(e.Ctime) &&
+		(e.Inode == 0 || fs.Inode == e.Inode) && fs.Size == e.Size && fs.ModTime.Equal(e.ModTime)
 }
 
 // stat is Lstat plus, with verify, the content hash of a regular file.

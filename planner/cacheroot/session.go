@@ -57,6 +57,7 @@ func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.
 	if err != nil {
 		return nil, err
 	}
+	r.Trust(set.UID)
 	s := &Session{Root: r, set: set, created: created}
 	ok := false
 	defer func() {
@@ -164,6 +165,7 @@ type Finished struct {
 	UID     int
 	GID     int
 	Inode   uint64
+	Ctime   time.Time
 }
 
 // Finish prepares a file that a builder wrote into a work directory: it
@@ -197,12 +199,13 @@ func finishOpen(f *os.File, mode spec.Mode, uid, gid int) (Finished, error) {
 		return Finished{}, err
 	}
 	fs := stateOf(st)
-	return Finished{Size: fs.Size, SHA256: sum, ModTime: fs.ModTime, Mode: fs.Mode, UID: fs.UID, GID: fs.GID, Inode: fs.Inode}, nil
+	return Finished{Size: fs.Size, SHA256: sum, ModTime: fs.ModTime, Mode: fs.Mode, UID: fs.UID, GID: fs.GID, Inode: fs.Inode, Ctime: fs.Ctime}, nil
 }
 
-// Entry fills an index entry's file fields from what Finish found.
+// Entry fills an index entry's file fields from what Finish found (Place
+// records the change time after its rename).
 func (f Finished) Entry(e Entry) Entry {
-	e.Size, e.SHA256, e.ModTime, e.Mode, e.UID, e.GID, e.Inode = f.Size, f.SHA256, f.ModTime, f.Mode, f.UID, f.GID, f.Inode
+	e.Size, e.SHA256, e.ModTime, e.Mode, e.UID, e.GID, e.Inode, e.Ctime = f.Size, f.SHA256, f.ModTime, f.Mode, f.UID, f.GID, f.Inode, f.Ctime
 	return e
 }
 
@@ -257,6 +260,10 @@ func (s *Session) Place(w *WorkDir, name string, e Entry) error {
 	if err := parent.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", parent.Name(), err)
 	}
+	// The rename changed the file's ctime: record it as it is now.
+	if err := unix.Fstatat(fd(parent), leaf, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Ino == e.Inode {
+		e.Ctime = stateOf(&st).Ctime
+	}
 	s.ix.ClearPending(e.Name)
 	s.ix.Put(e)
 	return s.writeIndex()
@@ -294,21 +301,37 @@ func (s *Session) openPlaced(name string, e *Entry) (*os.File, error) {
 		f.Close()
 		return nil, err
 	}
-	if err := samePlaced(dest, stateOf(st), e); err != nil {
+	if err := samePlaced(dest, stateOf(st), e, func() (string, error) { return hashAt(f) }); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
 }
 
+// hashAt hashes an open file from its start.
+func hashAt(f *os.File) (string, error) {
+	return hashReader(io.NewSectionReader(f, 0, 1<<62))
+}
+
 // samePlaced checks that a file's state is that of the entry cachectl
-// recorded when it placed it.
-func samePlaced(dest string, fs FileState, e *Entry) error {
+// recorded when it placed it: inode, size and mtime, and the change time —
+// when only that differs (a chmod, or a file that took the inode number of
+// the one placed), the content (hash) must still be what was placed.
+func samePlaced(dest string, fs FileState, e *Entry, hash func() (string, error)) error {
 	if e.Inode != 0 && fs.Inode != e.Inode {
 		return fmt.Errorf("%s is not the file cachectl placed (inode %d, recorded %d); not changed (run plan: it replaces it)", dest, fs.Inode, e.Inode)
 	}
 	if fs.Size != e.Size || !fs.ModTime.Equal(e.ModTime) {
 		return fmt.Errorf("%s changed since cachectl placed it; not changed (remove it by hand, or adopt it with \"cachectl import\")", dest)
+	}
+	if hash != nil && !e.Ctime.IsZero() && !fs.Ctime.Equal(e.Ctime) {
+		sum, err := hash()
+		if err != nil {
+			return err
+		}
+		if sum != e.SHA256 {
+			return fmt.Errorf("%s is not the file cachectl placed (its content differs from what was placed); not changed (run plan: it replaces it)", dest)
+		}
 	}
 	return nil
 }
@@ -335,7 +358,7 @@ func (s *Session) Update(name string, mode spec.Mode, uid, gid int) error {
 		return err
 	}
 	fs := stateOf(st)
-	e.Mode, e.UID, e.GID, e.ModTime, e.Inode = fs.Mode, fs.UID, fs.GID, fs.ModTime, fs.Inode
+	e.Mode, e.UID, e.GID, e.ModTime, e.Inode, e.Ctime = fs.Mode, fs.UID, fs.GID, fs.ModTime, fs.Inode, fs.Ctime
 	return s.writeIndex()
 }
 
@@ -393,8 +416,8 @@ func (s *Session) Delete(name string) error {
 		if !fs.Regular {
 			return fmt.Errorf("%s is no longer the regular file cachectl placed; not deleted (remove it by hand)", dest)
 		}
-		if err := samePlaced(dest, fs, e); err != nil {
-			return err
+		if err := samePlaced(dest, fs, e, nil); err != nil {
+			return err // (the content is checked after the move aside)
 		}
 		if err := s.removePlaced(name, e); err != nil {
 			return err
@@ -431,7 +454,14 @@ func (s *Session) removePlaced(name string, e *Entry) error {
 		err = fmt.Errorf("%s was replaced by something that is not a regular file", dest)
 	}
 	if err == nil {
-		err = samePlaced(dest, stateOf(&st), e)
+		err = samePlaced(dest, stateOf(&st), e, func() (string, error) {
+			f, err := openRegularAt(s.staging.dir, aside, dest)
+			if err != nil {
+				return "", err
+			}
+			defer f.Close()
+			return hashAt(f)
+		})
 	}
 	if err != nil {
 		if rerr := unix.Renameat2(fd(s.staging.dir), aside, fd(parent), leaf, unix.RENAME_NOREPLACE); rerr != nil {
