@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/cachectl/cachectl/planner/cacheroot"
@@ -260,7 +262,9 @@ func (p *Plan) WriteFile(path string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o600)
+	// A new file (0600) renamed into place: an existing file or symlink at
+	// path is replaced, never written through.
+	return renameio.WriteFile(path, append(b, '\n'), 0o600, renameio.WithStaticPermissions(0o600))
 }
 
 // maxPlanSize bounds a plan file cachectl reads.
@@ -285,6 +289,9 @@ func ReadPlanFile(path string) (*Plan, error) {
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("refusing plan %s: it is writable by group or others (mode %04o), so anyone there could have edited it; review it (cachectl show %s), then chmod go-w %s", path, fi.Mode().Perm(), path, path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("refusing plan %s: it belongs to uid %d, not to root or to you (uid %d), so its owner could have edited it; review it (cachectl show %s), then take it over (chown $(id -u) %s) or make the plan again", path, st.Uid, os.Geteuid(), path, path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxPlanSize+1))
 	if err != nil {

@@ -253,6 +253,9 @@ func TestAttackPlanFileOwner(t *testing.T) {
 		must(t, err)
 		st := fi.Sys().(*syscall.Stat_t)
 		t.Logf("plan file after plan -out: owner %d, mode %v", st.Uid, fi.Mode())
+		if int(st.Uid) != e.uid && fi.Mode().Perm()&0o022 == 0 {
+			return // plan -out replaced the member's file with one of its own: nothing left to edit
+		}
 		if !bytes.Contains(mustRead(t, planFile), []byte(cur)) {
 			t.Fatalf("the plan does not name the tag's current digest %s", cur)
 		}
