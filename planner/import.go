@@ -2,14 +2,13 @@ package planner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
@@ -33,8 +32,13 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 	if err != nil {
 		return nil, err
 	}
-	src, err := os.OpenFile(abs, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	// No symlink is followed on the way: the file is handed to root by
+	// whoever can write its directories.
+	src, err := cacheroot.OpenRegularNoSymlinks(abs)
 	if err != nil {
+		if errors.Is(err, cacheroot.ErrSymlink) {
+			return nil, fmt.Errorf("import: %w; give the file's real path (readlink -f %s)", err, file)
+		}
 		return nil, fmt.Errorf("import: %w", err)
 	}
 	defer src.Close()
@@ -42,9 +46,7 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("import: %s is not a regular file", file)
-	}
+
 	// Verify reads the very file opened above, whatever its path becomes.
 	if err := b.Verify(ctx, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), src.Fd())); err != nil {
 		return nil, fmt.Errorf("import: %s is not a valid %s artifact for cache %q (runtime %s): %w", file, b.Format(), c.Name, c.Runtime, err)

@@ -450,3 +450,34 @@ func openRegularAt(dir *os.File, name, abs string) (*os.File, error) {
 func isNotExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOENT)
 }
+
+// OpenRegularNoSymlinks opens the regular file at an absolute path for
+// reading, following no symlink anywhere on the path (each directory is
+// opened relative to the last with O_NOFOLLOW): a file a user hands to
+// root (import) cannot redirect root through a symlinked directory to a
+// file the user may not read. A symlink on the way is an error naming it,
+// so that the caller can give the real path.
+func OpenRegularNoSymlinks(path string) (*os.File, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("%s: not an absolute path", path)
+	}
+	path = filepath.Clean(path)
+	dirs, leaf := split(strings.TrimPrefix(path, "/"))
+	n, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	cur := os.NewFile(uintptr(n), "/")
+	abs := "/"
+	for _, c := range dirs {
+		abs = filepath.Join(abs, c)
+		next, err := openDirAt(cur, c, abs)
+		cur.Close()
+		if err != nil {
+			return nil, err
+		}
+		cur = next
+	}
+	defer cur.Close()
+	return openRegularAt(cur, leaf, path)
+}
