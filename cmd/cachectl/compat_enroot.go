@@ -146,9 +146,15 @@ func (c *CompatEnrootCmd) Run(g *Globals, iox *IO) error {
 			}
 		}
 		names = append(names, name)
-		if _, err := os.Lstat(filepath.Join(root, name)); err == nil {
+		// Reuse only what is the cache's own file: a member of a
+		// group-writable directory could have put anything at the name.
+		if ok, why, err := enrootsync.TrustedImage(root, name); err != nil {
+			return err
+		} else if ok {
 			fmt.Fprintf(iox.Stdout, "%s: reusing %s\n", ref, filepath.Join(root, name))
 			continue
+		} else if why != "not there" {
+			return fmt.Errorf("%s: %s is there but not the cache's file (%s); move it away, then run this again", ref, filepath.Join(root, name), why)
 		}
 		if err := checkCanWrite(root, ref); err != nil {
 			return err

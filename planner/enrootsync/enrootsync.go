@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,6 +125,32 @@ func untrusted(name string, fs cacheroot.FileState, rootOwner int) string {
 		return fmt.Sprintf("writable by group or others (mode %s): anyone there could change it; skipped", fs.Mode)
 	}
 	return ""
+}
+
+// TrustedImage reports whether the file name directly in the cache root at
+// rootPath may be used as the cache's image (see untrusted), and why not.
+func TrustedImage(rootPath, name string) (bool, string, error) {
+	r, err := cacheroot.OpenRoot(rootPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, "not there", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	defer r.Close()
+	rootSt, err := r.Lstat(".")
+	if err != nil {
+		return false, "", err
+	}
+	st, err := r.Lstat(name)
+	if err != nil || !st.Exists {
+		return false, "not there", err
+	}
+	if !st.Regular {
+		return false, "not a regular file", nil
+	}
+	why := untrusted(ContainerName(name), st, rootSt.UID)
+	return why == "", why, nil
 }
 
 // ContainerName is the container of an image file: its base name without
