@@ -14,6 +14,7 @@ import (
 	"github.com/apptainer/sif/v2/pkg/sif"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/cachectl/cachectl/providers/apptainer"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -89,14 +90,15 @@ const (
 // readSIF reads the definition file, the inspect metadata's labels and the
 // primary partition's architecture of the SIF at p (a /proc/self/fd path).
 func readSIF(p string) (*sifInfo, error) {
-	f, err := sif.LoadContainerFromPath(p, sif.OptLoadWithFlag(os.O_RDONLY))
+	r, f, err := apptainer.OpenSIF(p)
 	if err != nil {
 		return nil, err
 	}
+	defer r.Close()
 	defer f.UnloadContainer()
 	info := &sifInfo{}
-	if d, err := f.GetDescriptor(sif.WithDataType(sif.DataDeffile)); err == nil {
-		if b, err := d.GetData(); err == nil && len(b) <= 1<<20 {
+	if d, err := f.GetDescriptor(sif.WithDataType(sif.DataDeffile)); err == nil && d.Size() <= 1<<20 {
+		if b, err := d.GetData(); err == nil {
 			info.definition = string(b)
 			for _, line := range strings.Split(info.definition, "\n") {
 				k, v, ok := strings.Cut(line, ":")

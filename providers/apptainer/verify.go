@@ -3,7 +3,6 @@ package apptainer
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/apptainer/sif/v2/pkg/sif"
 
@@ -13,10 +12,11 @@ import (
 // Verify checks that path is a SIF file with a primary system partition
 // holding a squashfs 4.0 image whose superblock fits in the partition.
 func (*Builder) Verify(ctx context.Context, path string) error {
-	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
+	r, f, err := OpenSIF(path)
 	if err != nil {
 		return fmt.Errorf("apptainer: %s: not a SIF file: %w", path, err)
 	}
+	defer r.Close()
 	defer f.UnloadContainer()
 	d, err := f.GetDescriptor(sif.WithPartitionType(sif.PartPrimSys))
 	if err != nil {
@@ -29,11 +29,6 @@ func (*Builder) Verify(ctx context.Context, path string) error {
 	if fs != sif.FsSquash {
 		return fmt.Errorf("apptainer: %s: primary partition is %v, not squashfs", path, fs)
 	}
-	r, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("apptainer: %w", err)
-	}
-	defer r.Close()
 	if _, err := squashfs.ReadSuperblock(r, d.Offset(), d.Offset()+d.Size()); err != nil {
 		return fmt.Errorf("apptainer: %s: partition: %w", path, err)
 	}
