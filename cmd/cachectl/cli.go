@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/alecthomas/kong"
+	"github.com/cachectl/cachectl/cmd/cachectl/views"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/term"
 )
@@ -182,12 +183,12 @@ func exitCode(err error, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && !errors.Is(ee.err, errReported) {
-			fmt.Fprintf(stderr, "Error: %v\n", ee.err)
+			fmt.Fprintf(stderr, "Error: %s\n", views.PrintableText(ee.err.Error()))
 		}
 		return ee.code
 	}
 	if !errors.Is(err, errReported) {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		fmt.Fprintf(stderr, "Error: %s\n", views.PrintableText(err.Error()))
 	}
 	return 1
 }

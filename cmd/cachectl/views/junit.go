@@ -139,7 +139,7 @@ func RenderJUnit(w io.Writer, p *planner.Plan, planErr error, opts ReportOptions
 			}
 			var un []string
 			for _, u := range r.Unmanaged {
-				un = append(un, fmt.Sprintf("unmanaged: %s/%s (%s)", strings.TrimSuffix(r.Root, "/"), u.Name, planner.HumanBytes(u.Size)))
+				un = append(un, fmt.Sprintf("unmanaged: %s (%s)", Printable(strings.TrimSuffix(r.Root, "/")+"/"+u.Name), planner.HumanBytes(u.Size)))
 			}
 			if len(un) > 0 {
 				s.SystemOut = strings.Join(un, "\n") + "\n"

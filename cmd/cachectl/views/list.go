@@ -46,7 +46,7 @@ func Inventory(w io.Writer, items []planner.Item, now time.Time) error {
 		if !it.Placed.IsZero() {
 			age = humanAge(now.Sub(it.Placed))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Cache, it.Status, ref, it.Path, dig, size, age)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Cache, it.Status, Printable(ref), Printable(it.Path), dig, size, age)
 	}
 	return tw.Flush()
 }

@@ -109,7 +109,7 @@ func RenderText(w io.Writer, p *planner.Plan, o RenderOptions) error {
 		}
 		bw.printf("Unmanaged files in cache %q (not placed by cachectl; never deleted; adopt with \"cachectl import\"):\n", r.Cache)
 		for _, u := range r.Unmanaged {
-			bw.printf("  %s/%s  %s\n", strings.TrimSuffix(r.Root, "/"), u.Name, planner.HumanBytes(u.Size))
+			bw.printf("  %s  %s\n", Printable(strings.TrimSuffix(r.Root, "/")+"/"+u.Name), planner.HumanBytes(u.Size))
 		}
 		bw.printf("\n")
 	}

@@ -74,7 +74,7 @@ func RenderMarkdown(w io.Writer, p *planner.Plan, opts ReportOptions) error {
 	var unmanaged []string
 	for _, r := range p.Roots {
 		for _, u := range r.Unmanaged {
-			unmanaged = append(unmanaged, fmt.Sprintf("- `%s/%s` (%s, cache %s)", strings.TrimSuffix(r.Root, "/"), u.Name, planner.HumanBytes(u.Size), r.Cache))
+			unmanaged = append(unmanaged, fmt.Sprintf("- `%s` (%s, cache %s)", mdEscape(Printable(strings.TrimSuffix(r.Root, "/")+"/"+u.Name)), planner.HumanBytes(u.Size), r.Cache))
 		}
 	}
 	if len(unmanaged) > 0 {
