@@ -78,14 +78,14 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 	if err != nil {
 		return err
 	}
-	storeLock, err := useStore(g, iox, m)
+	blobs, storeLock, err := useStore(g, iox, m)
 	if err != nil {
 		return err
 	}
 	defer storeLock.Release()
 	sink := c.sink(g, iox)
 	defer progress.Close(sink)
-	src, err := newSource(g, iox, m, progress.Multi(sink, rec), c.bundles(m))
+	src, err := newSource(g, iox, blobs, m, progress.Multi(sink, rec), c.bundles(m))
 	if err != nil {
 		return err
 	}

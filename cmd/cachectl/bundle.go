@@ -70,14 +70,14 @@ func (c *BundleCreateCmd) Run(g *Globals, iox *IO) error {
 		}
 		defer base.Close()
 	}
-	storeLock, err := useStore(g, iox, m)
+	blobs, storeLock, err := useStore(g, iox, m)
 	if err != nil {
 		return err
 	}
 	defer storeLock.Release()
 	sink := c.sink(g, iox)
 	defer progress.Close(sink)
-	src, err := newRegistrySource(g, m, sink)
+	src, err := newRegistrySource(g, blobs, m, sink)
 	if err != nil {
 		return err
 	}

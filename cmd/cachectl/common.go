@@ -77,15 +77,11 @@ func (f sourceFlags) sink(g *Globals, iox *IO) progress.Sink {
 // newSource returns where plan and apply get images: the spec's local
 // sources, and the bundles when any are given (no network at all), else
 // the registries; all over the run's blob store.
-func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles []string) (*source.Multi, error) {
-	g.Logger(iox.Stderr).Info("blob store", "dir", storeDir(g, m), "bundles", bundles)
-	st, err := store.Open(storeDir(g, m))
-	if err != nil {
-		return nil, fmt.Errorf("open blob store: %w", err)
-	}
+func newSource(g *Globals, iox *IO, st *store.Store, m *spec.Model, sink progress.Sink, bundles []string) (*source.Multi, error) {
+	g.Logger(iox.Stderr).Info("blob store", "dir", st.Dir(), "bundles", bundles)
 	var fallback source.Source
 	if len(bundles) == 0 {
-		src, err := newRegistrySource(g, m, sink)
+		src, err := newRegistrySource(g, st, m, sink)
 		if err != nil {
 			return nil, err
 		}
@@ -100,12 +96,8 @@ func newSource(g *Globals, iox *IO, m *spec.Model, sink progress.Sink, bundles [
 	return source.NewMulti(spec.IsLocalRef, localsrc.NewImageSource(st, planner.LocalRefs(m)), fallback), nil
 }
 
-// newRegistrySource builds the registry client and blob store of a run.
-func newRegistrySource(g *Globals, m *spec.Model, sink progress.Sink) (*registry.ImageSource, error) {
-	st, err := store.Open(storeDir(g, m))
-	if err != nil {
-		return nil, fmt.Errorf("open blob store: %w", err)
-	}
+// newRegistrySource builds the registry client of a run over its blob store.
+func newRegistrySource(g *Globals, st *store.Store, m *spec.Model, sink progress.Sink) (*registry.ImageSource, error) {
 	c, err := registry.New(registry.Options{Hosts: registryHosts(m), Progress: sink, Cache: st, UserAgent: "cachectl/" + Version, Keychain: g.Keychain})
 	if err != nil {
 		return nil, err
@@ -126,12 +118,23 @@ func registryHosts(m *spec.Model) map[string]registry.HostSettings {
 // useStore holds the blob store's lock shared for a command that fetches
 // blobs and builds from them (apply, bundle), so that a gc waits for it
 // instead of removing blobs the command fetched and has not recorded yet.
-func useStore(g *Globals, iox *IO, m *spec.Model) (*store.Lock, error) {
+func useStore(g *Globals, iox *IO, m *spec.Model) (*store.Store, *store.Lock, error) {
+	st, err := openStore(g, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := st.LockShared(iox.Ctx)
+	return st, l, err
+}
+
+// openStore opens the run's blob store (--store, the spec's, or the
+// default): once per run, shared by its sources.
+func openStore(g *Globals, m *spec.Model) (*store.Store, error) {
 	st, err := store.Open(storeDir(g, m))
 	if err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}
-	return st.LockShared(iox.Ctx)
+	return st, nil
 }
 
 // builderFor returns the artifact builder of a runtime.
@@ -172,7 +175,11 @@ func planSpec(g *Globals, iox *IO, f planFlags) (*planner.Plan, *spec.Model, err
 	}
 	var src *source.Multi
 	if f.Refresh {
-		if src, err = newSource(g, iox, m, nil, f.bundles(m)); err != nil {
+		st, err := openStore(g, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		if src, err = newSource(g, iox, st, m, nil, f.bundles(m)); err != nil {
 			return nil, nil, err
 		}
 		defer src.Close()

@@ -39,7 +39,7 @@ func (c *GCCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(storeDir(g, m))
+	st, err := openStore(g, m)
 	if err != nil {
 		return err
 	}
