@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -15,7 +13,6 @@ import (
 	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/providers/progress"
 	"github.com/cachectl/cachectl/providers/source"
-	"github.com/cachectl/cachectl/spec"
 )
 
 // BundleCmd writes and checks transfer bundles for air-gapped clusters.
@@ -59,7 +56,7 @@ func (c *BundleCreateCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
-	reqs, names, err := bundleRequests(m, c.Target)
+	reqs, names, err := planner.BundleRequests(m, c.Target)
 	if err != nil {
 		return err
 	}
@@ -132,57 +129,6 @@ func (c *BundleCreateCmd) Run(g *Globals, iox *IO) error {
 	fmt.Fprintf(iox.Stdout, "Downloaded %s (%d blobs; %d already in the store).\nBundle ID: %s\n",
 		planner.HumanBytes(st.BytesDownloaded), st.BlobsDownloaded, st.BlobsCached, res.ID)
 	return nil
-}
-
-// bundleRequests lists each distinct reference and platform of the spec
-// (or of the target addresses), in spec order, and the normalized name of
-// each reference.
-func bundleRequests(m *spec.Model, targets []string) ([]source.ResolveRequest, map[string]string, error) {
-	want := map[string]bool{}
-	for _, t := range targets {
-		want[t] = true
-	}
-	found := map[string]bool{}
-	seen := map[source.ResolveKey]bool{}
-	var reqs []source.ResolveRequest
-	names := map[string]string{}
-	var notRegistry []string
-	for _, c := range m.Caches {
-		for _, a := range c.Artifacts {
-			if len(want) > 0 && !want[a.Address()] {
-				continue
-			}
-			found[a.Address()] = true
-			if a.Parsed == nil {
-				notRegistry = append(notRegistry, a.Address())
-				continue
-			}
-			names[a.Ref] = image.NormalizedName(a.Ref)
-			k := source.ResolveKey{Ref: a.Ref, Platform: image.PlatformString(a.Platform)}
-			if seen[k] {
-				continue
-			}
-			seen[k] = true
-			reqs = append(reqs, source.ResolveRequest{Ref: a.Ref, Platform: a.Platform})
-		}
-	}
-	var unknown []string
-	for _, t := range targets {
-		if !found[t] {
-			unknown = append(unknown, t)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, nil, fmt.Errorf("-target %s matches no artifact of the spec; addresses look like cache.NAME[\"REF\"] (see \"cachectl list\")", strings.Join(unknown, ", "))
-	}
-	if len(notRegistry) > 0 {
-		return nil, nil, fmt.Errorf("bundles carry registry images only; these artifacts have a local source: %s (leave them out with -target)", strings.Join(notRegistry, ", "))
-	}
-	if len(reqs) == 0 {
-		return nil, nil, errors.New("the spec has no images to bundle")
-	}
-	return reqs, names, nil
 }
 
 // BundleVerifyCmd checks a bundle.

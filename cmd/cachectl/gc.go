@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/cachectl/cachectl/planner"
-	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers/store"
 )
 
@@ -54,19 +51,9 @@ func (c *GCCmd) Run(g *Globals, iox *IO) error {
 		return err
 	}
 	defer lock.Release()
-	var roots []v1.Hash
-	for _, cache := range m.Caches {
-		ix, err := cacheroot.ReadIndexAt(cache.Root, cache.Runtime)
-		if err != nil {
-			return fmt.Errorf("cache %q: %w", cache.Name, err)
-		}
-		for _, e := range ix.Entries {
-			for _, d := range []string{e.Digest, e.Manifest} {
-				if h, err := v1.NewHash(d); err == nil {
-					roots = append(roots, h)
-				}
-			}
-		}
+	roots, err := planner.StoreRoots(m)
+	if err != nil {
+		return err
 	}
 	keep, err := st.Referenced(roots...)
 	if err != nil {
