@@ -47,42 +47,15 @@ const DefaultCompression = "gzip"
 // Builder makes the SIF files of one Runtime. It implements
 // providers.Builder and providers.TreeBuilder.
 type Builder struct {
-	rt         *Runtime
-	allRoot    bool
-	mksquashfs string
-	mem        string
-	now        func() time.Time
-	stats      *squashfs.ProcessStats
+	rt *Runtime
+	sq squashfs.Settings
 }
 
-// Option configures a Builder.
-type Option func(*Builder)
-
-// WithAllRoot makes every file of the image owned by root (-all-root), like
-// an unprivileged `apptainer build`. Default false: owners are kept.
-func WithAllRoot(on bool) Option { return func(b *Builder) { b.allRoot = on } }
-
-// WithMksquashfs sets the mksquashfs program. Default "mksquashfs" from PATH.
-func WithMksquashfs(path string) Option { return func(b *Builder) { b.mksquashfs = path } }
-
-// WithMksquashfsMem bounds mksquashfs's caches (-mem). Default
-// squashfs.DefaultMem; "" leaves mksquashfs's own default (a quarter of
-// physical memory). The output does not depend on it.
-func WithMksquashfsMem(size string) Option { return func(b *Builder) { b.mem = size } }
-
-// WithClock sets the clock used for build labels and file times. Default time.Now.
-func WithClock(now func() time.Time) Option { return func(b *Builder) { b.now = now } }
-
-// WithStats makes Build record mksquashfs's resource usage in st.
-func WithStats(st *squashfs.ProcessStats) Option { return func(b *Builder) { b.stats = st } }
-
 // New returns a Builder of rt's SIF files (Apptainer or SingularityCE).
-func New(rt *Runtime, opts ...Option) *Builder {
-	b := &Builder{rt: rt, now: time.Now, mem: squashfs.DefaultMem}
-	for _, o := range opts {
-		o(b)
-	}
-	return b
+// Owners are kept (the output equals a build as root) unless
+// squashfs.WithAllRoot(true), as an unprivileged build makes them.
+func New(rt *Runtime, opts ...squashfs.Option) *Builder {
+	return &Builder{rt: rt, sq: squashfs.NewSettings(opts...)}
 }
 
 var _ providers.Builder = (*Builder)(nil)
@@ -118,7 +91,7 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	if err != nil {
 		return err
 	}
-	now := b.now()
+	now := b.sq.Now()
 	meta, err := b.rt.Metadata(cf.Config, src, now)
 	if err != nil {
 		return err
@@ -155,20 +128,12 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	if comp == "" {
 		comp = DefaultCompression
 	}
-	sqOpts := squashfs.Options{
-		Compression: comp,
-		AllRoot:     b.allRoot,
-		Processors:  req.Processors,
-		Offset:      off,
-		Mem:         b.mem,
-		Mksquashfs:  b.mksquashfs,
-		Stats:       b.stats,
-		// The runtimes run mksquashfs on a directory, whose defaults
-		// differ from -tar's: an NFS-exportable image, no tail ends in
-		// fragments.
-		ExtraArgs: []string{"-exports", "-no-tailends"},
-	}
-	topts := rootfs.TarOptions{Extra: extra, IfMissing: ifMissing, AllRoot: b.allRoot, ParentSymlinks: rootfs.ResolveParentSymlinks, ImplicitDirMode: 0o775}
+	sqOpts := b.sq.Options
+	sqOpts.Compression, sqOpts.Processors, sqOpts.Offset = comp, req.Processors, off
+	// The runtimes run mksquashfs on a directory, whose defaults differ
+	// from -tar's: an NFS-exportable image, no tail ends in fragments.
+	sqOpts.ExtraArgs = []string{"-exports", "-no-tailends"}
+	topts := rootfs.TarOptions{Extra: extra, IfMissing: ifMissing, AllRoot: b.sq.AllRoot, ParentSymlinks: rootfs.ResolveParentSymlinks, ImplicitDirMode: 0o775}
 	produce := func(ctx context.Context, w io.Writer) error {
 		return tree.WriteTar(ctx, req.TarProgress(w, tree), topts)
 	}

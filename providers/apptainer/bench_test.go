@@ -18,7 +18,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/cachectl/cachectl/providers/buildtest"
 	"io"
 	"math/rand"
 	"os"
@@ -29,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cachectl/cachectl/providers/buildtest"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -197,8 +198,8 @@ func TestBenchChild(t *testing.T) {
 	var res stepResult
 	res.Step = step
 	var st1, st2 squashfs.ProcessStats
-	sifB := New(Apptainer, WithStats(&st1))
-	sqB := enroot.New(enroot.WithStats(&st2))
+	sifB := New(Apptainer, squashfs.WithStats(&st1))
+	sqB := enroot.New(squashfs.WithStats(&st2))
 	start := time.Now()
 	switch step {
 	case "sif":

@@ -3,11 +3,12 @@ package apptainer
 import (
 	"archive/tar"
 	"context"
-	"github.com/cachectl/cachectl/providers/buildtest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/cachectl/cachectl/providers/buildtest"
 
 	"github.com/apptainer/sif/v2/pkg/sif"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -60,7 +61,7 @@ func TestBuildSIF(t *testing.T) {
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "img.sif")
 	now := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
-	b := New(Apptainer, WithClock(func() time.Time { return now }))
+	b := New(Apptainer, squashfs.WithClock(func() time.Time { return now }))
 	img := testImage(t)
 	req := providers.BuildRequest{Ref: "example/app:1.0", NormalizedName: "docker.io/example/app:1.0", Processors: 1}
 	if err := b.Build(ctx, img, req, out); err != nil {
@@ -218,7 +219,7 @@ func TestBuildSIFAllRoot(t *testing.T) {
 	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "img.sif")
-	b := New(Apptainer, WithAllRoot(true))
+	b := New(Apptainer, squashfs.WithAllRoot(true))
 	if err := b.Build(ctx, testImage(t), providers.BuildRequest{Ref: "a:b"}, out); err != nil {
 		t.Fatal(err)
 	}

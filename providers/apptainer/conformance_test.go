@@ -28,6 +28,7 @@ import (
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/buildtest"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/squashfs"
 )
 
 var updateRuntimes = flag.Bool("update-runtimes", false,
@@ -77,7 +78,7 @@ func TestSIFGoldens(t *testing.T) {
 					t.Fatal(err)
 				}
 				out := filepath.Join(t.TempDir(), "img.sif")
-				b := New(rt, WithClock(func() time.Time { return now }))
+				b := New(rt, squashfs.WithClock(func() time.Time { return now }))
 				req := providers.BuildRequest{Ref: meta.Ref, Digest: meta.Digest, Processors: 1}
 				if err := b.Build(context.Background(), s.image(t, stubMembers()), req, out); err != nil {
 					t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/cachectl/cachectl/providers/buildtest"
 	"github.com/cachectl/cachectl/providers/localsrc"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/squashfs"
 )
 
 // behaviour is one runtime command line run on both SIFs; "SIF" stands
@@ -90,7 +91,7 @@ func TestSIFLive(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					b := New(p.rt, WithClock(func() time.Time { return now }), WithAllRoot(os.Geteuid() != 0))
+					b := New(p.rt, squashfs.WithClock(func() time.Time { return now }), squashfs.WithAllRoot(os.Geteuid() != 0))
 					req := providers.BuildRequest{Ref: im.ref, NormalizedName: im.ref, Digest: im.digest, Processors: 1}
 					if err := b.Build(context.Background(), im.shape.image(t, base), req, ours); err != nil {
 						t.Fatal(err)
@@ -137,7 +138,7 @@ func (p *peer) compareLocalSources(t *testing.T, s sifShape, ref string, now tim
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := New(p.rt, WithClock(func() time.Time { return tm }), WithAllRoot(os.Geteuid() != 0))
+		b := New(p.rt, squashfs.WithClock(func() time.Time { return tm }), squashfs.WithAllRoot(os.Geteuid() != 0))
 		req := providers.BuildRequest{Ref: kind + ":" + archive, NormalizedName: "localhost/app:1", Processors: 1}
 		// The image as the archive holds it: skopeo's copy to OCI keeps
 		// only the OCI fields of a Docker config (no Healthcheck, OnBuild,

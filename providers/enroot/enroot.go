@@ -29,7 +29,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -43,41 +42,15 @@ const DefaultCompression = "lzo"
 
 // Builder makes enroot .sqsh files. It implements providers.Builder.
 type Builder struct {
-	compressData bool
-	mksquashfs   string
-	mem          string
-	now          func() time.Time
-	stats        *squashfs.ProcessStats
+	sq squashfs.Settings
 }
 
-// Option configures a Builder.
-type Option func(*Builder)
-
-// WithDataCompression compresses data blocks too (no -noD). Default false,
-// as enroot (fast to start, larger files).
-func WithDataCompression(on bool) Option { return func(b *Builder) { b.compressData = on } }
-
-// WithMksquashfs sets the mksquashfs program. Default "mksquashfs" from PATH.
-func WithMksquashfs(path string) Option { return func(b *Builder) { b.mksquashfs = path } }
-
-// WithMksquashfsMem bounds mksquashfs's caches (-mem). Default
-// squashfs.DefaultMem; "" leaves mksquashfs's own default (a quarter of
-// physical memory). The output does not depend on it.
-func WithMksquashfsMem(size string) Option { return func(b *Builder) { b.mem = size } }
-
-// WithClock sets the clock used for the generated files' times. Default time.Now.
-func WithClock(now func() time.Time) Option { return func(b *Builder) { b.now = now } }
-
-// WithStats makes Build record mksquashfs's resource usage in st.
-func WithStats(st *squashfs.ProcessStats) Option { return func(b *Builder) { b.stats = st } }
-
-// New returns a Builder.
-func New(opts ...Option) *Builder {
-	b := &Builder{now: time.Now, mem: squashfs.DefaultMem}
-	for _, o := range opts {
-		o(b)
-	}
-	return b
+// New returns a Builder. By default, as enroot: every file owned by root
+// (-all-root) and data blocks stored uncompressed (-noD: fast to start,
+// larger files); squashfs.WithDataCompression(true) compresses them.
+func New(opts ...squashfs.Option) *Builder {
+	defaults := []squashfs.Option{squashfs.WithAllRoot(true), squashfs.WithDataCompression(false)}
+	return &Builder{sq: squashfs.NewSettings(append(defaults, opts...)...)}
 }
 
 var _ providers.Builder = (*Builder)(nil)
@@ -109,7 +82,7 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	if err != nil {
 		return err
 	}
-	now := b.now()
+	now := b.sq.Now()
 	file := func(p, content string) rootfs.Entry {
 		return rootfs.Entry{Path: p, Type: tar.TypeReg, Mode: 0o644, ModTime: now, Content: []byte(content)}
 	}
@@ -147,15 +120,8 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	if comp == "" {
 		comp = DefaultCompression
 	}
-	sqOpts := squashfs.Options{
-		Compression:       comp,
-		AllRoot:           true,
-		NoDataCompression: !b.compressData,
-		Processors:        req.Processors,
-		Mem:               b.mem,
-		Mksquashfs:        b.mksquashfs,
-		Stats:             b.stats,
-	}
+	sqOpts := b.sq.Options
+	sqOpts.Compression, sqOpts.Processors = comp, req.Processors
 	produce := func(ctx context.Context, w io.Writer) error {
 		return tree.WriteTar(ctx, req.TarProgress(w, tree), topts)
 	}

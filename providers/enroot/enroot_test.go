@@ -4,13 +4,14 @@ import (
 	"archive/tar"
 	"context"
 	"encoding/json"
-	"github.com/cachectl/cachectl/providers/buildtest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cachectl/cachectl/providers/buildtest"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -170,7 +171,7 @@ func TestBuildSqsh(t *testing.T) {
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "img.sqsh")
 	cfg := awkwardConfig()
-	b := New(WithClock(func() time.Time { return time.Unix(1700000000, 0) }))
+	b := New(squashfs.WithClock(func() time.Time { return time.Unix(1700000000, 0) }))
 	if err := b.Build(ctx, testImage(t, cfg), providers.BuildRequest{Ref: "nginx:1", Processors: 1}, out); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // DefaultMksquashfs is the mksquashfs program used when Options.Mksquashfs is empty.
@@ -233,3 +234,47 @@ func growPipe(f *os.File) {
 		})
 	}
 }
+
+// Settings are what the squashfs-based builders (providers/apptainer,
+// providers/enroot) let their callers set: the mksquashfs options that do
+// not depend on the image or the request — program, memory, owners, data
+// compression, statistics — and the clock for the files and labels they
+// generate. A builder copies Options per build and sets the rest.
+type Settings struct {
+	Options
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Option sets one of a builder's Settings.
+type Option func(*Settings)
+
+// NewSettings returns the defaults (time.Now, DefaultMem), then opts.
+func NewSettings(opts ...Option) Settings {
+	s := Settings{Options: Options{Mem: DefaultMem}, Now: time.Now}
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
+}
+
+// WithMksquashfs sets the mksquashfs program. Default DefaultMksquashfs.
+func WithMksquashfs(path string) Option { return func(s *Settings) { s.Mksquashfs = path } }
+
+// WithMem bounds mksquashfs's caches (-mem). Default DefaultMem; "" leaves
+// mksquashfs's own default (a quarter of physical memory). The output does
+// not depend on it.
+func WithMem(size string) Option { return func(s *Settings) { s.Mem = size } }
+
+// WithAllRoot makes every file owned by root (-all-root).
+func WithAllRoot(on bool) Option { return func(s *Settings) { s.AllRoot = on } }
+
+// WithDataCompression compresses data blocks (on) or stores them as they
+// are (-noD).
+func WithDataCompression(on bool) Option { return func(s *Settings) { s.NoDataCompression = !on } }
+
+// WithClock sets the clock for generated files and labels. Default time.Now.
+func WithClock(now func() time.Time) Option { return func(s *Settings) { s.Now = now } }
+
+// WithStats makes builds record mksquashfs's resource usage in st.
+func WithStats(st *ProcessStats) Option { return func(s *Settings) { s.Stats = st } }
