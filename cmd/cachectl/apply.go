@@ -170,6 +170,9 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 	if len(c.bundles(m)) > 0 {
 		fetched = "Copied from the bundle"
 	}
+	if errors.Is(err, apply.ErrRefused) {
+		return fmt.Errorf("apply: %w", err) // nothing was attempted: no summary
+	}
 	headline := "Apply complete!"
 	switch {
 	case err != nil && iox.Ctx.Err() != nil:

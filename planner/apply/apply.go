@@ -118,8 +118,8 @@ type pullCall struct {
 
 // Run carries out the plan's changes. Every root the plan changes is
 // locked (or its held session used), scanned and checked against the
-// plan's fingerprint (a changed root makes the plan stale and nothing is
-// done there); then the whole plan is checked against the spec (see
+// plan's fingerprint (a changed root makes the plan stale, and then
+// nothing is done anywhere); then the whole plan is checked against the spec (see
 // Options.Spec) and refused, before anything changes, when it asks
 // for anything else. Each root's changes run in parallel; one failure does
 // not stop the others; all errors are returned together.
@@ -134,7 +134,7 @@ func Run(ctx context.Context, p *planner.Plan, deps Deps, opts Options) (Result,
 		return Result{}, fmt.Errorf("apply: no spec to check the plan against")
 	}
 	if err := planner.CheckPlanSpec(p, opts.Spec); err != nil {
-		return Result{}, err
+		return Result{}, refused(err)
 	}
 	if deps.Executor == nil {
 		deps.Executor = Local{}
@@ -166,12 +166,18 @@ func Run(ctx context.Context, p *planner.Plan, deps Deps, opts Options) (Result,
 			}
 		}
 	}()
+	if err := errs.ErrorOrNil(); err != nil {
+		// A plan is one change set: when a root cannot be opened or
+		// changed since the plan was made, nothing of it is applied.
+		errs.ErrorFormat = planner.ListErrors
+		return a.result, refused(err)
+	}
 	if err := a.checkChanges(p, jobs); err != nil {
-		return a.result, err
+		return a.result, refused(err)
 	}
 	if opts.Prefetch {
 		if err := a.prefetch(ctx, jobs); err != nil {
-			return a.result, fmt.Errorf("nothing was changed: the plan names an image that cannot be fetched: %w", err)
+			return a.result, refused(fmt.Errorf("the plan names an image that cannot be fetched: %w", err))
 		}
 	}
 	if a.batch != nil {
@@ -206,6 +212,13 @@ func Run(ctx context.Context, p *planner.Plan, deps Deps, opts Options) (Result,
 	}
 	return a.result, nil
 }
+
+// ErrRefused is wrapped by the errors of a plan that Run refused before it
+// changed anything (a stale root, a plan the spec does not allow, an image
+// that cannot be fetched with Prefetch).
+var ErrRefused = errors.New("nothing was changed")
+
+func refused(err error) error { return fmt.Errorf("%w: %w", err, ErrRefused) }
 
 // planTrees finds the manifests that more than one tree builder needs, so
 // that they are flattened once.

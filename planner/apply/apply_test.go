@@ -367,3 +367,36 @@ func TestApplyFlattensOncePerImage(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyStaleRootStopsWholePlan: a plan is one change set. When one of
+// its roots changed since the plan was made, no root is changed.
+func TestApplyStaleRootStopsWholePlan(t *testing.T) {
+	dir := t.TempDir()
+	src := newFake(t, "a:1", "b:1")
+	one := model(t, filepath.Join(dir, "one"), true, "a:1").Caches[0]
+	two := model(t, filepath.Join(dir, "two"), true, "a:1").Caches[0]
+	two.Name = "two"
+	for _, a := range two.Artifacts {
+		a.Cache = "two"
+	}
+	if _, err := planAndApply(t, &spec.Model{Caches: []*spec.Cache{one, two}}, src); err != nil {
+		t.Fatal(err)
+	}
+	// Both caches now want b:1 as well.
+	one2 := model(t, filepath.Join(dir, "one"), true, "a:1", "b:1").Caches[0]
+	two2 := model(t, filepath.Join(dir, "two"), true, "a:1", "b:1").Caches[0]
+	two2.Name = "two"
+	for _, a := range two2.Artifacts {
+		a.Cache = "two"
+	}
+	m := &spec.Model{Caches: []*spec.Cache{one2, two2}}
+	p := replan(t, m, src)
+	os.Chmod(filepath.Join(dir, "two", "a:1"), 0o600) // "two" changes after the plan
+	_, err := Run(context.Background(), p, Deps{Resolver: src, Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return textBuilder{}, nil }}, Options{Spec: m, BuilderInfo: txtInfo})
+	if err == nil || !strings.Contains(err.Error(), "plan is stale") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("want a stale-plan refusal, got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "one", "b:1")); !os.IsNotExist(err) {
+		t.Fatalf("the fresh root was changed although another root of the plan was stale: %v", err)
+	}
+}
