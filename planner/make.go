@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -215,27 +216,37 @@ func LookupOwner(owner, group string) (uid, gid int, err error) {
 // checkPrivileges fails when the plan changes ownership the process may
 // not set: another owner needs root (CAP_CHOWN); a group needs membership.
 func checkPrivileges(p *Plan) error {
-	euid := os.Geteuid()
-	if euid == 0 {
-		return nil
-	}
-	groups, _ := os.Getgroups()
-	member := map[int]bool{os.Getegid(): true}
-	for _, g := range groups {
-		member[g] = true
-	}
 	var errs []error
 	for _, ch := range p.Changes {
 		if !ch.Action.IsChange() || ch.Action == ActionDelete {
 			continue
 		}
-		if ch.UID >= 0 && ch.UID != euid {
-			errs = append(errs, fmt.Errorf("%s: owner %s (uid %d) can only be set by root (CAP_CHOWN); run apply as root or drop owner from the cache", ch.Address, ch.Owner, ch.UID))
-		} else if ch.GID >= 0 && !member[ch.GID] {
-			errs = append(errs, fmt.Errorf("%s: group %s (gid %d) can only be set by root or a member of that group", ch.Address, ch.Group, ch.GID))
+		if err := CanOwn(ch.UID, ch.GID, ch.Owner, ch.Group); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ch.Address, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CanOwn says whether this process may give files the owner uid and group
+// gid (-1: not enforced; owner and group name them in messages): another
+// owner needs root (CAP_CHOWN), a group needs membership.
+func CanOwn(uid, gid int, owner, group string) error {
+	euid := os.Geteuid()
+	if euid == 0 {
+		return nil
+	}
+	if uid >= 0 && uid != euid {
+		return fmt.Errorf("owner %s (uid %d) can only be set by root (CAP_CHOWN); run apply as root or drop owner from the cache", owner, uid)
+	}
+	if gid < 0 || gid == os.Getegid() {
+		return nil
+	}
+	groups, _ := os.Getgroups()
+	if !slices.Contains(groups, gid) {
+		return fmt.Errorf("group %s (gid %d) can only be set by root or a member of that group", group, gid)
+	}
+	return nil
 }
 
 // freeBytes returns the space available to unprivileged users on the file

@@ -91,8 +91,9 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 	}
 	defer src.Close()
 	var (
-		p     *planner.Plan
-		locks map[string]*cacheroot.Session
+		p       *planner.Plan
+		locks   map[string]*cacheroot.Session
+		goAhead bool // the held roots stay (else those LockRoots created go)
 	)
 	if c.PlanFile != "" {
 		if len(c.Target) > 0 || len(c.Replace) > 0 {
@@ -111,7 +112,14 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 		if err != nil {
 			return err
 		}
-		defer apply.ReleaseAll(held)
+		// Roots this run created go again unless the apply goes ahead.
+		defer func() {
+			if goAhead {
+				apply.ReleaseAll(held)
+			} else {
+				apply.AbandonAll(held)
+			}
+		}()
 		locks = held
 		var res *source.Multi
 		if c.Refresh {
@@ -129,6 +137,7 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 			return err
 		}
 		if !p.HasChanges() {
+			goAhead = true // the spec's roots exist, even empty ones
 			return nil
 		}
 		if !c.AutoApprove {
@@ -143,6 +152,7 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 				return &exitError{code: 1}
 			}
 		}
+		goAhead = true
 	}
 	if !p.HasChanges() {
 		fmt.Fprintln(iox.Stdout, "No changes. The cache matches the spec.")
@@ -171,6 +181,7 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 		fetched = "Copied from the bundle"
 	}
 	if errors.Is(err, apply.ErrRefused) {
+		goAhead = false
 		return fmt.Errorf("apply: %w", err) // nothing was attempted: no summary
 	}
 	headline := "Apply complete!"

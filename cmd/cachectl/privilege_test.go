@@ -56,4 +56,20 @@ cache "sif" {
 	if _, err := os.Stat(filepath.Join(dir, "sif")); !os.IsNotExist(err) {
 		t.Fatalf("plan created the root: %v", err)
 	}
+	// apply takes the roots' locks before it plans: it must not create a
+	// root (and a state directory of the wrong owner) it may not own.
+	store := filepath.Join(dir, "store")
+	os.Mkdir(store, 0o755)
+	os.Chown(store, 65534, 65534)
+	cmd = exec.Command(exe, "-f", spec, "apply", "--refresh=false", "--auto-approve")
+	cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "CACHECTL_STORE=" + store}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	buf.Reset()
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err == nil || !strings.Contains(buf.String(), `owner root (uid 0) can only be set by root (CAP_CHOWN)`) {
+		t.Fatalf("apply: want a privilege error, got %v:\n%s", err, buf.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sif")); !os.IsNotExist(err) {
+		t.Fatalf("apply created a root it may not own: %v", err)
+	}
 }

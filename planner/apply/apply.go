@@ -218,7 +218,7 @@ func Run(ctx context.Context, p *planner.Plan, deps Deps, opts Options) (Result,
 // that cannot be fetched with Prefetch).
 var ErrRefused = errors.New("nothing was changed")
 
-func refused(err error) error { return fmt.Errorf("%w: %w", err, ErrRefused) }
+func refused(err error) error { return fmt.Errorf("%w: %w", ErrRefused, err) }
 
 // planTrees finds the manifests that more than one tree builder needs, so
 // that they are flattened once.
@@ -562,7 +562,10 @@ func (a *applier) delete(job *rootJob, ch planner.Change) error {
 // LockRoots opens and locks every cache root of the model (creating the
 // roots that do not exist yet, with their directory mode and owner), in a
 // fixed order so that two processes cannot deadlock, and cleans what
-// interrupted runs left. Apply without a saved plan locks before planning,
+// interrupted runs left. It first checks that this process may give the
+// caches' owner and group, so that a run that may not creates nothing.
+// Release the sessions with ReleaseAll, or AbandonAll when the apply did
+// not go ahead. Apply without a saved plan locks before planning,
 // so its plan cannot go stale. Release the sessions with ReleaseAll.
 func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[string]*cacheroot.Session, error) {
 	caches := append([]*spec.Cache(nil), m.Caches...)
@@ -570,6 +573,9 @@ func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[s
 	held := map[string]*cacheroot.Session{}
 	for _, c := range caches {
 		uid, gid, err := planner.LookupOwner(c.Owner, c.Group)
+		if err == nil {
+			err = planner.CanOwn(uid, gid, c.Owner, c.Group)
+		}
 		if err != nil {
 			ReleaseAll(held)
 			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
@@ -588,5 +594,14 @@ func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[s
 func ReleaseAll(held map[string]*cacheroot.Session) {
 	for _, s := range held {
 		s.Release()
+	}
+}
+
+// AbandonAll releases sessions taken with LockRoots after an apply that
+// did not go ahead (declined, or refused before changing anything): the
+// roots LockRoots created are removed again (cacheroot.Session.Abandon).
+func AbandonAll(held map[string]*cacheroot.Session) {
+	for _, s := range held {
+		s.Abandon()
 	}
 }

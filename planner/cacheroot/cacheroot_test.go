@@ -125,6 +125,7 @@ func TestStateDirChecks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "c")
+			os.Mkdir(root, 0o755) // an existing root: Release keeps it
 			s := begin(t, root)
 			s.Release()
 			tc.setup(t, filepath.Join(root, spec.IndexDir))
@@ -258,5 +259,38 @@ func TestLeftoversCleaned(t *testing.T) {
 		if e.Name() == stagingDir || strings.Contains(e.Name(), ".tmp-") {
 			t.Errorf("leftover %s not removed", e.Name())
 		}
+	}
+}
+
+// TestUnusedRootRemoved: a root a session created is removed again when
+// the session is abandoned with nothing placed in it (a declined apply
+// leaves nothing behind); a root that existed before, or got an artifact,
+// or whose session was released normally, stays.
+func TestUnusedRootRemoved(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s, err := Begin(context.Background(), root, set, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Abandon()
+	if _, err := os.Lstat(root); !os.IsNotExist(err) {
+		t.Fatalf("unused root left behind: %v", err)
+	}
+	begin(t, root).Release() // kept: an apply that ran makes the root
+	if _, err := os.Stat(root); err != nil {
+		t.Fatalf("released root removed: %v", err)
+	}
+	os.RemoveAll(root)
+	s = begin(t, root)
+	place(t, s, "a:1", "x")
+	s.Abandon()
+	if _, err := os.Stat(filepath.Join(root, "a:1")); err != nil {
+		t.Fatalf("root with an artifact removed: %v", err)
+	}
+	existing := filepath.Join(t.TempDir(), "e")
+	os.Mkdir(existing, 0o755)
+	begin(t, existing).Abandon()
+	if _, err := os.Stat(existing); err != nil {
+		t.Fatalf("existing root removed: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,7 @@ type Session struct {
 	// matches the root's fingerprint.
 	rootIno uint64
 	written bool
+	abandon bool
 
 	mu sync.Mutex // guards ix and index writes
 	ix *Index
@@ -102,17 +104,75 @@ func (s *Session) Release() {
 		s.staging = nil
 	}
 	if s.state != nil && s.lock != nil {
+		s.state.CleanLeftovers()
 		s.mu.Lock()
 		if s.created && !s.written && s.ix != nil {
+			if s.abandon && s.removeUnused() {
+				s.mu.Unlock()
+				s.lock.Release()
+				s.lock = nil
+				s.state.Close()
+				s.Root.Close()
+				return
+			}
 			s.writeIndex()
 		}
 		s.mu.Unlock()
-		s.state.CleanLeftovers()
 	}
 	s.lock.Release()
 	s.lock = nil
 	s.state.Close()
 	s.Root.Close()
+}
+
+// Abandon releases the session like Release, but first removes the root
+// when this session created it and nothing was put in it: what a declined
+// or refused apply leaves is nothing at all.
+func (s *Session) Abandon() {
+	if s == nil {
+		return
+	}
+	s.abandon = true
+	s.Release()
+}
+
+// removeUnused removes a root this session created when nothing was put
+// in it: its state directory (lock, staging) and the root directory
+// itself, only when they hold nothing else. It reports whether it did.
+func (s *Session) removeUnused() bool {
+	names, err := s.state.list()
+	if err != nil {
+		return false
+	}
+	for _, n := range names {
+		if n != lockFile {
+			return false
+		}
+	}
+	rootNames, err := func() ([]string, error) {
+		d, err := reopenDir(s.Root.dir)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		return d.Readdirnames(-1)
+	}()
+	if err != nil || len(rootNames) != 1 || rootNames[0] != spec.IndexDir {
+		return false
+	}
+	if unix.Unlinkat(fd(s.state.dir), lockFile, 0) != nil || unix.Unlinkat(fd(s.Root.dir), spec.IndexDir, unix.AT_REMOVEDIR) != nil {
+		return false
+	}
+	parent, err := OpenRoot(filepath.Dir(s.Root.path))
+	if err != nil {
+		return true
+	}
+	defer parent.Close()
+	var st unix.Stat_t
+	if unix.Fstatat(fd(parent.dir), filepath.Base(s.Root.path), &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Ino == s.rootIno {
+		unix.Unlinkat(fd(parent.dir), filepath.Base(s.Root.path), unix.AT_REMOVEDIR)
+	}
+	return true
 }
 
 // Scan scans the locked root (see Root.Scan).
