@@ -9,6 +9,7 @@ package planner
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -270,11 +271,43 @@ func (p *Plan) WriteFile(path string) error {
 // maxPlanSize bounds a plan file cachectl reads.
 const maxPlanSize = 256 << 20
 
-// ReadPlanFile loads a plan saved with plan -out. A plan is input to
-// validate, not instructions: a file that group or others can write is
-// refused (anyone there could have edited it), and apply checks every
-// change against the spec (CheckPlan) before it changes anything.
-func ReadPlanFile(path string) (*Plan, error) {
+// ErrUntrustedPlan is wrapped by ReadPlanFile's refusal of a plan file that
+// others could have edited; ShowPlanFile reads such a file anyway.
+var ErrUntrustedPlan = errors.New("the plan file could have been edited by another user")
+
+// ReadPlanFile loads a plan saved with plan -out, for apply. A plan is
+// input to validate, not instructions: a file that group or others can
+// write, or that another user owns, is refused (wrapping ErrUntrustedPlan),
+// and apply checks every change against the spec (CheckPlanSpec,
+// CheckPlanChanges) before it changes anything.
+func ReadPlanFile(path string) (*Plan, error) { return readPlanFile(path, true) }
+
+// ShowPlanFile loads a saved plan for reading only (cachectl show): an
+// untrusted file is read too, and why it is untrusted returned as warning.
+func ShowPlanFile(path string) (p *Plan, warning error, err error) {
+	p, err = readPlanFile(path, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		warning = untrusted(path, fi)
+	}
+	return p, warning, nil
+}
+
+// untrusted says why a plan file could have been edited by someone else
+// than root or the running user (nil: it could not).
+func untrusted(path string, fi os.FileInfo) error {
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%w: %s is writable by group or others (mode %04o), so anyone there could have edited it; review it (cachectl show %s), then chmod go-w %s", ErrUntrustedPlan, path, fi.Mode().Perm(), path, path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%w: %s belongs to uid %d, not to root or to you (uid %d), so its owner could have edited it; review it (cachectl show %s), then take it over (chown $(id -u) %s) or make the plan again", ErrUntrustedPlan, path, st.Uid, os.Geteuid(), path, path)
+	}
+	return nil
+}
+
+func readPlanFile(path string, strict bool) (*Plan, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read plan: %w", err)
@@ -287,11 +320,8 @@ func ReadPlanFile(path string) (*Plan, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("read plan: %s is not a regular file", path)
 	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("refusing plan %s: it is writable by group or others (mode %04o), so anyone there could have edited it; review it (cachectl show %s), then chmod go-w %s", path, fi.Mode().Perm(), path, path)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
-		return nil, fmt.Errorf("refusing plan %s: it belongs to uid %d, not to root or to you (uid %d), so its owner could have edited it; review it (cachectl show %s), then take it over (chown $(id -u) %s) or make the plan again", path, st.Uid, os.Geteuid(), path, path)
+	if err := untrusted(path, fi); err != nil && strict {
+		return nil, fmt.Errorf("refusing plan: %w", err)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxPlanSize+1))
 	if err != nil {

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,10 @@ func TestPlanFileTrust(t *testing.T) {
 	os.Chmod(path, 0o664)
 	if _, err := ReadPlanFile(path); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
 		t.Fatalf("group-writable plan: %v", err)
+	}
+	// show reads it anyway, and says why apply would not.
+	if p, warning, err := ShowPlanFile(path); err != nil || p == nil || !errors.Is(warning, ErrUntrustedPlan) {
+		t.Fatalf("show of a group-writable plan: %v, %v", warning, err)
 	}
 	os.Chmod(path, 0o600)
 	if os.Geteuid() != 0 {

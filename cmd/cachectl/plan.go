@@ -66,9 +66,12 @@ func (ShowCmd) Help() string {
 
 // Run shows.
 func (c *ShowCmd) Run(g *Globals, iox *IO) error {
-	p, err := planner.ReadPlanFile(c.File)
+	p, warning, err := planner.ShowPlanFile(c.File)
 	if err != nil {
 		return err
+	}
+	if warning != nil {
+		fmt.Fprintf(iox.Stderr, "Warning: %v (apply refuses it as it is)\n", warning)
 	}
 	if c.JSON {
 		return views.RenderJSON(iox.Stdout, p)
