@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,9 +48,11 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 		return nil, fmt.Errorf("import: %w", err)
 	}
 
-	// Verify reads the very file opened above, whatever its path becomes.
-	if err := b.Verify(ctx, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), src.Fd())); err != nil {
-		return nil, fmt.Errorf("import: %s is not a valid %s artifact for cache %q (runtime %s): %w", file, b.Format(), c.Name, c.Runtime, err)
+	// Verify reads the very file opened above, whatever its path becomes
+	// (its messages name the file as the user gave it).
+	fdPath := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), src.Fd())
+	if err := b.Verify(ctx, fdPath); err != nil {
+		return nil, fmt.Errorf("import: %s is not a valid %s artifact for cache %q (runtime %s): %s", file, b.Format(), c.Name, c.Runtime, strings.ReplaceAll(err.Error(), fdPath, file))
 	}
 	uid, gid, err := LookupOwner(c.Owner, c.Group)
 	if err != nil {

@@ -27,7 +27,7 @@ type ApplyCmd struct {
 	sourceFlags
 	PlanFile         string        `arg:"" optional:"" name:"planfile" predictor:"file" help:"A plan saved with 'cachectl plan -out' to apply exactly."`
 	AutoApprove      bool          `name:"auto-approve" help:"Do not ask for confirmation."`
-	Parallelism      int           `name:"parallelism" default:"4" help:"Artifacts pulled at once."`
+	Parallelism      int           `name:"parallelism" default:"4" help:"Artifacts pulled at once (0: the default, 4)."`
 	BuildParallelism int           `name:"build-parallelism" default:"0" help:"Conversions (mksquashfs) at once (0 = one per 4 CPUs, at least 1; each uses its share of the CPUs)."`
 	LockTimeout      time.Duration `name:"lock-timeout" default:"0s" help:"How long to wait for another apply holding a cache root's lock."`
 	Executor         string        `name:"executor" enum:",local,slurm" default:"" help:"Where the conversions run: local (this host) or slurm (one sbatch array job on the cluster; see the spec's cachectl { slurm { } }). Default: the spec's cachectl { executor }, else local."`
@@ -65,6 +65,9 @@ func (c *ApplyCmd) Run(g *Globals, iox *IO) error {
 }
 
 func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) error {
+	if c.Parallelism < 0 || c.BuildParallelism < 0 {
+		return fmt.Errorf("--parallelism and --build-parallelism cannot be negative (0 takes the default), not %d and %d", c.Parallelism, c.BuildParallelism)
+	}
 	m, err := loadModel(g, iox)
 	if err != nil {
 		return err
@@ -211,7 +214,7 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 func confirm(iox *IO) (bool, error) {
 	f, ok := iox.Stdin.(*os.File)
 	if !ok || !IsTerminalFile(f) {
-		if iox.Getenv("CACHECTL_CONFIRM_STDIN") == "" {
+		if v := iox.Getenv("CACHECTL_CONFIRM_STDIN"); v == "" || v == "0" || strings.EqualFold(v, "false") {
 			return false, errors.New("apply needs confirmation but standard input is not a terminal; review the plan and run with -auto-approve, or save it with 'plan -out FILE' and run 'apply FILE'")
 		}
 	}

@@ -40,17 +40,19 @@ func (c *GCCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
-	lock, err := st.LockExclusive(iox.Ctx, c.LockTimeout, func() {
-		fmt.Fprintf(iox.Stderr, "gc: the blob store %s is in use by an apply or bundle; waiting up to %s…\n", st.Dir(), c.LockTimeout)
-	})
-	if errors.Is(err, store.ErrBusy) {
-		fmt.Fprintf(iox.Stdout, "gc skipped: the blob store %s is in use by an apply or bundle; nothing was removed. Run gc again later, or wait with --lock-timeout 1h.\n", st.Dir())
-		return nil
+	if !c.DryRun { // a dry run reads only: it needs no lock (nor write access)
+		lock, err := st.LockExclusive(iox.Ctx, c.LockTimeout, func() {
+			fmt.Fprintf(iox.Stderr, "gc: the blob store %s is in use by an apply or bundle; waiting up to %s…\n", st.Dir(), c.LockTimeout)
+		})
+		if errors.Is(err, store.ErrBusy) {
+			fmt.Fprintf(iox.Stdout, "gc skipped: the blob store %s is in use by an apply or bundle; nothing was removed. Run gc again later, or wait with --lock-timeout 1h.\n", st.Dir())
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
 	}
-	if err != nil {
-		return err
-	}
-	defer lock.Release()
 	roots, err := planner.StoreRoots(m)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/apptainer/sif/v2/pkg/sif"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cachectl/cachectl/providers/apptainer"
@@ -169,6 +170,7 @@ func (s *sifInfo) tool() string {
 
 // archiveInfo is what an OCI archive's index tells.
 type archiveInfo struct {
+	images   int    // manifests index.json lists
 	refName  string // org.opencontainers.image.ref.name of the first manifest
 	manifest string // that manifest's digest
 	platform string // os/arch[/variant] of its config
@@ -216,7 +218,7 @@ func readArchive(r io.Reader) (*archiveInfo, error) {
 		return nil, errors.New("index.json lists no manifest")
 	}
 	d := idx.Manifests[0]
-	info := &archiveInfo{refName: d.Annotations["org.opencontainers.image.ref.name"], manifest: d.Digest.String()}
+	info := &archiveInfo{images: len(idx.Manifests), refName: d.Annotations["org.opencontainers.image.ref.name"], manifest: d.Digest.String()}
 	if m, err := v1.ParseManifest(bytes.NewReader(small[d.Digest.String()])); err == nil {
 		if cf, err := v1.ParseConfigFile(bytes.NewReader(small[m.Config.Digest.String()])); err == nil && cf.OS != "" {
 			info.platform = cf.OS + "/" + cf.Architecture
@@ -231,3 +233,50 @@ func readArchive(r io.Reader) (*archiveInfo, error) {
 // fdPath names an open file by its descriptor, so that a reader that
 // takes a path reads that very file whatever its name becomes.
 func fdPath(f *os.File) string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()) }
+
+// Description is what an artifact file says about the image it was made
+// from.
+type Description struct {
+	// Format is FormatSIF, FormatSquashfs, FormatOCIArchive or "".
+	Format string
+	// Ref is the reference the file records (a SIF's base.name label or
+	// its definition's "from:", an OCI archive's ref.name; "" when it
+	// records none: a .sqsh never does).
+	Ref string
+	// Images counts the images the file holds (an OCI archive may hold
+	// several; 1 otherwise).
+	Images int
+}
+
+// Describe reads what the open file f says about its image (for import,
+// which checks it against the reference it is given).
+func Describe(f *os.File) (Description, error) {
+	d := Description{Format: sniff(f), Images: 1}
+	switch d.Format {
+	case FormatSIF:
+		info, err := readSIF(fdPath(f))
+		if err != nil {
+			return d, err
+		}
+		d.Ref = info.ref()
+	case FormatOCIArchive:
+		info, err := readArchive(io.NewSectionReader(f, 0, 1<<62))
+		if err != nil {
+			return d, err
+		}
+		d.Ref, d.Images = info.refName, info.images
+	}
+	return d, nil
+}
+
+// SameImageAnyHost is SameImage, or the same repository path and tag or
+// digest on another host: a file built through a registry's mirror records
+// the mirror's host.
+func SameImageAnyHost(a, b string) bool {
+	if SameImage(a, b) {
+		return true
+	}
+	ra, err1 := name.ParseReference(a)
+	rb, err2 := name.ParseReference(b)
+	return err1 == nil && err2 == nil && ra.Context().RepositoryStr() == rb.Context().RepositoryStr() && ra.Identifier() == rb.Identifier()
+}

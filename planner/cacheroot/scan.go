@@ -278,5 +278,5 @@ func fingerprint(st *RootState) string {
 		f := st.Dirs[d]
 		fmt.Fprintf(h, "dir %s %d|%v %s %d:%d %d %s\n", d, st.Index.DirInodes[d], f.Exists, f.Mode, f.UID, f.GID, f.Inode, f.Blocked)
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:32]
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -66,6 +66,10 @@ func (r *Root) OpenState(create bool) (*StateDir, error) {
 	}
 	d, err := openDirAt(r.dir, spec.IndexDir, abs)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, &StateError{Path: abs, Found: "it is readable only by its owner (" + ownerOf(r.dir, spec.IndexDir) + ")",
+				Hint: "cachectl keeps a root's index there, 0700: run this command as that user (sudo), or read the cache's files with enroot-sync, which needs no index"}
+		}
 		if errors.Is(err, ErrSymlink) {
 			return nil, &StateError{Path: abs, Found: "it is a symbolic link"}
 		}
@@ -83,6 +87,15 @@ func (r *Root) OpenState(create bool) (*StateDir, error) {
 		return nil, err
 	}
 	return &StateDir{root: r, dir: d, path: abs}, nil
+}
+
+// ownerOf names the owner of name in dir, for messages.
+func ownerOf(dir *os.File, name string) string {
+	var st unix.Stat_t
+	if unix.Fstatat(fd(dir), name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return "another user"
+	}
+	return userName(int(st.Uid))
 }
 
 // checkOwned refuses a state directory or file that is not owned by the
