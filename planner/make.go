@@ -57,6 +57,9 @@ func MakePlan(ctx context.Context, m *spec.Model, res source.Resolver, opts Opti
 	p := &Plan{FormatVersion: FormatVersion, CachectlVersion: opts.Version, CreatedAt: now().UTC(), SpecFiles: m.Files,
 		SpecDigest: SpecDigest(m), Refreshed: opts.Refresh, Targets: opts.Targets}
 	var errs *multierror.Error
+	for _, err := range overlappingRoots(m) {
+		errs = multierror.Append(errs, err)
+	}
 	var inputs []CacheInput
 	for _, c := range m.Caches {
 		st, err := cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Owner: ownerUID(c), Verify: opts.Verify, Names: c.ArtifactNames()})
@@ -177,6 +180,46 @@ func checkTargets(m *spec.Model, addrs []string, flag string) error {
 		}
 	}
 	return nil
+}
+
+// overlappingRoots finds caches whose roots are the same directory, or one
+// inside another, once symlinks in the paths are resolved (validate checks
+// the paths as written; a /shared that is a link is found here).
+func overlappingRoots(m *spec.Model) []error {
+	real := make([]string, len(m.Caches))
+	for i, c := range m.Caches {
+		real[i] = resolvedPath(c.Root)
+	}
+	var errs []error
+	for i, a := range m.Caches {
+		for j, b := range m.Caches {
+			if i >= j {
+				continue
+			}
+			ra, rb := real[i], real[j]
+			if ra == rb || spec.Within(ra, rb) || spec.Within(rb, ra) {
+				errs = append(errs, fmt.Errorf("caches %q (%s) and %q (%s) share a directory once symlinks are resolved (%s, %s): each cache needs a root of its own, not inside another's", a.Name, a.Root, b.Name, b.Root, ra, rb))
+			}
+		}
+	}
+	return errs
+}
+
+// resolvedPath resolves the symlinks of the longest existing prefix of an
+// absolute path and appends the rest.
+func resolvedPath(p string) string {
+	rest := ""
+	for cur := p; ; {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
 }
 
 // ownerUID is the uid of a cache's owner (-1 when none or unknown).

@@ -74,6 +74,7 @@ func TestLeftoverKilledImport(t *testing.T) {
 cache "sqsh" {
   runtime = "enroot"
   root    = "` + root + `"
+  images  = ["big:1", "small:1"]
 }
 `)
 	big := e.path("big.sqsh")
