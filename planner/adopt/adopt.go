@@ -274,7 +274,7 @@ func finish(f *File, rt spec.Runtime, opts Options) {
 		return
 	}
 	if ref, ok := opts.Wanted[f.Name]; ok {
-		if f.fileRef != "" && !SameImage(ref, f.fileRef) {
+		if f.fileRef != "" && !SameImageAnyHost(ref, f.fileRef) {
 			f.Status, f.Reason = StatusSkipped, fmt.Sprintf("the spec wants %s here, but the file says it holds %s; move it away, or give --map '%s=REF'", ref, f.fileRef, f.Name)
 			return
 		}
@@ -315,7 +315,7 @@ func inferSIF(f *File, rt spec.Runtime) {
 		}
 	}
 	switch {
-	case pathRef != "" && (fileRef == "" || SameImage(pathRef, fileRef)):
+	case pathRef != "" && (fileRef == "" || SameImageAnyHost(pathRef, fileRef)):
 		set(f, rt, pathRef, "path")
 	case fileRef != "":
 		set(f, rt, fileRef, "definition")
@@ -348,7 +348,7 @@ func inferPlus(f *File, rt spec.Runtime) {
 	readings := Readings(base)
 	if f.fileRef != "" {
 		for _, r := range readings {
-			if SameImage(r, f.fileRef) {
+			if SameImageAnyHost(r, f.fileRef) {
 				set(f, rt, r, "ref.name")
 				return
 			}

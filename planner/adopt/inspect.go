@@ -271,7 +271,8 @@ func Describe(f *os.File) (Description, error) {
 
 // SameImageAnyHost is SameImage, or the same repository path and tag or
 // digest on another host: a file built through a registry's mirror records
-// the mirror's host.
+// the mirror's host (adopt then keeps the reference the launcher's path or
+// the spec gives; import accepts the file for it).
 func SameImageAnyHost(a, b string) bool {
 	if SameImage(a, b) {
 		return true

@@ -3,6 +3,8 @@ package adopt
 import (
 	"reflect"
 	"testing"
+
+	"github.com/cachectl/cachectl/spec"
 )
 
 func TestReadings(t *testing.T) {
@@ -45,5 +47,19 @@ func TestLikely(t *testing.T) {
 		if got := Likely(base); got != want {
 			t.Errorf("Likely(%q) = %q, want %q", base, got, want)
 		}
+	}
+}
+
+// TestInferSIFThroughMirror: a SIF at the launcher's path whose labels name
+// the mirror it was pulled through is adopted as the path's reference (what
+// jobs ask for), not as the mirror's.
+func TestInferSIFThroughMirror(t *testing.T) {
+	f := &File{Name: "demo/base:1.0", fileRef: "127.0.0.1:5000/demo/base:1.0"}
+	inferSIF(f, spec.RuntimeApptainer)
+	if f.Status != StatusAdopt || f.Ref != "demo/base:1.0" || f.CustomName {
+		t.Fatalf("adopted as %q (status %v, custom name %v): %s", f.Ref, f.Status, f.CustomName, f.Reason)
+	}
+	if !SameImageAnyHost("demo/app:2.1", "mirror:5000/demo/app:2.1") || SameImageAnyHost("demo/app:2.1", "demo/base:1.0") {
+		t.Fatal("SameImageAnyHost")
 	}
 }
