@@ -22,7 +22,7 @@ import (
 type HistoryCmd struct {
 	Cache string `arg:"" optional:"" predictor:"cache" help:"Only this cache."`
 	JSON  bool   `name:"json" help:"Print the records as a JSON array (the format of .cachectl/history.jsonl)."`
-	Limit int    `name:"limit" short:"n" default:"0" help:"Show only the newest N records per cache (0 = all)."`
+	Limit int    `name:"limit" short:"n" default:"0" placeholder:"N" help:"Show only the newest N records in total, of all caches (or of the cache named); 0 = all."`
 }
 
 // Help shows examples.
