@@ -21,7 +21,7 @@ import (
 // loadModel loads and validates the spec, printing its diagnostics
 // (warnings too) to stderr. Errors return errReported.
 func loadModel(g *Globals, iox *IO) (*spec.Model, error) {
-	m, diags := spec.Load(g.Spec, spec.Options{Vars: g.Var, VarFiles: g.VarFile, Environ: iox.Environ})
+	m, diags := spec.Load(g.Spec, loadOptions(g, iox))
 	if diags != nil && len(diags.Diagnostics) > 0 {
 		diags.WriteText(iox.Stderr, g.Color(iox.Stderr), 0)
 	}
@@ -34,6 +34,12 @@ func loadModel(g *Globals, iox *IO) (*spec.Model, error) {
 	}
 	g.Logger(iox.Stderr).Debug("spec loaded", "files", m.Files, "caches", len(m.Caches), "artifacts", n)
 	return m, nil
+}
+
+// loadOptions are the spec.Load options of the command line: variables
+// and the environment.
+func loadOptions(g *Globals, iox *IO) spec.Options {
+	return spec.Options{Vars: g.Var, VarFiles: g.VarFile, Environ: iox.Environ}
 }
 
 // storeDir picks the blob store: --store (or CACHECTL_STORE), else the
