@@ -637,7 +637,7 @@ func TestExampleDetermined(t *testing.T) {
 			Image map[string]string `yaml:"image"`
 		} `yaml:"task_container_defaults"`
 	}
-	if err := yaml.Unmarshal([]byte(block[strings.Index(block, "task_container_defaults:"):]), &defaults); err != nil {
+	if err := yaml.Unmarshal([]byte(out.String()[strings.Index(out.String(), "task_container_defaults:"):]), &defaults); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(master.TaskContainerDefaults.Image) != fmt.Sprint(defaults.TaskContainerDefaults.Image) || len(defaults.TaskContainerDefaults.Image) == 0 {
