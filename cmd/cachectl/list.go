@@ -18,10 +18,11 @@ type ListCmd struct {
 
 // Help shows examples.
 func (ListCmd) Help() string {
-	return `Status is ok, missing, drifted (the file changed since cachectl placed it, or its
-mode or owner differs from the spec), orphaned (placed by cachectl, no longer in
-the spec) or unmanaged (not placed by cachectl). list reads the index and the
-files only, never a registry: a tag that moved shows in "cachectl plan", not here.
+	return `Status is ok, missing, drifted (apply would fix or rebuild it: the file changed
+since cachectl placed it, its mode or owner differs from the spec, or the spec
+now wants it built otherwise), orphaned (placed by cachectl, no longer in the
+spec) or unmanaged (not placed by cachectl). list reads the index and the files
+only, never a registry: a tag that moved shows in "cachectl plan", not here.
 
 --determined prints what Determined's HPC launcher needs: each artifact's
 environment.image value (a SIF with a file name of its own by its absolute
