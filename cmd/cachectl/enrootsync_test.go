@@ -134,3 +134,66 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestEnrootSyncUnreadable: a .sqsh the user may not read (a cache whose
+// file_mode is 0600) is not "would create" in a dry run: both the dry run
+// and the real one say the file cannot be read and what the cache's
+// file_mode must allow, exit 1, and make nothing. Runs as uid 65534; needs
+// no Enroot (nothing gets as far as running it).
+func TestEnrootSyncUnreadable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the binary as another user")
+	}
+	bin, err := exec.LookPath("cachectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "cachectl-enrootsync-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	exe := filepath.Join(dir, "cachectl")
+	copyFile(t, bin, exe, 0o755)
+	root := filepath.Join(dir, "enroot")
+	os.Mkdir(root, 0o755)
+	secret := filepath.Join(root, "team+secret+1.sqsh")
+	os.WriteFile(secret, []byte("root's only"), 0o600)
+	open := filepath.Join(root, "team+open+1.sqsh")
+	os.WriteFile(open, []byte("for all"), 0o644)
+	home := filepath.Join(dir, "home")
+	os.Mkdir(home, 0o755)
+	os.Chown(home, 65534, 65534)
+	data := filepath.Join(home, "data")
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(exe, args...)
+		cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin", "ENROOT_DATA_PATH=" + data}
+		cmd.Dir = home
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	want := "cannot read " + secret + ": the cache's file_mode must let users read it (e.g. 0644)"
+	out, code := run("enroot-sync", "--dry-run", root)
+	if code != 1 || !strings.Contains(out, "cannot create team+secret+1 from "+secret+" ("+want+")") ||
+		!strings.Contains(out, "would create team+open+1 from "+open) || strings.Contains(out, "would create team+secret+1") {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "Error: "+want) {
+		t.Errorf("dry run: no error %q:\n%s", want, out)
+	}
+	out, code = run("enroot-sync", root, "team+secret+1.sqsh")
+	if code != 1 || !strings.Contains(out, "Error: "+want) || strings.Contains(out, "permission denied") {
+		t.Fatalf("sync: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(data, "team+secret+1")); err == nil {
+		t.Error("a container was made from the unreadable image")
+	}
+}
