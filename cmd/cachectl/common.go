@@ -158,7 +158,7 @@ func builderInfo(rt spec.Runtime) planner.BuilderInfo {
 type planFlags struct {
 	Refresh bool     `name:"refresh" default:"true" negatable:"" help:"Resolve every reference against its registry (--refresh=false plans from the index only, offline)."`
 	Verify  bool     `name:"verify" help:"Re-hash every managed file (reads every byte)."`
-	Target  []string `name:"target" sep:"none" placeholder:"ADDRESS" predictor:"address" help:"Limit to an artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
+	Target  []string `name:"target" sep:"none" placeholder:"ADDRESS" predictor:"address" help:"Limit to an artifact address, e.g. 'cache.sif[\"alpine:3.20\"]', or to a whole cache, cache.sif: its artifacts and directory changes (repeatable)."`
 	Replace []string `name:"replace" sep:"none" placeholder:"ADDRESS" predictor:"address" help:"Force replacement of an artifact (e.g. an imported one) (repeatable)."`
 	Source  []string `name:"source" sep:"none" placeholder:"BUNDLE.tar" predictor:"file" help:"Resolve and copy images from this bundle (made by 'cachectl bundle') instead of registries; no network. Repeat to add the base bundles of an incremental one."`
 }
