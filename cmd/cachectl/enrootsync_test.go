@@ -29,18 +29,7 @@ func TestEnrootSyncAsUser(t *testing.T) {
 		}
 	}
 	env := peersEnviron(t)
-	bin, err := exec.LookPath("cachectl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "cachectl-enrootsync-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	exe := filepath.Join(dir, "cachectl")
-	copyFile(t, bin, exe, 0o755)
+	dir, exe := binaryForOthers(t)
 
 	// A cache root kept by root: an image and a root-only state directory.
 	root := filepath.Join(dir, "enroot")
@@ -116,6 +105,37 @@ func TestEnrootSyncAsUser(t *testing.T) {
 	}
 }
 
+// binaryForOthers copies the cachectl binary into a new directory that
+// other users may enter (below /tmp, not the test's 0700 temporary
+// directory), removed when the test ends.
+func binaryForOthers(t *testing.T) (dir, exe string) {
+	t.Helper()
+	bin, err := exec.LookPath("cachectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir, err = os.MkdirTemp("", "cachectl-enrootsync-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	exe = filepath.Join(dir, "cachectl")
+	copyFile(t, bin, exe, 0o755)
+	return dir, exe
+}
+
+// exitStatus is the exit status of a command that ran (err from Run or
+// CombinedOutput); a command that did not run fails the test.
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	t.Helper()
 	in, err := os.Open(from)
@@ -144,18 +164,7 @@ func TestEnrootSyncUnreadable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run the binary as another user")
 	}
-	bin, err := exec.LookPath("cachectl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "cachectl-enrootsync-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	exe := filepath.Join(dir, "cachectl")
-	copyFile(t, bin, exe, 0o755)
+	dir, exe := binaryForOthers(t)
 	root := filepath.Join(dir, "enroot")
 	os.Mkdir(root, 0o755)
 	secret := filepath.Join(root, "team+secret+1.sqsh")
@@ -172,13 +181,7 @@ func TestEnrootSyncUnreadable(t *testing.T) {
 		cmd.Dir = home
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), code
+		return string(out), exitStatus(t, err)
 	}
 	want := "cannot read " + secret + ": the cache's file_mode must let users read it (e.g. 0644)"
 	out, code := run("enroot-sync", "--dry-run", root)

@@ -93,14 +93,7 @@ func shell(t *testing.T, dir string, env []string, script string) (string, int) 
 	cmd.Dir, cmd.Env = dir, env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("bash: %v", err)
-	}
-	return out.String(), code
+	return out.String(), exitStatus(t, cmd.Run())
 }
 
 func envOf(base []string, maps ...map[string]string) []string {
@@ -543,13 +536,7 @@ func TestExampleReportTimer(t *testing.T) {
 		cmd := exec.Command(cronEnv["SHELL"], "-c", cronCmds[0])
 		cmd.Dir, cmd.Env = out, envOf(env, cronEnv)
 		b, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(b), code
+		return string(b), exitStatus(t, err)
 	}
 	if o, code := runCron(); code != 0 {
 		t.Fatalf("cron command: exit %d\n%s", code, o)
