@@ -93,7 +93,8 @@ func shell(t *testing.T, dir string, env []string, script string) (string, int) 
 	cmd.Dir, cmd.Env = dir, env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	return out.String(), exitStatus(t, cmd.Run())
+	code := exitStatus(t, cmd.Run())
+	return out.String(), code
 }
 
 func envOf(base []string, maps ...map[string]string) []string {
