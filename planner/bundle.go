@@ -12,21 +12,22 @@ import (
 )
 
 // BundleRequests lists each distinct reference and platform of the spec
-// (or of the target addresses), in spec order, and the normalized name of
+// (or of the target addresses: artifacts, or cache.NAME for every image of
+// a cache), in spec order, and the normalized name of
 // each reference.
 func BundleRequests(m *spec.Model, targets []string) ([]source.ResolveRequest, map[string]string, error) {
-	want := map[string]bool{}
-	for _, t := range targets {
-		want[t] = true
-	}
+	want := newTargetSet(targets)
 	found := map[string]bool{}
 	seen := map[source.ResolveKey]bool{}
 	var reqs []source.ResolveRequest
 	names := map[string]string{}
 	var notRegistry []string
 	for _, c := range m.Caches {
+		if want.cacheTargeted(c.Name) {
+			found["cache."+c.Name] = true
+		}
 		for _, a := range c.Artifacts {
-			if len(want) > 0 && !want[a.Address()] {
+			if !want.artifact(c.Name, a.Address()) {
 				continue
 			}
 			found[a.Address()] = true
@@ -51,7 +52,7 @@ func BundleRequests(m *spec.Model, targets []string) ([]source.ResolveRequest, m
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, nil, fmt.Errorf("-target %s matches no artifact of the spec; addresses look like cache.NAME[\"REF\"] (see \"cachectl list\")", strings.Join(unknown, ", "))
+		return nil, nil, fmt.Errorf("-target %s matches no artifact of the spec; addresses look like cache.NAME[\"REF\"], or cache.NAME for a whole cache (see \"cachectl list\")", strings.Join(unknown, ", "))
 	}
 	if len(notRegistry) > 0 {
 		return nil, nil, fmt.Errorf("bundles carry registry images only; these artifacts have a local source: %s (leave them out with -target)", strings.Join(notRegistry, ", "))

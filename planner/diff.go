@@ -34,7 +34,9 @@ type DiffInput struct {
 	// Refreshed is false it may be empty: the index's digests are used.
 	Resolved  map[source.ResolveKey]source.Resolution
 	Refreshed bool
-	// Targets limits the plan to these addresses (empty = all).
+	// Targets limits the plan to these addresses (empty = all): artifact
+	// addresses, or cache.NAME for a whole cache (its artifacts and its
+	// directory changes; see targetSet).
 	Targets []string
 	// Replace forces replacement of these addresses (e.g. imported files).
 	Replace []string
@@ -44,7 +46,7 @@ type DiffInput struct {
 // by cache (in input order) then name, and errors for artifacts that
 // cannot be planned (a file cachectl did not place is in the way).
 func Diff(in DiffInput) ([]Change, []error) {
-	targets := setOf(in.Targets)
+	targets := newTargetSet(in.Targets)
 	replace := setOf(in.Replace)
 	var changes []Change
 	var errs []error
@@ -53,7 +55,7 @@ func Diff(in DiffInput) ([]Change, []error) {
 		wanted := map[string]bool{}
 		for _, a := range c.Artifacts {
 			wanted[a.Name] = true
-			if len(targets) > 0 && !targets[a.Address()] {
+			if !targets.artifact(c.Name, a.Address()) {
 				continue
 			}
 			ch, err := diffArtifact(ci, a, in, replace[a.Address()])
@@ -63,7 +65,7 @@ func Diff(in DiffInput) ([]Change, []error) {
 			}
 			changes = append(changes, ch)
 		}
-		if len(targets) == 0 {
+		if targets.dirs(c.Name) {
 			changes = append(changes, diffDirs(ci)...)
 		}
 		for i := range st.Index.Entries {
@@ -72,7 +74,7 @@ func Diff(in DiffInput) ([]Change, []error) {
 				continue
 			}
 			addr := spec.Address(c.Name, e.Ref)
-			if len(targets) > 0 && !targets[addr] {
+			if !targets.artifact(c.Name, addr) {
 				continue
 			}
 			ch := baseChange(ci, addr, e.Ref, e.Name)

@@ -136,3 +136,57 @@ func TestDiffTargets(t *testing.T) {
 		t.Fatalf("targets not honoured: %+v", changes)
 	}
 }
+
+// -target cache.NAME plans the whole cache: every artifact (one that left
+// the spec too) and the root's directory changes; another cache is left
+// alone, and an artifact address alone plans no directory.
+func TestDiffTargetCache(t *testing.T) {
+	c := testCache(t, true, "alpine:3.20", "busybox:1")
+	other := testCache(t, false, "alpine:3.20")
+	other.Name, other.Root = "other", "/nonexistent/other"
+	for _, a := range other.Artifacts {
+		a.Cache = other.Name
+	}
+	st := func(root string) *cacheroot.RootState {
+		return &cacheroot.RootState{Root: root, Files: map[string]cacheroot.FileState{"gone:1": okFile()},
+			Dirs:  map[string]cacheroot.FileState{".": {Exists: true, Dir: true, Mode: 0o700}},
+			Index: &cacheroot.Index{Version: cacheroot.IndexVersion, Entries: []cacheroot.Entry{entry("gone:1", "sha256:cc")}, Dirs: []string{"."}}}
+	}
+	in := DiffInput{Caches: []CacheInput{{Cache: c, State: st(c.Root), UID: -1, GID: -1}, {Cache: other, State: st(other.Root), UID: -1, GID: -1}}}
+	addrs := func(targets ...string) map[string]Action {
+		in.Targets = targets
+		changes, errs := Diff(in)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		out := map[string]Action{}
+		for _, ch := range changes {
+			out[ch.Address] = ch.Action
+		}
+		return out
+	}
+	got := addrs("cache.sif")
+	want := map[string]Action{`cache.sif["alpine:3.20"]`: ActionCreate, `cache.sif["busybox:1"]`: ActionCreate,
+		`cache.sif["gone:1"]`: ActionDelete, DirAddress("sif", "."): ActionUpdate}
+	if len(got) != len(want) {
+		t.Errorf("-target cache.sif: %v, want %v", got, want)
+	}
+	for a, act := range want {
+		if got[a] != act {
+			t.Errorf("-target cache.sif: %s is %q, want %q (all: %v)", a, got[a], act, got)
+		}
+	}
+	if got := addrs(`cache.sif["busybox:1"]`, "cache.other"); len(got) != 4 || got[`cache.sif["busybox:1"]`] != ActionCreate ||
+		got[`cache.other["gone:1"]`] != ActionOrphan || got[DirAddress("other", ".")] != ActionUpdate || got[DirAddress("sif", ".")] != "" {
+		t.Errorf("an artifact of sif and the whole of other: %v", got)
+	}
+	for _, tc := range []struct {
+		addr string
+		name string
+		ok   bool
+	}{{"cache.sif", "sif", true}, {"cache.my-cache_2", "my-cache_2", true}, {`cache.sif["a:1"]`, "", false}, {`cache.sif.dir["."]`, "", false}, {"cache.", "", false}, {"sif", "", false}} {
+		if name, ok := CacheAddress(tc.addr); name != tc.name || ok != tc.ok {
+			t.Errorf("CacheAddress(%q) = %q, %v", tc.addr, name, ok)
+		}
+	}
+}

@@ -260,7 +260,11 @@ func (l *loader) decodeRegistries(m *Model, blocks []*hcl.Block) {
 			l.pathAttr(a, &r.AuthFile)
 		}
 		if a := content.Attributes["insecure"]; a != nil {
-			l.boolAttr(a, &r.Insecure)
+			if l.boolAttr(a, &r.Insecure) && r.Insecure && r.Mirror != "" {
+				l.warnf(a.Expr.Range().Ptr(), "insecure applies to the registry itself, not only its mirror",
+					"insecure = true in registry %q turns off TLS verification and allows plain HTTP for %s itself (where images come from when the mirror lacks them), not for the mirror %s, which has its own settings. insecure applies to %s itself too; for an HTTP mirror, give the mirror a registry block of its own with insecure = true (registry %q { insecure = true }) and remove it here.",
+					host, host, r.Mirror, host, r.Mirror)
+			}
 		}
 		if a := content.Attributes["max_concurrency"]; a != nil {
 			if l.intAttr(a, &r.MaxConcurrency) && (r.MaxConcurrency < 1 || r.MaxConcurrency > 1024) {

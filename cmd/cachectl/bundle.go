@@ -46,7 +46,7 @@ func (BundleCreateCmd) Help() string {
 type BundleCreateCmd struct {
 	sourceFlags
 	Output string   `short:"o" name:"output" required:"" placeholder:"FILE.tar" predictor:"file" help:"The bundle file to write (atomically: a temporary file renamed into place)."`
-	Target []string `name:"target" sep:"none" placeholder:"ADDRESS" predictor:"address" help:"Only the image of this artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
+	Target []string `name:"target" sep:"none" placeholder:"ADDRESS" predictor:"address" help:"Only the image of this artifact address, e.g. 'cache.sif[\"alpine:3.20\"]', or every image of a cache, cache.sif (repeatable)."`
 	Since  string   `name:"since" type:"existingfile" predictor:"file" placeholder:"OLD.tar" help:"Write an incremental bundle: leave out the blobs that the images of OLD.tar need."`
 }
 

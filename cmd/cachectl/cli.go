@@ -20,13 +20,17 @@ var Version = "dev"
 
 // Globals are the flags every command accepts.
 type Globals struct {
-	Spec     string            `short:"f" name:"spec" default:"cachectl.hcl" predictor:"spec" env:"CACHECTL_SPEC" placeholder:"PATH" help:"Spec file, or a directory of *.hcl files."`
+	Spec     string            `short:"f" name:"spec" default:"cachectl.hcl" predictor:"spec" env:"CACHECTL_SPEC" placeholder:"PATH" help:"Spec file, or a directory of *.hcl files (the compat commands default to /etc/cachectl/cachectl.hcl as root, else ~/.config/cachectl/cachectl.hcl)."`
 	Var      []string          `name:"var" sep:"none" placeholder:"NAME=VALUE" help:"Set a variable (repeatable). Overrides -var-file, CACHECTL_VAR_NAME and defaults."`
 	VarFile  []string          `name:"var-file" sep:"none" placeholder:"FILE" predictor:"file" help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)."`
 	NoColor  bool              `name:"no-color" help:"Never use colour (colour is used only on a terminal, and never when NO_COLOR is set)."`
 	Store    string            `name:"store" env:"CACHECTL_STORE" placeholder:"DIR" predictor:"dir" help:"Blob store directory (default: the spec's cachectl { store }, else /var/cache/cachectl/store as root, else ~/.cache/cachectl/store)."`
 	LogLevel string            `name:"log-level" default:"warn" enum:"error,warn,info,debug" help:"Log verbosity on stderr: error, warn, info, debug."`
 	Env      map[string]string `kong:"-"`
+	// SpecGiven is true when the spec was given (-f/--spec or
+	// CACHECTL_SPEC), false when Spec is the default "cachectl.hcl": the
+	// compat commands look elsewhere by default.
+	SpecGiven bool `kong:"-"`
 	// Keychain, when set, supplies registry credentials before the default
 	// keychain (the compat commands' --username).
 	Keychain authn.Keychain `kong:"-"`
@@ -47,7 +51,7 @@ type CLI struct {
 	Compat     CompatCmd     `cmd:"" help:"The HPC launcher's manage-singularity-cache and manage-enroot-cache command lines (also run as those names through a symlink)."`
 	EnrootSync EnrootSyncCmd `cmd:"" name:"enroot-sync" help:"Create the calling user's Enroot containers from a cache's .sqsh files (recreated when a file changed)."`
 	GC         GCCmd         `cmd:"" name:"gc" help:"Remove blobs from the store that no cache index references."`
-	Report     ReportCmd     `cmd:"" help:"Write a drift report: Markdown, Prometheus text-file metrics, JSON or text."`
+	Report     ReportCmd     `cmd:"" help:"Write a drift report: Markdown, Prometheus text-file metrics, JSON, text or JUnit XML."`
 	Bundle     BundleCmd     `cmd:"" help:"Write or verify a transfer bundle of the spec's images for air-gapped clusters."`
 	History    HistoryCmd    `cmd:"" help:"List the apply and import history of the caches."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell completion script (bash, zsh, fish)."`
@@ -148,6 +152,13 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}()
 		completeLine(parser)
 		kctx, err := parser.Parse(singleDashLong(args, parser))
+		var perr *kong.ParseError
+		if errors.As(err, &perr) && perr.Context != nil && perr.Context.Selected() == nil && strings.HasPrefix(err.Error(), "expected one of") {
+			// No command (bare "cachectl", or global flags alone): the help.
+			perr.Context.PrintUsage(false)
+			fmt.Fprintln(stderr, "cachectl: error: no command given; the commands are above (\"cachectl COMMAND --help\" for each)")
+			return 1
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "cachectl: error: %v\n", err)
 			if kctx != nil && len(args) > 0 {
@@ -157,6 +168,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			}
 			return 1
 		}
+		cli.Globals.SpecGiven = specGiven(kctx)
+		if cli.Globals.Spec == "" && !cli.Globals.SpecGiven {
+			cli.Globals.Spec = "cachectl.hcl" // CACHECTL_SPEC set but empty: the default
+		}
 		iox := &IO{Ctx: ctx, Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, Environ: os.Environ()}
 		err = kctx.Run(&cli.Globals, iox)
 		return exitCode(err, stderr)
@@ -165,6 +180,19 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 type exitPanic struct{}
+
+// specGiven reports whether the command line (-f/--spec) or the
+// environment (CACHECTL_SPEC, as kong reads it) gave the spec, as opposed
+// to the default: a default and an explicit "cachectl.hcl" are the same
+// string.
+func specGiven(kctx *kong.Context) bool {
+	for _, p := range kctx.Path {
+		if p.Flag != nil && p.Flag.Name == "spec" {
+			return true
+		}
+	}
+	return os.Getenv("CACHECTL_SPEC") != ""
+}
 
 func commandPath(kctx *kong.Context) string {
 	var parts []string

@@ -21,7 +21,7 @@ import (
 // loadModel loads and validates the spec, printing its diagnostics
 // (warnings too) to stderr. Errors return errReported.
 func loadModel(g *Globals, iox *IO) (*spec.Model, error) {
-	m, diags := spec.Load(g.Spec, spec.Options{Vars: g.Var, VarFiles: g.VarFile, Environ: iox.Environ})
+	m, diags := spec.Load(g.Spec, loadOptions(g, iox))
 	if diags != nil && len(diags.Diagnostics) > 0 {
 		diags.WriteText(iox.Stderr, g.Color(iox.Stderr), 0)
 	}
@@ -34,6 +34,12 @@ func loadModel(g *Globals, iox *IO) (*spec.Model, error) {
 	}
 	g.Logger(iox.Stderr).Debug("spec loaded", "files", m.Files, "caches", len(m.Caches), "artifacts", n)
 	return m, nil
+}
+
+// loadOptions are the spec.Load options of the command line: variables
+// and the environment.
+func loadOptions(g *Globals, iox *IO) spec.Options {
+	return spec.Options{Vars: g.Var, VarFiles: g.VarFile, Environ: iox.Environ}
 }
 
 // storeDir picks the blob store: --store (or CACHECTL_STORE), else the
@@ -152,7 +158,7 @@ func builderInfo(rt spec.Runtime) planner.BuilderInfo {
 type planFlags struct {
 	Refresh bool     `name:"refresh" default:"true" negatable:"" help:"Resolve every reference against its registry (--refresh=false plans from the index only, offline)."`
 	Verify  bool     `name:"verify" help:"Re-hash every managed file (reads every byte)."`
-	Target  []string `name:"target" sep:"none" placeholder:"ADDRESS" predictor:"address" help:"Limit to an artifact address, e.g. 'cache.sif[\"alpine:3.20\"]' (repeatable)."`
+	Target  []string `name:"target" sep:"none" placeholder:"ADDRESS" predictor:"address" help:"Limit to an artifact address, e.g. 'cache.sif[\"alpine:3.20\"]', or to a whole cache, cache.sif: its artifacts and directory changes (repeatable)."`
 	Replace []string `name:"replace" sep:"none" placeholder:"ADDRESS" predictor:"address" help:"Force replacement of an artifact (e.g. an imported one) (repeatable)."`
 	Source  []string `name:"source" sep:"none" placeholder:"BUNDLE.tar" predictor:"file" help:"Resolve and copy images from this bundle (made by 'cachectl bundle') instead of registries; no network. Repeat to add the base bundles of an incremental one."`
 }

@@ -53,6 +53,12 @@ documentation gives them; cachectl answers to those names through a symlink
 written into the compat spec file beside cachectl's spec (NAME.compat.hcl) and
 applied through plan/apply, so "cachectl plan" keeps the images.
 
+The spec: "cachectl -f PATH compat …" or CACHECTL_SPEC; a spec given must
+exist. None given, the compat commands (unlike the others, which read
+./cachectl.hcl) use /etc/cachectl/cachectl.hcl as root, else
+~/.config/cachectl/cachectl.hcl, as the launcher's scripts run from any
+directory.
+
 Examples:
   manage-singularity-cache --cuda
   manage-singularity-cache -i localfile.sif determinedai/environments:py-3.8-pytorch-1.10-tf-2.8-cpu-096d730
@@ -93,29 +99,16 @@ type compatEnv struct {
 	masterPath           string
 }
 
-// newCompatEnv finds the spec: --spec or CACHECTL_SPEC when given, else
-// /etc/cachectl/cachectl.hcl (as root) or ~/.config/cachectl/cachectl.hcl
-// (XDG_CONFIG_HOME; other users); the compat file is the spec's
-// NAME.compat.hcl beside it, also when the spec itself does not exist.
+// newCompatEnv finds the spec (compatSpecPath); the compat file is the
+// spec's NAME.compat.hcl beside it, also when the spec itself does not
+// exist.
 func newCompatEnv(g *Globals, iox *IO) (*compatEnv, error) {
 	e := &compatEnv{g: g, iox: iox}
-	if iox.Getenv("CACHECTL_SPEC") != "" || g.Spec != "cachectl.hcl" {
-		abs, err := filepath.Abs(g.Spec)
-		if err != nil {
-			return nil, err
-		}
-		e.mainSpec = abs
-	} else {
-		dir := "/etc/cachectl"
-		if os.Geteuid() != 0 {
-			cfg := iox.Getenv("XDG_CONFIG_HOME")
-			if cfg == "" {
-				cfg = filepath.Join(iox.Getenv("HOME"), ".config")
-			}
-			dir = filepath.Join(cfg, "cachectl")
-		}
-		e.mainSpec = filepath.Join(dir, "cachectl.hcl")
+	p, err := compatSpecPath(g, os.Geteuid(), iox.Getenv)
+	if err != nil {
+		return nil, err
 	}
+	e.mainSpec = p
 	e.compatFile = spec.CompatFile(e.mainSpec)
 	if err := e.load(); err != nil {
 		return nil, err
@@ -130,6 +123,49 @@ func newCompatEnv(g *Globals, iox *IO) (*compatEnv, error) {
 	}
 	e.master = m
 	return e, nil
+}
+
+// compatSpecPath is the spec of the compat commands. Unlike the other
+// commands (default ./cachectl.hcl), they run from anywhere as the
+// launcher's scripts did, so without a spec given (-f/--spec or
+// CACHECTL_SPEC) it is /etc/cachectl/cachectl.hcl for root (euid 0) and
+// $XDG_CONFIG_HOME/cachectl/cachectl.hcl (~/.config/…) for other users.
+// A given spec must exist (or its compat file must, from earlier adds; or
+// it is a NAME.compat.hcl, the compat file alone, which the commands
+// create): a mistyped -f is an error, not a run without the spec.
+func compatSpecPath(g *Globals, euid int, getenv func(string) string) (string, error) {
+	if g.SpecGiven {
+		abs, err := filepath.Abs(g.Spec)
+		if err != nil {
+			return "", err
+		}
+		_, err = os.Stat(abs)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && strings.HasSuffix(abs, spec.CompatSuffix):
+			// The compat file alone as the spec: the commands create it.
+		case errors.Is(err, os.ErrNotExist):
+			if _, cerr := os.Stat(spec.CompatFile(abs)); cerr != nil {
+				return "", fmt.Errorf("the spec %s (given with -f/--spec or CACHECTL_SPEC) does not exist; give an existing spec file or directory, or give none to use %s", abs, defaultCompatSpec(euid, getenv))
+			}
+		case err != nil:
+			return "", fmt.Errorf("the spec %s (given with -f/--spec or CACHECTL_SPEC): %w", abs, err)
+		}
+		return abs, nil
+	}
+	return defaultCompatSpec(euid, getenv), nil
+}
+
+// defaultCompatSpec is the compat commands' spec when none is given.
+func defaultCompatSpec(euid int, getenv func(string) string) string {
+	dir := "/etc/cachectl"
+	if euid != 0 {
+		cfg := getenv("XDG_CONFIG_HOME")
+		if cfg == "" {
+			cfg = filepath.Join(getenv("HOME"), ".config")
+		}
+		dir = filepath.Join(cfg, "cachectl")
+	}
+	return filepath.Join(dir, "cachectl.hcl")
 }
 
 // specPath is what plan and apply load: the main spec (which brings its
@@ -251,6 +287,21 @@ func (e *compatEnv) cacheAt(root string) *spec.Cache {
 	return nil
 }
 
+// checkRuntime refuses a root that the spec gives to a cache of another
+// format than the command's (rt): manage-enroot-cache -s at a podman or
+// apptainer root must neither reuse nor add files there.
+func (e *compatEnv) checkRuntime(rt spec.Runtime, root string) error {
+	c := e.cacheAt(root)
+	if c == nil || c.Runtime.Format() == rt.Format() {
+		return nil
+	}
+	cmd := compatSingularity
+	if rt == spec.RuntimeEnroot {
+		cmd = compatEnroot
+	}
+	return fmt.Errorf("%s is the root of cache %q (runtime %s) in %s; %s needs a cache of runtime %s: give it the root of one (or a new directory)", root, c.Name, c.Runtime, e.specPath(), cmd, rt)
+}
+
 var nonName = regexp.MustCompile(`[^A-Za-z0-9_]+`)
 
 // compatCacheName names the cache the compat file defines for a root.
@@ -359,10 +410,10 @@ func (e *compatEnv) addImage(rt spec.Runtime, kind, root, ref string, do func(c 
 		return err
 	}
 	name, def := "", (*compatCache)(nil)
+	if err := e.checkRuntime(rt, root); err != nil {
+		return err
+	}
 	if c := e.cacheAt(root); c != nil {
-		if c.Runtime.Format() != rt.Format() {
-			return fmt.Errorf("%s is the root of cache %q (runtime %s) in %s, not a %s cache", root, c.Name, c.Runtime, e.specPath(), rt)
-		}
 		name = c.Name
 	} else {
 		name, def = compatCacheName(kind, root), &compatCache{runtime: rt, root: root}

@@ -34,6 +34,18 @@ file did not change).
   -l, --list               list the image references in DIR, one per line
   --determined-version V   the Determined version for --cuda/--cpu/--rocm
   -h, --help               this help
+
+Added images are written to the compat spec file beside cachectl's spec
+(NAME.compat.hcl). The spec is CACHECTL_SPEC (or "cachectl -f PATH compat
+manage-enroot-cache"), else /etc/cachectl/cachectl.hcl as root, else
+~/.config/cachectl/cachectl.hcl.
+
+Examples:
+  manage-enroot-cache -s /shared/enroot --cuda --cpu
+  manage-enroot-cache -s /shared/enroot determinedai/environments:cuda-10.2-base-gpu-mpi-0.19.4
+  sudo manage-enroot-cache -s /shared/enroot --nocreate determinedai/environments:cuda-10.2-base-gpu-mpi-0.19.4
+  manage-enroot-cache -s /shared/enroot --username bob myorg/private:1
+  manage-enroot-cache -s /shared/enroot -l
 `
 
 // enrootArgs is a parsed manage-enroot-cache command line.
@@ -118,6 +130,9 @@ func (c *CompatEnrootCmd) Run(g *Globals, iox *IO) error {
 	root := filepath.Clean(abs)
 	e, err := newCompatEnv(g, iox)
 	if err != nil {
+		return err
+	}
+	if err := e.checkRuntime(spec.RuntimeEnroot, root); err != nil {
 		return err
 	}
 	if a.list {

@@ -37,6 +37,15 @@ Keeps the Apptainer/Singularity image cache under singularity_image_root
 
 Added images are written to the compat spec file beside cachectl's spec
 (NAME.compat.hcl), so that "cachectl plan" keeps them and prune never removes them.
+The spec is CACHECTL_SPEC (or "cachectl -f PATH compat manage-singularity-cache"),
+else /etc/cachectl/cachectl.hcl as root, else ~/.config/cachectl/cachectl.hcl.
+
+Examples:
+  manage-singularity-cache --cuda --cpu
+  manage-singularity-cache determinedai/environments:py-3.8-pytorch-1.10-tf-2.8-cpu-096d730
+  manage-singularity-cache -i localfile.sif determinedai/environments:py-3.8-pytorch-1.10-tf-2.8-cpu-096d730
+  manage-singularity-cache --root /shared/sif --determined-version 0.38.1 --rocm
+  manage-singularity-cache -l
 `
 
 // singularityArgs is a parsed manage-singularity-cache command line.
@@ -160,6 +169,9 @@ func (c *CompatSingularityCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return err
 	}
+	if err := e.checkRuntime(rt, root); err != nil {
+		return err
+	}
 	if a.list {
 		return e.listRefs(rt, root)
 	}
@@ -248,8 +260,8 @@ func (e *compatEnv) singularityRoot(flag string) (string, spec.Runtime, error) {
 	if err != nil {
 		return "", "", err
 	}
-	if c := e.cacheAt(filepath.Clean(abs)); c != nil {
-		rt = c.Runtime
+	if c := e.cacheAt(filepath.Clean(abs)); c != nil && c.Runtime.Format() == rt.Format() {
+		rt = c.Runtime // apptainer or singularity, as the spec says
 	}
 	return filepath.Clean(abs), rt, nil
 }

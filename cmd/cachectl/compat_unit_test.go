@@ -92,3 +92,39 @@ func TestMasterConfigImages(t *testing.T) {
 		t.Fatalf("a missing master.yaml: %v %v", m, err)
 	}
 }
+
+// The compat commands' spec: the given one (which must exist, or be a
+// compat file), else root's /etc/cachectl or the user's config directory.
+func TestCompatSpecPath(t *testing.T) {
+	dir := t.TempDir()
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	home := env(map[string]string{"HOME": "/home/bob"})
+	for _, tc := range []struct {
+		g       Globals
+		euid    int
+		getenv  func(string) string
+		want    string
+		wantErr string
+	}{
+		{Globals{Spec: "cachectl.hcl"}, 0, home, "/etc/cachectl/cachectl.hcl", ""},
+		{Globals{Spec: "cachectl.hcl"}, 1000, home, "/home/bob/.config/cachectl/cachectl.hcl", ""},
+		{Globals{Spec: "cachectl.hcl"}, 1000, env(map[string]string{"HOME": "/home/bob", "XDG_CONFIG_HOME": "/cfg"}), "/cfg/cachectl/cachectl.hcl", ""},
+		{Globals{Spec: filepath.Join(dir, "site.hcl"), SpecGiven: true}, 0, home, filepath.Join(dir, "site.hcl"), ""},
+		{Globals{Spec: filepath.Join(dir, "typo.hlc"), SpecGiven: true}, 0, home, "", "typo.hlc (given with -f/--spec or CACHECTL_SPEC) does not exist; give an existing spec file or directory, or give none to use /etc/cachectl/cachectl.hcl"},
+		{Globals{Spec: filepath.Join(dir, "new.compat.hcl"), SpecGiven: true}, 0, home, filepath.Join(dir, "new.compat.hcl"), ""},
+		{Globals{Spec: filepath.Join(dir, "old.hcl"), SpecGiven: true}, 0, home, filepath.Join(dir, "old.hcl"), ""},
+	} {
+		os.WriteFile(filepath.Join(dir, "site.hcl"), nil, 0o644)
+		os.WriteFile(filepath.Join(dir, "old.compat.hcl"), nil, 0o644)
+		got, err := compatSpecPath(&tc.g, tc.euid, tc.getenv)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("compatSpecPath(%+v) = %q, %v; want error %q", tc.g, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("compatSpecPath(%+v, euid %d) = %q, %v; want %q", tc.g, tc.euid, got, err, tc.want)
+		}
+	}
+}

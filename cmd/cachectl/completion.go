@@ -26,11 +26,11 @@ addresses (-target, -replace) from the spec that -f/--spec, CACHECTL_SPEC or
 ./cachectl.hcl names. The shell calls cachectl itself to complete (cachectl
 must be on PATH).
 
-Install:
-  bash:  cachectl completion bash > /etc/bash_completion.d/cachectl
-         (or: source <(cachectl completion bash) in ~/.bashrc)
-  zsh:   source <(cachectl completion zsh) in ~/.zshrc, after compinit
-  fish:  cachectl completion fish > ~/.config/fish/completions/cachectl.fish`
+Examples:
+  cachectl completion bash > /etc/bash_completion.d/cachectl
+  source <(cachectl completion bash)                            # in ~/.bashrc
+  source <(cachectl completion zsh)                             # in ~/.zshrc, after compinit
+  cachectl completion fish > ~/.config/fish/completions/cachectl.fish`
 }
 
 // completionScripts are the shell glue of posener/complete (as kongplete

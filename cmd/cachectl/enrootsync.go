@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -77,11 +78,15 @@ func syncContainers(iox *IO, opts enrootsync.Options, dryRun bool) error {
 	if err != nil {
 		return err
 	}
-	verb := map[enrootsync.Action]string{enrootsync.Create: "create", enrootsync.Recreate: "recreate", enrootsync.Keep: "keep", enrootsync.Remove: "remove", enrootsync.Skip: "skip"}
+	verb := map[enrootsync.Action]string{enrootsync.Create: "create", enrootsync.Recreate: "recreate", enrootsync.Keep: "keep", enrootsync.Remove: "remove", enrootsync.Skip: "skip", enrootsync.Unreadable: "cannot create"}
 	if dryRun {
-		verb = map[enrootsync.Action]string{enrootsync.Create: "would create", enrootsync.Recreate: "would recreate", enrootsync.Keep: "keep", enrootsync.Remove: "would remove", enrootsync.Skip: "skip"}
+		verb = map[enrootsync.Action]string{enrootsync.Create: "would create", enrootsync.Recreate: "would recreate", enrootsync.Keep: "keep", enrootsync.Remove: "would remove", enrootsync.Skip: "skip", enrootsync.Unreadable: "cannot create"}
 	}
+	var unreadable []string
 	for _, s := range steps {
+		if s.Action == enrootsync.Unreadable {
+			unreadable = append(unreadable, s.Reason)
+		}
 		line := fmt.Sprintf("%s %s", verb[s.Action], s.Container)
 		if s.Image != "" {
 			line += " from " + filepath.Join(opts.Root, s.Image)
@@ -94,8 +99,13 @@ func syncContainers(iox *IO, opts enrootsync.Options, dryRun bool) error {
 	if len(steps) == 0 {
 		fmt.Fprintf(iox.Stdout, "No .sqsh images in %s.\n", opts.Root)
 	}
-	if dryRun {
-		return nil
+	if !dryRun {
+		if err := enrootsync.Run(iox.Ctx, opts, steps); err != nil {
+			return err
+		}
 	}
-	return enrootsync.Run(iox.Ctx, opts, steps)
+	if len(unreadable) > 0 {
+		return errors.New(strings.Join(unreadable, "\n"))
+	}
+	return nil
 }

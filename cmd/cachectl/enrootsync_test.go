@@ -29,18 +29,7 @@ func TestEnrootSyncAsUser(t *testing.T) {
 		}
 	}
 	env := peersEnviron(t)
-	bin, err := exec.LookPath("cachectl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "cachectl-enrootsync-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	exe := filepath.Join(dir, "cachectl")
-	copyFile(t, bin, exe, 0o755)
+	dir, exe := binaryForOthers(t)
 
 	// A cache root kept by root: an image and a root-only state directory.
 	root := filepath.Join(dir, "enroot")
@@ -116,6 +105,37 @@ func TestEnrootSyncAsUser(t *testing.T) {
 	}
 }
 
+// binaryForOthers copies the cachectl binary into a new directory that
+// other users may enter (below /tmp, not the test's 0700 temporary
+// directory), removed when the test ends.
+func binaryForOthers(t *testing.T) (dir, exe string) {
+	t.Helper()
+	bin, err := exec.LookPath("cachectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir, err = os.MkdirTemp("", "cachectl-enrootsync-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	exe = filepath.Join(dir, "cachectl")
+	copyFile(t, bin, exe, 0o755)
+	return dir, exe
+}
+
+// exitStatus is the exit status of a command that ran (err from Run or
+// CombinedOutput); a command that did not run fails the test.
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	t.Helper()
 	in, err := os.Open(from)
@@ -132,5 +152,51 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEnrootSyncUnreadable: a .sqsh the user may not read (a cache whose
+// file_mode is 0600) is not "would create" in a dry run: both the dry run
+// and the real one say the file cannot be read and what the cache's
+// file_mode must allow, exit 1, and make nothing. Runs as uid 65534; needs
+// no Enroot (nothing gets as far as running it).
+func TestEnrootSyncUnreadable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the binary as another user")
+	}
+	dir, exe := binaryForOthers(t)
+	root := filepath.Join(dir, "enroot")
+	os.Mkdir(root, 0o755)
+	secret := filepath.Join(root, "team+secret+1.sqsh")
+	os.WriteFile(secret, []byte("root's only"), 0o600)
+	open := filepath.Join(root, "team+open+1.sqsh")
+	os.WriteFile(open, []byte("for all"), 0o644)
+	home := filepath.Join(dir, "home")
+	os.Mkdir(home, 0o755)
+	os.Chown(home, 65534, 65534)
+	data := filepath.Join(home, "data")
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(exe, args...)
+		cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin", "ENROOT_DATA_PATH=" + data}
+		cmd.Dir = home
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		return string(out), exitStatus(t, err)
+	}
+	want := "cannot read " + secret + ": the cache's file_mode must let users read it (e.g. 0644)"
+	out, code := run("enroot-sync", "--dry-run", root)
+	if code != 1 || !strings.Contains(out, "cannot create team+secret+1 from "+secret+" ("+want+")") ||
+		!strings.Contains(out, "would create team+open+1 from "+open) || strings.Contains(out, "would create team+secret+1") {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "Error: "+want) {
+		t.Errorf("dry run: no error %q:\n%s", want, out)
+	}
+	out, code = run("enroot-sync", root, "team+secret+1.sqsh")
+	if code != 1 || !strings.Contains(out, "Error: "+want) || strings.Contains(out, "permission denied") {
+		t.Fatalf("sync: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(data, "team+secret+1")); err == nil {
+		t.Error("a container was made from the unreadable image")
 	}
 }

@@ -93,13 +93,7 @@ func shell(t *testing.T, dir string, env []string, script string) (string, int) 
 	cmd.Dir, cmd.Env = dir, env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("bash: %v", err)
-	}
+	code := exitStatus(t, cmd.Run())
 	return out.String(), code
 }
 
@@ -488,20 +482,32 @@ func TestExampleReportTimer(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(out, "node_exporter", "textfile"), 0o755)
 	os.MkdirAll(filepath.Join(out, "cachectl"), 0o755)
-	for _, e := range execs {
-		if o, code := shell(t, out, envOf(env, svcEnv), e); code != 0 {
-			t.Fatalf("%s: exit %d\n%s", e, code, o)
+	// runService runs the ExecStart= lines in order as systemd does for a
+	// oneshot unit: a failing command stops the unit unless its line
+	// starts with "-" (failure ignored). It returns the unit's output and
+	// whether it failed.
+	runService := func() (string, bool) {
+		var all strings.Builder
+		for _, e := range execs {
+			cmdline, ignore := strings.CutPrefix(e, "-")
+			o, code := shell(t, out, envOf(env, svcEnv), cmdline)
+			all.WriteString(o)
+			if code != 0 && !ignore {
+				return all.String(), true
+			}
 		}
+		return all.String(), false
 	}
-	checkReports(t, out)
+	if o, failed := runService(); failed {
+		t.Fatalf("the service failed:\n%s", o)
+	}
+	checkReports(t, out, true)
 
 	// The cron line: the same reports.
 	cron, _ := os.ReadFile("../../examples/cron/cachectl")
-	os.RemoveAll(filepath.Join(out, "node_exporter", "textfile", "cachectl.prom"))
-	os.RemoveAll(filepath.Join(out, "cachectl", "report.md"))
 	cronEnv := map[string]string{}
 	line := regexp.MustCompile(`^(\S+ \S+ \S+ \S+ \S+) (\S+) (.+)$`)
-	ran := 0
+	var cronCmds []string
 	for _, l := range strings.Split(local.Replace(string(cron)), "\n") {
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
@@ -510,12 +516,7 @@ func TestExampleReportTimer(t *testing.T) {
 			if !regexp.MustCompile(`^[0-9*/,-]+( [0-9*/,-]+){4}$`).MatchString(m[1]) || m[2] != "root" {
 				t.Errorf("cron schedule or user: %q", l)
 			}
-			cronEnv["CACHECTL_STORE"] = envValue(env, "CACHECTL_STORE")
-			cronEnv["PATH"] = filepath.Dir(bin) + ":" + os.Getenv("PATH")
-			if o, code := shell(t, out, envOf(env, cronEnv), m[3]); code != 0 {
-				t.Fatalf("cron command: exit %d\n%s", code, o)
-			}
-			ran++
+			cronCmds = append(cronCmds, m[3])
 			continue
 		}
 		k, v, ok := strings.Cut(l, "=")
@@ -524,20 +525,58 @@ func TestExampleReportTimer(t *testing.T) {
 		}
 		cronEnv[k] = v
 	}
-	if ran != 1 {
-		t.Fatalf("%d cron lines ran", ran)
+	if len(cronCmds) != 1 || cronEnv["SHELL"] != "/bin/sh" {
+		t.Fatalf("cron lines %q, SHELL=%q", cronCmds, cronEnv["SHELL"])
 	}
-	checkReports(t, out)
+	cronEnv["CACHECTL_STORE"] = envValue(env, "CACHECTL_STORE")
+	cronEnv["PATH"] = filepath.Dir(bin) + ":" + os.Getenv("PATH")
+	// runCron runs the cron line as cron does: SHELL -c LINE.
+	runCron := func() (string, int) {
+		os.Remove(filepath.Join(out, "node_exporter", "textfile", "cachectl.prom"))
+		os.Remove(filepath.Join(out, "cachectl", "report.md"))
+		cmd := exec.Command(cronEnv["SHELL"], "-c", cronCmds[0])
+		cmd.Dir, cmd.Env = out, envOf(env, cronEnv)
+		b, err := cmd.CombinedOutput()
+		return string(b), exitStatus(t, err)
+	}
+	if o, code := runCron(); code != 0 {
+		t.Fatalf("cron command: exit %d\n%s", code, o)
+	}
+	checkReports(t, out, true)
+
+	// A check that fails (here a spec error) still rewrites both reports,
+	// saying so, and fails the unit and the cron job.
+	specFile := filepath.Join(out, "cachectl.hcl")
+	good, _ := os.ReadFile(specFile)
+	os.WriteFile(specFile, append(append([]byte(nil), good...), "\ncache \"broken\" {\n  runtime = \"nope\"\n}\n"...), 0o644)
+	defer os.WriteFile(specFile, good, 0o644)
+	os.Remove(filepath.Join(out, "node_exporter", "textfile", "cachectl.prom"))
+	os.Remove(filepath.Join(out, "cachectl", "report.md"))
+	if o, failed := runService(); !failed {
+		t.Errorf("the service succeeded with a failed check:\n%s", o)
+	}
+	checkReports(t, out, false)
+	if o, code := runCron(); code == 0 {
+		t.Errorf("the cron command exited 0 with a failed check:\n%s", o)
+	}
+	checkReports(t, out, false)
 }
 
-func checkReports(t *testing.T, dir string) {
+// checkReports checks the Prometheus text file and the Markdown report
+// the examples write: of the demo set-up's drift (ok), or of a failed
+// check.
+func checkReports(t *testing.T, dir string, ok bool) {
 	t.Helper()
 	prom, err := os.ReadFile(filepath.Join(dir, "node_exporter", "textfile", "cachectl.prom"))
-	if err != nil || !bytes.Contains(prom, []byte(`cachectl_drift{cache="sif",runtime="apptainer"} 1`)) {
+	wantProm, wantMD := `cachectl_drift{cache="sif",runtime="apptainer"} 1`, "# cachectl drift report"
+	if !ok {
+		wantProm, wantMD = "cachectl_check_success 0\n", "**check failed**"
+	}
+	if err != nil || !bytes.Contains(prom, []byte(wantProm)) {
 		t.Errorf("Prometheus text file: %v\n%s", err, prom)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "cachectl", "report.md"))
-	if err != nil || !bytes.Contains(md, []byte("# cachectl drift report")) {
+	if err != nil || !bytes.Contains(md, []byte(wantMD)) {
 		t.Errorf("Markdown report: %v\n%s", err, md)
 	}
 }
@@ -586,7 +625,7 @@ func TestExampleDetermined(t *testing.T) {
 			Image map[string]string `yaml:"image"`
 		} `yaml:"task_container_defaults"`
 	}
-	if err := yaml.Unmarshal([]byte(block[strings.Index(block, "task_container_defaults:"):]), &defaults); err != nil {
+	if err := yaml.Unmarshal([]byte(out.String()[strings.Index(out.String(), "task_container_defaults:"):]), &defaults); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(master.TaskContainerDefaults.Image) != fmt.Sprint(defaults.TaskContainerDefaults.Image) || len(defaults.TaskContainerDefaults.Image) == 0 {

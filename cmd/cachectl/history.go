@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -22,7 +23,7 @@ import (
 type HistoryCmd struct {
 	Cache string `arg:"" optional:"" predictor:"cache" help:"Only this cache."`
 	JSON  bool   `name:"json" help:"Print the records as a JSON array (the format of .cachectl/history.jsonl)."`
-	Limit int    `name:"limit" short:"n" default:"0" help:"Show only the newest N records per cache (0 = all)."`
+	Limit int    `name:"limit" short:"n" default:"0" placeholder:"N" help:"Show only the newest N records in total, of all caches (or of the cache named); 0 = all."`
 }
 
 // Help shows examples.
@@ -31,7 +32,8 @@ func (HistoryCmd) Help() string {
 (.cachectl/history.jsonl, newest last, the newest 1000 records kept): when,
 who (user, sudo user, host, Slurm job), the cachectl version, the planned
 changes, the result of each artifact, bytes downloaded and written, and how
-long it took.
+long it took. The records of all caches (or of CACHE) are listed as one
+timeline, newest last; -n, --limit N keeps the newest N of it.
 
 Examples:
   cachectl history
@@ -66,10 +68,12 @@ func (c *HistoryCmd) Run(g *Globals, iox *IO) error {
 				mine = append(mine, r)
 			}
 		}
-		if c.Limit > 0 && len(mine) > c.Limit {
-			mine = mine[len(mine)-c.Limit:]
-		}
 		all = append(all, mine...)
+	}
+	// One timeline, newest last; -n keeps the newest N of it.
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Start.Before(all[j].Start) })
+	if c.Limit > 0 && len(all) > c.Limit {
+		all = all[len(all)-c.Limit:]
 	}
 	if c.JSON {
 		if all == nil {

@@ -13,12 +13,23 @@ type ListCmd struct {
 	Cache      string `arg:"" optional:"" predictor:"cache" help:"Only this cache."`
 	JSON       bool   `name:"json" help:"Print JSON."`
 	Verify     bool   `name:"verify" help:"Re-hash every managed file."`
-	Determined bool   `name:"determined" help:"Print each artifact's environment.image value for Determined, and task_container_defaults snippets for master.yaml."`
+	Determined bool   `name:"determined" help:"Print each artifact's environment.image value for Determined, and one task_container_defaults block for master.yaml."`
 }
 
 // Help shows examples.
 func (ListCmd) Help() string {
-	return `Status is ok, missing, drifted (changed, mode/owner drift, tag moved offline is not checked), orphaned (managed, left the spec) or unmanaged (not placed by cachectl).
+	return `Status is ok, missing, drifted (apply would fix or rebuild it: the file changed
+since cachectl placed it, its mode or owner differs from the spec, or the spec
+now wants it built otherwise), orphaned (placed by cachectl, no longer in the
+spec) or unmanaged (not placed by cachectl). list reads the index and the files
+only, never a registry: a tag that moved shows in "cachectl plan", not here.
+
+--determined prints what Determined's HPC launcher needs: each artifact's
+environment.image value (a SIF with a file name of its own by its absolute
+path, as the launcher looks a reference up as <root>/<ref>) and one
+task_container_defaults block for master.yaml, with Determined's keys cpu,
+cuda (a flavor named gpu counts as cuda) and rocm, from the first cache of each
+runtime kind the launcher reads; other flavors follow as comments.
 
 Examples:
   cachectl list

@@ -74,6 +74,7 @@ func writeMan(w io.Writer, app *kong.Application) error {
 	ew := &manWriter{w: w}
 	help := strings.TrimSpace(app.Help)
 	ew.printf(".TH CACHECTL 1 \"\" \"cachectl %s\" \"User Commands\"\n", roffText(Version))
+	ew.printf(".nh\n.ad l\n") // no hyphenation, ragged right: names and flags copy whole
 	ew.printf(".SH NAME\ncachectl \\- %s\n", roffText(strings.TrimSuffix(lowerFirst(help), ".")))
 	ew.printf(".SH SYNOPSIS\n.B cachectl\n[\\fIglobal flags\\fR] \\fIcommand\\fR [\\fIflags\\fR] [\\fIarguments\\fR]\n")
 	ew.printf(".SH DESCRIPTION\n%s\n.PP\nEvery command has \\fB\\-\\-help\\fR. Terraform's one\\-dash spelling of long flags (\\fB\\-out\\fR, \\fB\\-auto\\-approve\\fR) is accepted too.\n", roffText(help))
@@ -111,11 +112,42 @@ func manCommand(w *manWriter, n *kong.Node) {
 		manFlags(w, n.Flags)
 	}
 	if d := strings.TrimSpace(n.Detail); d != "" {
-		w.printf(".PP\n.nf\n.RS 2\n")
-		for _, l := range strings.Split(d, "\n") {
-			w.printf("%s\n", roffLine(l))
+		manDetail(w, d)
+	}
+}
+
+// manDetail writes a command's help text (kong's Detail): each run of
+// unindented lines is prose, one paragraph that man fills to the page
+// width; indented lines (examples, option lists) keep their layout, in a
+// no-fill block right below the prose line that introduces them
+// ("Examples:").
+func manDetail(w *manWriter, d string) {
+	lines := strings.Split(d, "\n")
+	indented := func(l string) bool { return strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t") }
+	blank := true // a paragraph break before the next block
+	for i := 0; i < len(lines); {
+		switch l := lines[i]; {
+		case strings.TrimSpace(l) == "":
+			blank = true
+			i++
+		case indented(l):
+			if blank {
+				w.printf(".PP\n")
+			}
+			w.printf(".RS 2\n.nf\n")
+			for ; i < len(lines) && indented(lines[i]); i++ {
+				w.printf("%s\n", roffLine(strings.TrimPrefix(strings.TrimPrefix(lines[i], "  "), "\t")))
+			}
+			w.printf(".fi\n.RE\n")
+			blank = false
+		default:
+			var para []string
+			for ; i < len(lines) && strings.TrimSpace(lines[i]) != "" && !indented(lines[i]); i++ {
+				para = append(para, lines[i])
+			}
+			w.printf(".PP\n%s\n", roffText(strings.Join(para, " ")))
+			blank = false
 		}
-		w.printf(".RE\n.fi\n")
 	}
 }
 

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/google/renameio/v2"
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/cachectl/cachectl/cmd/cachectl/views"
-	"github.com/google/renameio/v2"
-
 	"github.com/cachectl/cachectl/planner/nodecache"
+	"github.com/cachectl/cachectl/spec"
 )
 
 // ReportCmd writes a drift report.
@@ -32,18 +35,26 @@ Examples:
 Markdown, text and Prometheus output add the last apply of each cache (from
 its .cachectl/history.jsonl; see "cachectl history").
 
+When the check fails (a spec error, a registry down), text, markdown and
+prometheus are still written — the check failed and why; Prometheus:
+cachectl_check_success 0 and no drift gauges — then the exit status is 1.
+JUnit writes the errors as test errors; json writes nothing.
+
 With node_cache blocks, text, markdown and prometheus also show each staged
 node's coverage ("n17: 2 missing, 1 stale"); -detailed-exitcode counts it
 as drift. JSON is the plan format only: node coverage is in 'list -json'.`
 }
 
-// Run reports.
+// Run reports. When the check fails (the spec does not load, planning
+// fails), text, markdown and prometheus still write their report — that
+// the check failed and why, no drift it cannot know — before exit 1, so
+// that a published report never goes on showing an older state.
 func (c *ReportCmd) Run(g *Globals, iox *IO) error {
+	start := time.Now()
 	p, m, err := planSpec(g, iox, c.planFlags)
-	if err != nil && (c.Format != "junit" || errors.Is(err, errReported)) {
+	if err != nil && (c.Format == "json" || (c.Format == "junit" && errors.Is(err, errReported))) {
 		return fmt.Errorf("report: %w", err)
 	}
-	// JUnit reports plan errors as test errors: written, then exit 1.
 	planErr := err
 	var opts views.ReportOptions
 	if p != nil {
@@ -55,28 +66,42 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 			return fmt.Errorf("report: %w", err)
 		}
 	}
+	var failed views.CheckFailure
+	if planErr != nil {
+		failed = checkFailure(g, iox, start, planErr)
+	}
 	var buf bytes.Buffer
-	switch c.Format {
-	case "text":
+	switch {
+	case c.Format == "junit":
+		// JUnit reports plan errors as test errors: written, then exit 1.
+		err = views.RenderJUnit(&buf, p, planErr, opts)
+	case planErr != nil && c.Format == "text":
+		err = views.RenderFailedText(&buf, p, failed, opts)
+	case planErr != nil && c.Format == "markdown":
+		err = views.RenderFailedMarkdown(&buf, p, failed, opts)
+	case planErr != nil && c.Format == "prometheus":
+		err = views.RenderFailedPrometheus(&buf, p, failed, opts)
+	case c.Format == "text":
 		err = views.RenderText(&buf, p, views.RenderOptions{})
 		if err == nil {
 			err = views.RenderLastApplyText(&buf, p, opts)
 		}
-		if err == nil {
-			err = views.NodesText(&buf, nodes)
-		}
-	case "json":
+	case c.Format == "json":
 		err = views.RenderJSON(&buf, p)
-	case "markdown":
-		if err = views.RenderMarkdown(&buf, p, opts); err == nil {
+	case c.Format == "markdown":
+		err = views.RenderMarkdown(&buf, p, opts)
+	case c.Format == "prometheus":
+		err = views.RenderPrometheus(&buf, p, opts)
+	}
+	if err == nil {
+		switch c.Format {
+		case "text":
+			err = views.NodesText(&buf, nodes)
+		case "markdown":
 			err = views.NodesMarkdown(&buf, nodes)
-		}
-	case "prometheus":
-		if err = views.RenderPrometheus(&buf, p, opts); err == nil {
+		case "prometheus":
 			err = views.NodesPrometheus(&buf, nodes)
 		}
-	case "junit":
-		err = views.RenderJUnit(&buf, p, planErr, opts)
 	}
 	if err != nil {
 		return err
@@ -96,4 +121,30 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 		return &exitError{code: 2}
 	}
 	return nil
+}
+
+// checkFailure describes a failed check for the report: the plan's
+// problems, or, when the spec did not load (its diagnostics went to
+// stderr), its errors with their source lines.
+func checkFailure(g *Globals, iox *IO, at time.Time, err error) views.CheckFailure {
+	f := views.CheckFailure{At: at, Problems: views.ProblemLines(err)}
+	if !errors.Is(err, errReported) {
+		return f
+	}
+	f.Problems = []string{fmt.Sprintf("the spec %s has errors", g.Spec)}
+	_, diags := spec.Load(g.Spec, loadOptions(g, iox))
+	if diags == nil {
+		return f
+	}
+	errs := *diags
+	errs.Diagnostics = nil
+	for _, d := range diags.Diagnostics {
+		if d.Severity == hcl.DiagError {
+			errs.Diagnostics = append(errs.Diagnostics, d)
+		}
+	}
+	var b bytes.Buffer
+	errs.WriteText(&b, false, 0)
+	f.Detail = b.String()
+	return f
 }

@@ -43,6 +43,9 @@ func (c *StageCmd) Run(g *Globals, iox *IO) error {
 			for _, n := range m.NodeCaches {
 				names = append(names, n.Name)
 			}
+			if len(names) == 0 {
+				return fmt.Errorf("no node_cache named %q: the spec has no node_cache block; add one, e.g. node_cache %q { from = \"CACHE\"  root = \"/local/enroot\"  partition = \"gpu\" } (see docs/slurm.md)", name, name)
+			}
 			return fmt.Errorf("no node_cache named %q in the spec (node caches: %s)", name, strings.Join(names, ", "))
 		}
 		ncs = append(ncs, nc)

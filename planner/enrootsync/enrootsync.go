@@ -46,7 +46,43 @@ const (
 	Keep     Action = "keep"     // up to date
 	Remove   Action = "remove"   // its image left the cache (Prune)
 	Skip     Action = "skip"     // a container not made here is in the way
+	// Unreadable marks an image the user may not read (the cache's
+	// file_mode): its container cannot be made; Run leaves it out, and
+	// Reason says what to change (ReadError).
+	Unreadable Action = "unreadable"
 )
+
+// ReadError is an image of the cache that the user running the sync may
+// not read: the cache's file_mode lets only its owner (or group) read it.
+type ReadError struct {
+	Path string // absolute
+	Err  error  // the permission error
+}
+
+func (e *ReadError) Error() string {
+	return fmt.Sprintf("cannot read %s: the cache's file_mode must let users read it (e.g. 0644)", e.Path)
+}
+
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// readError is err as a ReadError of the image at path when it is a
+// permission error, else err.
+func readError(path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return &ReadError{Path: path, Err: err}
+	}
+	return err
+}
+
+// checkReadable opens an image as Run will, to find out early (and in a
+// dry run) that the user may not read it.
+func checkReadable(r *cacheroot.Root, img string) error {
+	f, err := r.OpenFile(img)
+	if err != nil {
+		return readError(r.Abs(img), err)
+	}
+	return f.Close()
+}
 
 // Step is one container's action.
 type Step struct {
@@ -241,6 +277,10 @@ func Plan(ctx context.Context, opts Options) ([]Step, error) {
 		default:
 			sum, _, err := r.Hash(img)
 			if err != nil {
+				if re := (*ReadError)(nil); errors.As(readError(r.Abs(img), err), &re) {
+					s.Action, s.Reason = Unreadable, re.Error()
+					break
+				}
 				return nil, err
 			}
 			s.sum = sum
@@ -248,6 +288,14 @@ func Plan(ctx context.Context, opts Options) ([]Step, error) {
 				s.Action, s.Reason = Keep, "same content"
 			} else {
 				s.Action, s.Reason = Recreate, fmt.Sprintf("the shared image changed (sha256 %s, container made from %s)", short(sum), short(mk.SHA256))
+			}
+		}
+		if s.Action == Create || s.Action == Recreate {
+			var re *ReadError
+			if err := checkReadable(r, img); errors.As(err, &re) {
+				s.Action, s.Reason = Unreadable, re.Error()
+			} else if err != nil {
+				return nil, err
 			}
 		}
 		steps = append(steps, s)
@@ -267,8 +315,8 @@ func Plan(ctx context.Context, opts Options) ([]Step, error) {
 	return steps, nil
 }
 
-// Run carries out the steps: "enroot create --force --name NAME FILE" for
-// Create and Recreate (the marker is written after it succeeded, with the
+// Run carries out the steps (Keep, Skip and Unreadable change nothing):
+// "enroot create --force --name NAME FILE" for Create and Recreate (the marker is written after it succeeded, with the
 // image's sha256 — hashed through the root's handle before the create; a
 // file replaced meanwhile gets no digest, so the next sync recreates it),
 // "enroot remove --force NAME" for Remove. It stops at the first failure.
@@ -290,7 +338,7 @@ func Run(ctx context.Context, opts Options, steps []Step) error {
 			// through /proc/PID/fd/N, not a path others could swap.
 			f, err := r.OpenFile(s.Image)
 			if err != nil {
-				return err
+				return readError(r.Abs(s.Image), err)
 			}
 			before, err := f.Stat()
 			if err == nil && s.sum == "" {

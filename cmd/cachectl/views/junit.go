@@ -70,15 +70,7 @@ type junitMessage struct {
 // of a "cachectl" suite.
 func RenderJUnit(w io.Writer, p *planner.Plan, planErr error, opts ReportOptions) error {
 	out := junitSuites{Name: "cachectl drift", Time: "0"}
-	var problems []string
-	if planErr != nil {
-		for _, l := range strings.Split(planErr.Error(), "\n") {
-			l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "* "))
-			if l != "" && !(strings.HasSuffix(l, " problems:") && strings.Count(planErr.Error(), "\n") > 0) {
-				problems = append(problems, l)
-			}
-		}
-	}
+	problems := ProblemLines(planErr)
 	used := make([]bool, len(problems))
 	take := func(match func(string) bool) []string {
 		var mine []string

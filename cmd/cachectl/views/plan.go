@@ -107,7 +107,7 @@ func RenderText(w io.Writer, p *planner.Plan, o RenderOptions) error {
 		if len(r.Unmanaged) == 0 {
 			continue
 		}
-		bw.printf("Unmanaged files in cache %q (not placed by cachectl; never deleted; adopt with \"cachectl import\"):\n", r.Cache)
+		bw.printf("Unmanaged files in cache %q (not placed by cachectl; never deleted; take them over with \"cachectl adopt %s\", or one file with \"cachectl import\"):\n", r.Cache, r.Cache)
 		for _, u := range r.Unmanaged {
 			bw.printf("  %s  %s\n", Printable(strings.TrimSuffix(r.Root, "/")+"/"+u.Name), planner.HumanBytes(u.Size))
 		}

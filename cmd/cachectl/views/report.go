@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/history"
@@ -17,6 +18,37 @@ type ReportOptions struct {
 	// .cachectl/history.jsonl), by cache name; caches without one are
 	// missing.
 	LastApply map[string]*history.Record
+}
+
+// CheckFailure is a check (the plan behind a report) that did not
+// complete: the spec did not load, a registry failed, a file is in the
+// way. Its report says so instead of showing drift it cannot know.
+type CheckFailure struct {
+	// At is when the check ran.
+	At time.Time
+	// Problems are the errors, one per line (ProblemLines).
+	Problems []string
+	// Detail is text to show verbatim below them (the spec's
+	// diagnostics), or "".
+	Detail string
+}
+
+// ProblemLines splits an error into its problems, one per line: the items
+// of a "N problems:" list (planner.ListErrors), or the lines of the
+// message.
+func ProblemLines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	var out []string
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "* "))
+		if l != "" && !(strings.HasSuffix(l, " problems:") && strings.Count(msg, "\n") > 0) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // RenderMarkdown writes a drift report for a wiki, a CI summary or a
@@ -38,23 +70,7 @@ func RenderMarkdown(w io.Writer, p *planner.Plan, opts ReportOptions) error {
 	for _, s := range p.PerCache() {
 		bw.printf("| %s | %s | `%s` | %d | %d | %d | %d | %d | %d |\n", mdEscape(s.Cache), s.Runtime, s.Root, s.InSync, s.Add, s.Change, s.Destroy, s.Orphaned, s.Unmanaged)
 	}
-	if len(opts.LastApply) > 0 {
-		bw.printf("\n## Last apply\n\n| cache | finished | result | by | changes | downloaded | written | took |\n|---|---|---|---|---|--:|--:|--:|\n")
-		for _, r := range p.Roots {
-			l := opts.LastApply[r.Cache]
-			if l == nil {
-				bw.printf("| %s | never | | | | | | |\n", mdEscape(r.Cache))
-				continue
-			}
-			result := l.Result
-			if l.Error != "" {
-				result += ": " + l.Error
-			}
-			bw.printf("| %s | %s | %s | %s | +%d ~%d -%d | %s | %s | %.1fs |\n", mdEscape(r.Cache), l.End.UTC().Format("2006-01-02 15:04 UTC"),
-				mdEscape(result), mdEscape(Runner(l)), l.Plan.Add, l.Plan.Change, l.Plan.Destroy,
-				planner.HumanBytes(l.DownloadedBytes), planner.HumanBytes(l.WrittenBytes), l.DurationSeconds)
-		}
-	}
+	lastApplyMarkdown(bw, p, opts)
 	var rows []planner.Change
 	for _, ch := range p.Changes {
 		if ch.Action != planner.ActionNoop {
@@ -78,9 +94,73 @@ func RenderMarkdown(w io.Writer, p *planner.Plan, opts ReportOptions) error {
 		}
 	}
 	if len(unmanaged) > 0 {
-		bw.printf("\n## Unmanaged files\n\nNot placed by cachectl; never deleted; adopt with `cachectl import`.\n\n%s\n", strings.Join(unmanaged, "\n"))
+		bw.printf("\n## Unmanaged files\n\nNot placed by cachectl; never deleted; take them over with `cachectl adopt CACHE` (one file: `cachectl import`).\n\n%s\n", strings.Join(unmanaged, "\n"))
 	}
 	return bw.err
+}
+
+// lastApplyMarkdown writes the "Last apply" table of the plan's roots (p
+// nil or no records: nothing).
+func lastApplyMarkdown(bw *errWriter, p *planner.Plan, opts ReportOptions) {
+	if p == nil || len(opts.LastApply) == 0 {
+		return
+	}
+	bw.printf("\n## Last apply\n\n| cache | finished | result | by | changes | downloaded | written | took |\n|---|---|---|---|---|--:|--:|--:|\n")
+	for _, r := range p.Roots {
+		l := opts.LastApply[r.Cache]
+		if l == nil {
+			bw.printf("| %s | never | | | | | | |\n", mdEscape(r.Cache))
+			continue
+		}
+		result := l.Result
+		if l.Error != "" {
+			result += ": " + l.Error
+		}
+		bw.printf("| %s | %s | %s | %s | +%d ~%d -%d | %s | %s | %.1fs |\n", mdEscape(r.Cache), l.End.UTC().Format("2006-01-02 15:04 UTC"),
+			mdEscape(result), mdEscape(Runner(l)), l.Plan.Add, l.Plan.Change, l.Plan.Destroy,
+			planner.HumanBytes(l.DownloadedBytes), planner.HumanBytes(l.WrittenBytes), l.DurationSeconds)
+	}
+}
+
+// RenderFailedMarkdown writes the Markdown report of a check that failed
+// (f): that it failed and why, and what is known without a plan — the
+// last apply of each cache when p (a partial plan, or nil) names the
+// roots.
+func RenderFailedMarkdown(w io.Writer, p *planner.Plan, f CheckFailure, opts ReportOptions) error {
+	bw := &errWriter{w: w}
+	bw.printf("# cachectl drift report\n\n")
+	bw.printf("%s, **check failed**: the caches could not be compared with the spec, so their drift is unknown.\n\n## Errors\n\n", f.At.UTC().Format("2006-01-02 15:04 UTC"))
+	for _, pr := range f.Problems {
+		bw.printf("- %s\n", mdEscape(Printable(pr)))
+	}
+	if f.Detail != "" {
+		fence := "```"
+		if strings.Contains(f.Detail, fence) {
+			fence = "~~~~"
+		}
+		bw.printf("\n%s\n%s\n%s\n", fence, strings.TrimRight(PrintableText(f.Detail), "\n"), fence)
+	}
+	lastApplyMarkdown(bw, p, opts)
+	return bw.err
+}
+
+// RenderFailedText writes the text report of a check that failed (see
+// RenderFailedMarkdown).
+func RenderFailedText(w io.Writer, p *planner.Plan, f CheckFailure, opts ReportOptions) error {
+	bw := &errWriter{w: w}
+	bw.printf("Check failed at %s: the caches could not be compared with the spec, so their drift is unknown.\n", f.At.UTC().Format("2006-01-02 15:04:05 UTC"))
+	for _, pr := range f.Problems {
+		bw.printf("  * %s\n", Printable(pr))
+	}
+	if f.Detail != "" {
+		for _, l := range strings.Split(strings.TrimRight(PrintableText(f.Detail), "\n"), "\n") {
+			bw.printf("    %s\n", l)
+		}
+	}
+	if bw.err != nil || p == nil {
+		return bw.err
+	}
+	return RenderLastApplyText(w, p, opts)
 }
 
 // Runner says who ran a history record: "user@host", with the sudo user
@@ -129,10 +209,9 @@ func mdEscape(s string) string { return strings.NewReplacer("|", `\|`, "\n", " "
 // that has one.
 func RenderPrometheus(w io.Writer, p *planner.Plan, opts ReportOptions) error {
 	bw := &errWriter{w: w}
-	metric := func(name, typ, help string) {
-		bw.printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
+	metric := func(name, typ, help string) { promMetric(bw, name, typ, help) }
 	per := p.PerCache()
+	checkMetrics(bw, p.CreatedAt, true)
 	metric("cachectl_drift", "gauge", "1 when the cache differs from the spec (apply would change it), else 0.")
 	for _, s := range per {
 		d := 0
@@ -169,16 +248,50 @@ func RenderPrometheus(w io.Writer, p *planner.Plan, opts ReportOptions) error {
 	bw.printf("cachectl_plan_download_bytes %d\n", p.Summary.DownloadBytes)
 	metric("cachectl_plan_write_bytes", "gauge", "Upper bound of the bytes apply would write.")
 	bw.printf("cachectl_plan_write_bytes %d\n", p.Summary.WriteBytes)
-	metric("cachectl_check_timestamp_seconds", "gauge", "When the check ran (Unix time).")
-	bw.printf("cachectl_check_timestamp_seconds %d\n", p.CreatedAt.Unix())
-	if len(opts.LastApply) == 0 {
-		return bw.err
+	lastApplyPrometheus(bw, p, opts)
+	return bw.err
+}
+
+// RenderFailedPrometheus writes the metrics of a check that failed:
+// cachectl_check_success 0 and the time, no drift gauges (the drift is
+// unknown: a stale 0 would say "in sync"), and the last apply of each
+// cache when p (a partial plan, or nil) names the roots. An alert on
+// cachectl_check_success == 0 catches a check that keeps failing.
+func RenderFailedPrometheus(w io.Writer, p *planner.Plan, f CheckFailure, opts ReportOptions) error {
+	bw := &errWriter{w: w}
+	checkMetrics(bw, f.At, false)
+	lastApplyPrometheus(bw, p, opts)
+	return bw.err
+}
+
+func promMetric(bw *errWriter, name, typ, help string) {
+	bw.printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+// checkMetrics writes cachectl_check_success (1: the check ran) and
+// cachectl_check_timestamp_seconds.
+func checkMetrics(bw *errWriter, at time.Time, ok bool) {
+	promMetric(bw, "cachectl_check_success", "gauge", "1 when the check (the plan behind this report) ran, 0 when it failed: then no drift metrics are written, the drift being unknown.")
+	v := 0
+	if ok {
+		v = 1
+	}
+	bw.printf("cachectl_check_success %d\n", v)
+	promMetric(bw, "cachectl_check_timestamp_seconds", "gauge", "When the check ran (Unix time).")
+	bw.printf("cachectl_check_timestamp_seconds %d\n", at.Unix())
+}
+
+// lastApplyPrometheus writes the cachectl_last_apply_* gauges of the
+// plan's roots that have a record (p nil: none).
+func lastApplyPrometheus(bw *errWriter, p *planner.Plan, opts ReportOptions) {
+	if p == nil || len(opts.LastApply) == 0 {
+		return
 	}
 	last := func(name, help string, value func(*history.Record) string) {
-		metric(name, "gauge", help)
-		for _, s := range per {
-			if l := opts.LastApply[s.Cache]; l != nil {
-				bw.printf("%s{cache=%s} %s\n", name, promLabel(s.Cache), value(l))
+		promMetric(bw, name, "gauge", help)
+		for _, r := range p.Roots {
+			if l := opts.LastApply[r.Cache]; l != nil {
+				bw.printf("%s{cache=%s} %s\n", name, promLabel(r.Cache), value(l))
 			}
 		}
 	}
@@ -197,7 +310,6 @@ func RenderPrometheus(w io.Writer, p *planner.Plan, opts ReportOptions) error {
 		func(l *history.Record) string { return strconv.FormatInt(l.DownloadedBytes, 10) })
 	last("cachectl_last_apply_written_bytes", "Bytes of the files the last apply placed in the cache root.",
 		func(l *history.Record) string { return strconv.FormatInt(l.WrittenBytes, 10) })
-	return bw.err
 }
 
 // promLabel quotes a label value per the Prometheus text format.

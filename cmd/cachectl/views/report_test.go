@@ -1,6 +1,7 @@
 package views
 
 import (
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/cacheroot"
+	"github.com/cachectl/cachectl/planner/history"
 )
 
 func reportPlan() *planner.Plan {
@@ -49,6 +51,7 @@ func TestRenderPrometheus(t *testing.T) {
 		`cachectl_artifacts{cache="sif",action="update"} 0`, // directories are not artifacts
 		`cachectl_unmanaged_files{cache="sif"} 1`,
 		`cachectl_check_timestamp_seconds 1700000000`,
+		`cachectl_check_success 1`,
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("missing %q in:\n%s", want, out)
@@ -112,6 +115,50 @@ func TestReportLastApply(t *testing.T) {
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, b.String())
+		}
+	}
+}
+
+// A failed check: success 0, the time, the last applies of the roots a
+// partial plan names, and no drift gauge (a stale 0 would read "in sync").
+func TestRenderFailedPrometheus(t *testing.T) {
+	p := reportPlan()
+	opts := ReportOptions{LastApply: map[string]*history.Record{"sif": {Result: history.ResultSuccess, End: time.Unix(1699990000, 0), DurationSeconds: 3}}}
+	f := CheckFailure{At: time.Unix(1700000100, 0), Problems: ProblemLines(errors.New("2 problems:\n  * cache \"sif\": registry down\n  * x"))}
+	if len(f.Problems) != 2 || f.Problems[0] != `cache "sif": registry down` {
+		t.Fatalf("ProblemLines = %q", f.Problems)
+	}
+	for _, tc := range []struct {
+		p    *planner.Plan
+		want []string
+	}{
+		{nil, []string{"cachectl_check_success 0", "cachectl_check_timestamp_seconds 1700000100"}},
+		{p, []string{"cachectl_check_success 0", `cachectl_last_apply_success{cache="sif"} 1`, `cachectl_last_apply_timestamp_seconds{cache="sif"} 1699990000`}},
+	} {
+		var b strings.Builder
+		if err := RenderFailedPrometheus(&b, tc.p, f, opts); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for _, want := range tc.want {
+			if !strings.Contains(out, want+"\n") {
+				t.Errorf("missing %q in:\n%s", want, out)
+			}
+		}
+		for _, bad := range []string{"cachectl_drift", "cachectl_artifacts", "cachectl_unmanaged_files", "cachectl_plan_"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("a failed check reports %s:\n%s", bad, out)
+			}
+		}
+	}
+	var md strings.Builder
+	f.Detail = "spec.hcl:1:1: error: ```odd```"
+	if err := RenderFailedMarkdown(&md, p, f, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"**check failed**", "- cache \"sif\": registry down\n- x\n", "~~~~\nspec.hcl:1:1: error: ```odd```\n~~~~\n", "## Last apply"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
 	}
 }
