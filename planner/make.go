@@ -90,11 +90,11 @@ func MakePlan(ctx context.Context, m *spec.Model, res source.Resolver, opts Opti
 	if opts.Refresh && res != nil {
 		var reqs []source.ResolveRequest
 		seen := map[source.ResolveKey]bool{}
-		targets := setOf(opts.Targets)
+		targets := newTargetSet(opts.Targets)
 		for _, c := range m.Caches {
 			for _, a := range c.Artifacts {
 				k := source.ResolveKey{Ref: a.Ref, Platform: image.PlatformString(a.Platform)}
-				if seen[k] || (len(targets) > 0 && !targets[a.Address()]) {
+				if seen[k] || !targets.artifact(c.Name, a.Address()) {
 					continue
 				}
 				seen[k] = true
@@ -154,6 +154,9 @@ func ListErrors(es []error) string {
 
 func checkTargets(m *spec.Model, addrs []string, flag string) error {
 	for _, a := range addrs {
+		if flag == "-target" && IsCacheTarget(m, a) {
+			continue // a whole cache
+		}
 		found := false
 		for _, c := range m.Caches {
 			if found {
@@ -176,7 +179,7 @@ func checkTargets(m *spec.Model, addrs []string, flag string) error {
 			}
 		}
 		if !found {
-			return fmt.Errorf("%s %s matches no artifact; addresses look like cache.NAME[\"REF\"] (see \"cachectl list\")", flag, a)
+			return fmt.Errorf("%s %s matches no artifact; addresses look like cache.NAME[\"REF\"], or cache.NAME for a whole cache with -target (see \"cachectl list\")", flag, a)
 		}
 	}
 	return nil

@@ -382,7 +382,7 @@ func samePlaced(dest string, fs FileState, e *Entry, hash func() (string, error)
 		return fmt.Errorf("%s is not the file cachectl placed (inode %d, recorded %d); not changed (run plan: it replaces it)", dest, fs.Inode, e.Inode)
 	}
 	if fs.Size != e.Size || !fs.ModTime.Equal(e.ModTime) {
-		return fmt.Errorf("%s changed since cachectl placed it; not changed (remove it by hand, or adopt it with \"cachectl import\")", dest)
+		return fmt.Errorf("%s changed since cachectl placed it; not changed (remove it by hand, or take it over with \"cachectl import\" (or \"cachectl adopt\" for a whole root))", dest)
 	}
 	if hash != nil && !e.Ctime.IsZero() && !fs.Ctime.Equal(e.Ctime) {
 		sum, err := hash()

@@ -48,7 +48,7 @@ func (e *StateError) Error() string {
 	if e.Hint != "" {
 		return fmt.Sprintf("refusing to use %s: %s; %s", e.Path, e.Found, e.Hint)
 	}
-	return fmt.Sprintf("refusing to use %s: %s. cachectl keeps its index and lock there and trusts them only when they belong to the user running it and nobody else can write them; another user may have replaced it. Move it away (mv %s %s.suspect), look at what it holds, and run cachectl again: it then starts a new index, and the files it placed show as unmanaged until you adopt them with \"cachectl import\"",
+	return fmt.Sprintf("refusing to use %s: %s. cachectl keeps its index and lock there and trusts them only when they belong to the user running it and nobody else can write them; another user may have replaced it. Move it away (mv %s %s.suspect), look at what it holds, and run cachectl again: it then starts a new index, and the files it placed show as unmanaged until you take them over with \"cachectl adopt CACHE\"",
 		e.Path, e.Found, e.Path, e.Path)
 }
 
