@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -47,7 +48,8 @@ var ErrSizeMismatch = errors.New("size mismatch")
 // DefaultDir returns the store directory used when none is configured:
 // $CACHECTL_STORE when set; /var/cache/cachectl/store when running as root;
 // otherwise $XDG_CACHE_HOME/cachectl/store, falling back to
-// ~/.cache/cachectl/store.
+// ~/.cache/cachectl/store, and without a home to a directory of the
+// runner's uid under $TMPDIR (which Open refuses if another user made it).
 func DefaultDir() string {
 	if d := os.Getenv(EnvStore); d != "" {
 		return d
@@ -61,7 +63,7 @@ func DefaultDir() string {
 	if home, err := os.UserHomeDir(); err == nil && home != "" {
 		return filepath.Join(home, ".cache", "cachectl", "store")
 	}
-	return filepath.Join(os.TempDir(), "cachectl-store")
+	return filepath.Join(os.TempDir(), fmt.Sprintf("cachectl-store-%d", os.Geteuid()))
 }
 
 // Open opens the store at dir, creating dir (mode 0755) and its blobs/sha256
@@ -74,12 +76,49 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	for _, d := range []string{abs, filepath.Join(abs, "blobs", "sha256"), filepath.Join(abs, "tmp")} {
+	for i, d := range []string{abs, filepath.Join(abs, "blobs"), filepath.Join(abs, "blobs", "sha256"), filepath.Join(abs, "tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("store: creating %s: %w", d, err)
 		}
+		// The store directory itself may be a link the admin made (to a
+		// bigger disk); the directories inside it may not.
+		if err := checkTrusted(d, i == 0); err != nil {
+			return nil, err
+		}
 	}
 	return &Store{dir: abs}, nil
+}
+
+// ErrUntrusted is returned (wrapped) by Open when a directory of the store
+// could let someone else replace blobs: a symbolic link, owned by a user
+// other than the runner or root, or writable by others. Blobs are verified
+// against their digests when they are written, not each time they are read,
+// so whoever can write the store decides what the caches hold.
+var ErrUntrusted = errors.New("store directory not safe")
+
+// checkTrusted refuses dir when it is not a directory (a symbolic link
+// unless follow), is owned by neither the runner nor root, or is writable
+// by others (mode o+w).
+func checkTrusted(dir string, follow bool) error {
+	stat := os.Lstat
+	if follow {
+		stat = os.Stat
+	}
+	fi, err := stat(dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	fix := "use a directory of your own, mode 0755 or stricter (--store DIR or $" + EnvStore + ")"
+	if !fi.IsDir() {
+		return fmt.Errorf("store: %s: %w: not a directory (%s); %s", dir, ErrUntrusted, fi.Mode().Type(), fix)
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("store: %s: %w: writable by every user (mode %04o); %s", dir, ErrUntrusted, fi.Mode().Perm(), fix)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("store: %s: %w: owned by uid %d, not by you or root; %s", dir, ErrUntrusted, st.Uid, fix)
+	}
+	return nil
 }
 
 // Dir returns the store's absolute root directory.

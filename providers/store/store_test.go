@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -436,5 +437,61 @@ func TestDefaultDir(t *testing.T) {
 	}
 	if !filepath.IsAbs(d) {
 		t.Errorf("DefaultDir = %s, not absolute", d)
+	}
+}
+
+// TestOpenRefusesUntrusted: a store someone else can write is refused, with
+// the directory and the fix named; the admin's own link to the store is
+// followed, a link inside it is not.
+func TestOpenRefusesUntrusted(t *testing.T) {
+	base := t.TempDir()
+
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Open(open); !errors.Is(err, store.ErrUntrusted) || !strings.Contains(err.Error(), "writable by every user") || !strings.Contains(err.Error(), "--store DIR") {
+		t.Errorf("world-writable store: got %v", err)
+	}
+
+	inner := filepath.Join(base, "inner")
+	if err := os.MkdirAll(inner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(t.TempDir(), filepath.Join(inner, "tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Open(inner); !errors.Is(err, store.ErrUntrusted) || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("store with a linked tmp/: got %v", err)
+	}
+
+	real := filepath.Join(base, "real")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Open(link); err != nil {
+		t.Errorf("store through the admin's link: %v", err)
+	}
+
+	if os.Geteuid() != 0 {
+		t.Log("not root: the foreign-owner case needs chown")
+		return
+	}
+	foreign := filepath.Join(base, "foreign")
+	if err := os.Mkdir(foreign, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(foreign, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Open(foreign); !errors.Is(err, store.ErrUntrusted) || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Errorf("store owned by nobody: got %v", err)
 	}
 }
