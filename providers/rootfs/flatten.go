@@ -37,10 +37,7 @@ func Flatten(ctx context.Context, img v1.Image, opts Options) (*Tree, error) {
 	if len(layers) > opts.MaxLayers {
 		return nil, fmt.Errorf("image has %d layers, more than the limit of %d", len(layers), opts.MaxLayers)
 	}
-	t := &Tree{
-		layers: layers,
-		root:   &node{ino: &inode{typ: tar.TypeDir, mode: 0o755, mtime: epoch}, kids: map[string]*node{}},
-	}
+	t := &Tree{layers: layers, x: newIndex()}
 	f := &flattener{t: t, maxEntries: opts.MaxEntries}
 	if err := f.applyLayers(ctx, layers); err != nil {
 		return nil, err
@@ -62,7 +59,7 @@ type flattener struct {
 	maxEntries int
 	layer      int32
 	whiteouts  [][]string // paths whited out by the current layer
-	opaques    []*node    // directories made opaque by the current layer
+	opaques    [][]string // directories made opaque by the current layer
 }
 
 // lookahead is how many layers after the one being applied have their
@@ -225,7 +222,7 @@ func (f *flattener) applyEntry(hdr *tar.Header, ord int32) error {
 		return f.addWhiteout(dir, base)
 	}
 
-	ino, err := inodeFromHeader(hdr, f.layer, ord)
+	a, err := attrsFromHeader(hdr, f.layer, ord)
 	if err != nil {
 		return err
 	}
@@ -233,6 +230,7 @@ func (f *flattener) applyEntry(hdr *tar.Header, ord int32) error {
 	if err != nil {
 		return err
 	}
+	x := f.t.x
 	if hdr.Typeflag == tar.TypeLink {
 		tcomps, err := cleanPath(hdr.Linkname)
 		if err != nil {
@@ -242,34 +240,33 @@ func (f *flattener) applyEntry(hdr *tar.Header, ord int32) error {
 		if err != nil {
 			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 		}
-		if target == nil {
+		if target == 0 {
 			return fmt.Errorf("%w: hard link target %q does not exist", ErrUnsafe, hdr.Linkname)
 		}
-		if target.ino.isDir() {
+		if x.isDir(target) {
 			return fmt.Errorf("%w: hard link target %q is a directory", ErrUnsafe, hdr.Linkname)
 		}
-		target.ino.hardlinked = true
-		ino = target.ino
+		ino := x.node(target).ino
+		x.inode(ino).flags |= flagHardlinked
+		return f.place(parent, base, ino, false)
 	}
-	return f.place(parent, base, ino)
+	return f.place(parent, base, x.inodeOf(&a), a.isDir())
 }
 
-// place puts ino at parent/base, following the replacement rules.
-func (f *flattener) place(parent *node, base string, ino *inode) error {
-	old := parent.kids[base]
-	if old != nil && old.ino.isDir() && ino.isDir() {
-		old.ino = ino
-		old.layer = f.layer
+// place puts inode ino (a directory when dir) at parent/base, following
+// the replacement rules.
+func (f *flattener) place(parent nodeID, base string, ino inodeID, dir bool) error {
+	x := f.t.x
+	old := x.child(parent, base)
+	if old != 0 && x.isDir(old) && dir {
+		x.setInode(old, ino)
+		x.node(old).layer = f.layer
 		return nil
 	}
-	if old != nil {
-		f.t.nodes -= countNodes(old)
+	if old != 0 {
+		f.t.nodes -= x.remove(old)
 	}
-	n := &node{ino: ino, layer: f.layer}
-	if ino.isDir() {
-		n.kids = map[string]*node{}
-	}
-	parent.kids[base] = n
+	x.addChild(parent, base, ino, f.layer)
 	return f.count()
 }
 
@@ -281,67 +278,54 @@ func (f *flattener) count() error {
 	return nil
 }
 
-func countNodes(n *node) int {
-	c := 1
-	for _, k := range n.kids {
-		c += countNodes(k)
-	}
-	return c
-}
-
 // ensureDir walks to the directory comps, creating missing directories; it
 // refuses to go through a symlink or any other non-directory.
-func (f *flattener) ensureDir(comps []string) (*node, error) {
-	cur := f.t.root
+func (f *flattener) ensureDir(comps []string) (nodeID, error) {
+	x := f.t.x
+	cur := rootID
 	for i, c := range comps {
-		k := cur.kids[c]
-		if k == nil {
-			ino := implicitDir()
-			ino.implicit = true
-			k = &node{ino: ino, kids: map[string]*node{}, layer: f.layer}
-			cur.kids[c] = k
+		k := x.child(cur, c)
+		if k == 0 {
+			ino := x.inodeOf(&attrs{typ: tar.TypeDir, mode: 0o755, mtime: epoch, layer: -1, implicit: true})
+			k = x.addChild(cur, c, ino, f.layer)
 			if err := f.count(); err != nil {
-				return nil, err
+				return 0, err
 			}
-		} else if err := checkTraversable(k, comps[:i+1]); err != nil {
-			return nil, err
+		} else if err := f.t.checkTraversable(k, comps[:i+1]); err != nil {
+			return 0, err
 		}
 		cur = k
 	}
 	return cur, nil
 }
 
-func checkTraversable(n *node, comps []string) error {
-	switch n.ino.typ {
+func (t *Tree) checkTraversable(n nodeID, comps []string) error {
+	switch t.x.typ(n) {
 	case tar.TypeDir:
 		return nil
 	case tar.TypeSymlink:
 		return fmt.Errorf("%w: parent %q is a symlink (to %q); refusing to write through it",
-			ErrUnsafe, strings.Join(comps, "/"), n.ino.linkname)
+			ErrUnsafe, strings.Join(comps, "/"), t.x.linkname(t.x.node(n).ino))
 	default:
 		return fmt.Errorf("%w: parent %q is not a directory", ErrUnsafe, strings.Join(comps, "/"))
 	}
 }
 
-func implicitDir() *inode {
-	return &inode{typ: tar.TypeDir, mode: 0o755, mtime: epoch}
-}
-
-// lookup finds the node at comps without following symlinks; nil when
+// lookup finds the node at comps without following symlinks; 0 when
 // missing. A symlink on the way is an error; another non-directory means
 // missing.
-func (t *Tree) lookup(comps []string) (*node, error) {
-	cur := t.root
+func (t *Tree) lookup(comps []string) (nodeID, error) {
+	cur := rootID
 	for i, c := range comps {
-		if cur.kids == nil {
-			if cur.ino.typ == tar.TypeSymlink {
-				return nil, checkTraversable(cur, comps[:i])
+		if !t.x.isDir(cur) {
+			if t.x.typ(cur) == tar.TypeSymlink {
+				return 0, t.checkTraversable(cur, comps[:i])
 			}
-			return nil, nil
+			return 0, nil
 		}
-		cur = cur.kids[c]
-		if cur == nil {
-			return nil, nil
+		cur = t.x.child(cur, c)
+		if cur == 0 {
+			return 0, nil
 		}
 	}
 	return cur, nil
@@ -349,11 +333,10 @@ func (t *Tree) lookup(comps []string) (*node, error) {
 
 func (f *flattener) addWhiteout(dir []string, base string) error {
 	if base == opaqueMarker {
-		d, err := f.ensureDir(dir)
-		if err != nil {
+		if _, err := f.ensureDir(dir); err != nil {
 			return err
 		}
-		f.opaques = append(f.opaques, d)
+		f.opaques = append(f.opaques, dir)
 		return nil
 	}
 	name := base[len(whiteoutPrefix):]
@@ -374,51 +357,56 @@ func (f *flattener) addWhiteout(dir []string, base string) error {
 // layer's whiteouts and hidden by its opaque directories; what the current
 // layer itself added stays.
 func (f *flattener) applyWhiteouts() error {
+	x := f.t.x
 	for _, p := range f.whiteouts {
 		parent, err := f.t.lookup(p[:len(p)-1])
 		if err != nil {
 			return fmt.Errorf("whiteout %q: %w", strings.Join(p, "/"), err)
 		}
-		if parent != nil && parent.ino.typ == tar.TypeSymlink {
-			err := checkTraversable(parent, p[:len(p)-1])
+		if parent != 0 && x.typ(parent) == tar.TypeSymlink {
+			err := f.t.checkTraversable(parent, p[:len(p)-1])
 			return fmt.Errorf("whiteout %q: %w", strings.Join(p, "/"), err)
 		}
-		if parent == nil || parent.kids == nil {
+		if parent == 0 || !x.isDir(parent) {
 			continue
 		}
-		base := p[len(p)-1]
-		n := parent.kids[base]
-		if n == nil {
+		n := x.child(parent, p[len(p)-1])
+		if n == 0 {
 			continue
 		}
 		f.prune(n)
-		if n.layer < f.layer && len(n.kids) == 0 {
-			delete(parent.kids, base)
-			f.t.nodes--
+		if x.node(n).layer < f.layer && x.node(n).child == 0 {
+			f.t.nodes -= x.remove(n)
 		}
 	}
-	for _, d := range f.opaques {
-		f.prune(d)
+	for _, comps := range f.opaques {
+		// The directory as it is now: one this layer replaced after its
+		// marker holds only this layer's entries, which stay anyway.
+		if d, err := f.t.lookup(comps); err == nil && d != 0 && x.isDir(d) {
+			f.prune(d)
+		}
 	}
 	return nil
 }
 
 // prune removes every descendant of n that the current layer did not create
 // or update and that has no such descendant itself.
-func (f *flattener) prune(n *node) {
-	for name, k := range n.kids {
+func (f *flattener) prune(n nodeID) {
+	x := f.t.x
+	for k := x.node(n).child; k != 0; {
+		next := x.node(k).next
 		f.prune(k)
-		if k.layer < f.layer && len(k.kids) == 0 {
-			delete(n.kids, name)
-			f.t.nodes--
+		if kn := x.node(k); kn.layer < f.layer && kn.child == 0 {
+			f.t.nodes -= x.remove(k)
 		}
+		k = next
 	}
 }
 
-// inodeFromHeader validates hdr and converts its metadata. For a hard link,
-// the caller replaces the result with the target's inode.
-func inodeFromHeader(hdr *tar.Header, layer, ord int32) (*inode, error) {
-	ino := &inode{
+// attrsFromHeader validates hdr and converts its metadata. For a hard link,
+// the caller uses the target's inode instead.
+func attrsFromHeader(hdr *tar.Header, layer, ord int32) (attrs, error) {
+	ino := attrs{
 		typ:   hdr.Typeflag,
 		mode:  hdr.Mode & 0o7777,
 		uid:   hdr.Uid,
@@ -427,7 +415,7 @@ func inodeFromHeader(hdr *tar.Header, layer, ord int32) (*inode, error) {
 		layer: -1,
 	}
 	if hdr.Uid < 0 || hdr.Gid < 0 {
-		return nil, fmt.Errorf("negative uid or gid (%d:%d)", hdr.Uid, hdr.Gid)
+		return ino, fmt.Errorf("negative uid or gid (%d:%d)", hdr.Uid, hdr.Gid)
 	}
 	if ino.mtime.IsZero() {
 		ino.mtime = epoch
@@ -439,32 +427,32 @@ func inodeFromHeader(hdr *tar.Header, layer, ord int32) (*inode, error) {
 			if strings.HasPrefix(k, "GNU.sparse.") {
 				// The logical size of a sparse file is unbounded by the
 				// layer's size; image builders never write them.
-				return nil, fmt.Errorf("sparse files are not supported")
+				return ino, fmt.Errorf("sparse files are not supported")
 			}
 		}
 		if hdr.Size < 0 {
-			return nil, fmt.Errorf("negative size %d", hdr.Size)
+			return ino, fmt.Errorf("negative size %d", hdr.Size)
 		}
 		ino.size = hdr.Size
 		ino.layer, ino.ord = layer, ord
 	case tar.TypeDir, tar.TypeLink, tar.TypeFifo:
 	case tar.TypeSymlink:
 		if hdr.Linkname == "" {
-			return nil, fmt.Errorf("symlink with an empty target")
+			return ino, fmt.Errorf("symlink with an empty target")
 		}
 		if strings.IndexByte(hdr.Linkname, 0) >= 0 || len(hdr.Linkname) > maxPathLen {
-			return nil, fmt.Errorf("invalid symlink target %q", hdr.Linkname)
+			return ino, fmt.Errorf("invalid symlink target %q", hdr.Linkname)
 		}
 		ino.linkname = hdr.Linkname
 	case tar.TypeChar, tar.TypeBlock:
 		if hdr.Devmajor < 0 || hdr.Devminor < 0 {
-			return nil, fmt.Errorf("negative device number %d:%d", hdr.Devmajor, hdr.Devminor)
+			return ino, fmt.Errorf("negative device number %d:%d", hdr.Devmajor, hdr.Devminor)
 		}
 		ino.major, ino.minor = hdr.Devmajor, hdr.Devminor
 	case tar.TypeGNUSparse:
-		return nil, fmt.Errorf("sparse files are not supported")
+		return ino, fmt.Errorf("sparse files are not supported")
 	default:
-		return nil, fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+		return ino, fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
 	for k, v := range hdr.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok && name != "" {
@@ -478,27 +466,30 @@ func inodeFromHeader(hdr *tar.Header, layer, ord int32) (*inode, error) {
 }
 
 func (t *Tree) computeStats() {
-	seen := map[*inode]bool{}
-	var walk func(n *node)
-	walk = func(n *node) {
-		for _, k := range n.kids {
-			if k.ino.isDir() {
+	x := t.x
+	seen := map[inodeID]bool{}
+	var walk func(n nodeID)
+	walk = func(n nodeID) {
+		for k := x.node(n).child; k != 0; k = x.node(k).next {
+			ino := x.node(k).ino
+			i := x.inode(ino)
+			if i.typ == tar.TypeDir {
 				t.dirs++
 				walk(k)
 				continue
 			}
 			t.files++
-			if k.ino.typ != tar.TypeReg {
+			if i.typ != tar.TypeReg {
 				continue
 			}
-			if k.ino.hardlinked {
-				if seen[k.ino] {
+			if i.flags&flagHardlinked != 0 {
+				if seen[ino] {
 					continue
 				}
-				seen[k.ino] = true
+				seen[ino] = true
 			}
-			t.bytes += k.ino.size
+			t.bytes += i.size
 		}
 	}
-	walk(t.root)
+	walk(rootID)
 }

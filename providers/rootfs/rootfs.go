@@ -51,10 +51,9 @@
 //
 // # Memory
 //
-// Flatten keeps about 270 bytes of heap per path and no content; WriteTar
-// adds a list of the regular files to copy and up to 16 MiB of read-ahead.
-// Measured peak RSS: under 50 MiB for a 1 GiB 8-layer image, 92 MiB for
-// 100,000 paths (BENCHMARKS.md).
+// Flatten keeps about 100 bytes per path and no content, in arrays without
+// pointers (index.go); WriteTar adds 4 bytes per regular file to copy and
+// up to 16 MiB of read-ahead. BENCHMARKS.md has the measured figures.
 //
 // # Speed
 //
@@ -216,45 +215,12 @@ func (e *LayerError) Unwrap() error { return e.Err }
 // A Tree is read-only after Flatten and safe for concurrent WriteTar calls.
 type Tree struct {
 	layers []v1.Layer
-	root   *node
+	x      *index
 	nodes  int
 
 	files, dirs int
 	bytes       int64
 }
-
-// node is one path of the tree.
-type node struct {
-	ino *inode
-	// kids holds a directory's children by name; nil for non-directories.
-	kids map[string]*node
-	// layer is the index of the layer that last created or updated this path.
-	layer int32
-}
-
-// inode is what a path names; hard-linked paths share one inode.
-type inode struct {
-	typ        byte
-	hardlinked bool
-	// implicit marks a directory no layer entry created, only implied as
-	// the parent of other entries.
-	implicit bool
-	mode     int64
-	uid, gid int
-	mtime    time.Time
-	size     int64
-	linkname string // symlink target
-	major    int64
-	minor    int64
-	xattrs   map[string]string
-	// layer and ord locate a regular file's content: header number ord
-	// (0-based) of layer layer; layer -1 means content holds it (Extra).
-	layer   int32
-	ord     int32
-	content []byte
-}
-
-func (i *inode) isDir() bool { return i.typ == tar.TypeDir }
 
 func isDevice(typ byte) bool {
 	return typ == tar.TypeChar || typ == tar.TypeBlock || typ == tar.TypeFifo
@@ -275,7 +241,7 @@ func (t *Tree) IsDir(path string) bool {
 		return false
 	}
 	n, err := t.lookup(comps)
-	return err == nil && n != nil && n.ino.isDir()
+	return err == nil && n != 0 && t.x.isDir(n)
 }
 
 // Layers returns the number of layers the tree was flattened from.
