@@ -16,7 +16,9 @@ import (
 var epoch = time.Unix(0, 0).UTC()
 
 // Flatten reads the headers of every layer of img, oldest first, and computes
-// the final tree: which layer entry wins each path, after whiteouts. File
+// the final tree: which layer entry wins each path, after whiteouts (two
+// phases: index every member's path, then replay the layers in order on
+// those paths). File
 // contents are not kept in memory; WriteTar reads them from the layers again,
 // so the layers must stay readable (and unchanged) while the Tree is used.
 //
@@ -38,11 +40,14 @@ func Flatten(ctx context.Context, img v1.Image, opts Options) (*Tree, error) {
 		return nil, fmt.Errorf("image has %d layers, more than the limit of %d", len(layers), opts.MaxLayers)
 	}
 	t := &Tree{layers: layers, x: newIndex()}
-	f := &flattener{t: t, maxEntries: opts.MaxEntries}
-	if err := f.applyLayers(ctx, layers); err != nil {
+	ix := &indexer{t: t, maxNodes: 2 * opts.MaxEntries, logs: make([]layerLog, len(layers))}
+	n, err := ix.indexLayers(ctx, layers)
+	if err != nil {
 		return nil, err
 	}
-	t.computeStats()
+	if err := ix.replay(n, opts.MaxEntries); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -54,12 +59,224 @@ func (t *Tree) layerError(i int, err error) error {
 	return le
 }
 
-type flattener struct {
-	t          *Tree
-	maxEntries int
-	layer      int32
-	whiteouts  [][]string // paths whited out by the current layer
-	opaques    [][]string // directories made opaque by the current layer
+// Flattening has two phases. The indexer reads the layers (in any order)
+// and names every path their members mention in the index, recording each
+// member as a rec in its layer's log (with the member's inode), without
+// building the tree: absent paths have no inode. The replay (replay.go)
+// then applies the logs in layer order to those nodes, with the OCI rules,
+// and drops the paths that did not survive. The streaming writer
+// (stream.go) reads the layers newest first in the first phase and writes
+// every regular file that no newer layer replaces as it goes.
+
+// Record kinds.
+const (
+	recWrite    = iota // an entry at node with inode ino
+	recLink            // a hard link at node to the path node ino names
+	recWhiteout        // a whiteout of node
+	recOpaque          // an opaque marker in the directory node
+)
+
+// rec is one member of a layer.
+type rec struct {
+	node nodeID
+	// ino is the entry's inode (recWrite) or, for recLink, the nodeID of
+	// the target path.
+	ino  inodeID
+	ord  int32
+	kind uint8
+	// form and lform say how the member's name and link target were
+	// written (formOf); errors quote them as written.
+	form, lform uint8
+}
+
+// layerLog is what the indexer recorded of one layer: its members, and the
+// error that ended it (after the members before it).
+type layerLog struct {
+	recs []rec
+	err  error
+	// raw holds names written in a form formOf cannot encode, by member
+	// number (link targets at -1-ord).
+	raw map[int32]string
+}
+
+// Name forms: how a member name relates to its clean path: prefix "./"
+// or "/", a trailing "/". formRaw: kept verbatim in layerLog.raw.
+const (
+	formSlash  = 1 // trailing "/"
+	formDot    = 2 // "./" prefix
+	formRoot   = 4 // "/" prefix
+	formRaw    = 8
+	opaqueName = "/" + opaqueMarker
+)
+
+// formOf returns how raw is written relative to clean.
+func formOf(raw, clean string) uint8 {
+	var f uint8
+	r := raw
+	if strings.HasSuffix(r, "/") && len(r) > 1 {
+		f |= formSlash
+		r = r[:len(r)-1]
+	}
+	switch {
+	case strings.HasPrefix(r, "./"):
+		f |= formDot
+		r = r[2:]
+	case strings.HasPrefix(r, "/"):
+		f |= formRoot
+		r = r[1:]
+	}
+	if r != clean {
+		return formRaw
+	}
+	return f
+}
+
+// spell writes clean in form f.
+func spell(clean string, f uint8) string {
+	switch {
+	case f&formDot != 0:
+		clean = "./" + clean
+	case f&formRoot != 0:
+		clean = "/" + clean
+	}
+	if f&formSlash != 0 {
+		clean += "/"
+	}
+	return clean
+}
+
+// indexer is the first phase: it names the paths of each member.
+type indexer struct {
+	t *Tree
+	// maxNodes bounds the paths named (2 × MaxEntries).
+	maxNodes int
+	logs     []layerLog
+}
+
+func (ix *indexer) node(comps []string) (nodeID, error) {
+	x := ix.t.x
+	cur := rootID
+	for _, c := range comps {
+		k := x.child(cur, c)
+		if k == 0 {
+			if int(x.nodes.n) > ix.maxNodes {
+				return 0, fmt.Errorf("the layers name more than %d paths", ix.maxNodes)
+			}
+			k = x.addChild(cur, c, 0, 0)
+		}
+		cur = k
+	}
+	return cur, nil
+}
+
+// add records member hdr, number ord of layer i. Errors that depend on
+// the member alone (names, types, attributes) are returned here; those
+// that depend on the tree come from the replay.
+func (ix *indexer) add(i int, hdr *tar.Header, ord int32) error {
+	lg := &ix.logs[i]
+	comps, err := cleanPath(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if len(comps) == 0 {
+		if hdr.Typeflag != tar.TypeDir {
+			return fmt.Errorf("%w: the root is not a directory (type %q)", ErrUnsafe, hdr.Typeflag)
+		}
+		return nil
+	}
+	for _, c := range comps[:len(comps)-1] {
+		if strings.HasPrefix(c, whiteoutMeta) {
+			return nil // AUFS metadata directory (.wh..wh.plnk and friends)
+		}
+		if strings.HasPrefix(c, whiteoutPrefix) {
+			return fmt.Errorf("%w: whiteout name %q used as a directory", ErrUnsafe, c)
+		}
+	}
+	base := comps[len(comps)-1]
+	dir := comps[:len(comps)-1]
+	r := rec{ord: ord, form: formOf(hdr.Name, strings.Join(comps, "/"))}
+	if r.form == formRaw {
+		lg.setRaw(ord, hdr.Name)
+	}
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		if base == opaqueMarker {
+			r.kind = recOpaque
+			r.node, err = ix.node(dir)
+		} else {
+			name := base[len(whiteoutPrefix):]
+			switch name {
+			case "", ".", "..":
+				return fmt.Errorf("%w: whiteout %q names %q, not an entry", ErrUnsafe, base, name)
+			}
+			if strings.HasPrefix(base, whiteoutMeta) {
+				return nil // other AUFS metadata
+			}
+			r.kind = recWhiteout
+			r.node, err = ix.node(append(dir[:len(dir):len(dir)], name))
+		}
+		if err != nil {
+			return err
+		}
+		lg.recs = append(lg.recs, r)
+		return nil
+	}
+	a, err := attrsFromHeader(hdr, int32(i), ord)
+	if err != nil {
+		return err
+	}
+	if r.node, err = ix.node(comps); err != nil {
+		return err
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		tcomps, err := cleanPath(hdr.Linkname)
+		if err != nil {
+			return fmt.Errorf("hard link target: %w", err)
+		}
+		target, err := ix.node(tcomps)
+		if err != nil {
+			return err
+		}
+		r.kind, r.ino = recLink, inodeID(target)
+		if r.lform = formOf(hdr.Linkname, strings.Join(tcomps, "/")); r.lform == formRaw {
+			lg.setRaw(-1-ord, hdr.Linkname)
+		}
+	} else {
+		r.kind, r.ino = recWrite, ix.t.x.inodeOf(&a)
+	}
+	lg.recs = append(lg.recs, r)
+	return nil
+}
+
+func (lg *layerLog) setRaw(k int32, name string) {
+	if lg.raw == nil {
+		lg.raw = map[int32]string{}
+	}
+	lg.raw[k] = name
+}
+
+// memberName is the name of r's member as written.
+func (ix *indexer) memberName(i int, r rec) string {
+	x := ix.t.x
+	if r.form == formRaw {
+		return ix.logs[i].raw[r.ord]
+	}
+	p := x.path(r.node)
+	if r.kind == recOpaque {
+		if p == "" {
+			p = opaqueMarker
+		} else {
+			p += opaqueName
+		}
+	}
+	return spell(p, r.form)
+}
+
+// linkName is r's link target as written.
+func (ix *indexer) linkName(i int, r rec) string {
+	if r.lform == formRaw {
+		return ix.logs[i].raw[-1-r.ord]
+	}
+	return spell(ix.t.x.path(nodeID(r.ino)), r.lform)
 }
 
 // lookahead is how many layers after the one being applied have their
@@ -137,9 +354,10 @@ func startHeaders(ctx context.Context, wg *sync.WaitGroup, l v1.Layer) <-chan he
 	return ch
 }
 
-// applyLayers applies the layers in order while the headers of the next
-// lookahead layers are decoded concurrently.
-func (f *flattener) applyLayers(ctx context.Context, layers []v1.Layer) error {
+// indexLayers indexes the layers in order while the headers of the next
+// lookahead layers are decoded concurrently; it stops after the first
+// layer that fails (its error is in its log) or when ctx is done.
+func (ix *indexer) indexLayers(ctx context.Context, layers []v1.Layer) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -151,21 +369,19 @@ func (f *flattener) applyLayers(ctx context.Context, layers []v1.Layer) error {
 				streams[j] = startHeaders(ctx, &wg, layers[j])
 			}
 		}
-		if err := f.applyLayer(ctx, i, streams[i]); err != nil {
+		if err := ix.indexLayer(ctx, i, streams[i]); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				return err
+				return i, err
 			}
-			return f.t.layerError(i, err)
+			ix.logs[i].err = err
+			return i + 1, nil
 		}
 		streams[i] = nil
 	}
-	return nil
+	return len(layers), nil
 }
 
-func (f *flattener) applyLayer(ctx context.Context, i int, headers <-chan headerBatch) error {
-	f.layer = int32(i)
-	f.whiteouts = f.whiteouts[:0]
-	f.opaques = f.opaques[:0]
+func (ix *indexer) indexLayer(ctx context.Context, i int, headers <-chan headerBatch) error {
 	ord := 0
 	for {
 		var b headerBatch
@@ -176,10 +392,7 @@ func (f *flattener) applyLayer(ctx context.Context, i int, headers <-chan header
 			return ctx.Err()
 		}
 		if !ok {
-			if err := ctx.Err(); err != nil {
-				return err // the producer stopped on cancellation
-			}
-			break
+			return ctx.Err() // nil at the end; the producer stopped on cancellation
 		}
 		if b.err != nil {
 			return b.err
@@ -188,218 +401,11 @@ func (f *flattener) applyLayer(ctx context.Context, i int, headers <-chan header
 			return err
 		}
 		for _, hdr := range b.hdrs {
-			if err := f.applyEntry(hdr, int32(ord)); err != nil {
+			if err := ix.add(i, hdr, int32(ord)); err != nil {
 				return fmt.Errorf("member %q: %w", hdr.Name, err)
 			}
 			ord++
 		}
-	}
-	return f.applyWhiteouts()
-}
-
-func (f *flattener) applyEntry(hdr *tar.Header, ord int32) error {
-	comps, err := cleanPath(hdr.Name)
-	if err != nil {
-		return err
-	}
-	if len(comps) == 0 {
-		if hdr.Typeflag != tar.TypeDir {
-			return fmt.Errorf("%w: the root is not a directory (type %q)", ErrUnsafe, hdr.Typeflag)
-		}
-		return nil
-	}
-	for _, c := range comps[:len(comps)-1] {
-		if strings.HasPrefix(c, whiteoutMeta) {
-			return nil // AUFS metadata directory (.wh..wh.plnk and friends)
-		}
-		if strings.HasPrefix(c, whiteoutPrefix) {
-			return fmt.Errorf("%w: whiteout name %q used as a directory", ErrUnsafe, c)
-		}
-	}
-	base := comps[len(comps)-1]
-	dir := comps[:len(comps)-1]
-	if strings.HasPrefix(base, whiteoutPrefix) {
-		return f.addWhiteout(dir, base)
-	}
-
-	a, err := attrsFromHeader(hdr, f.layer, ord)
-	if err != nil {
-		return err
-	}
-	parent, err := f.ensureDir(dir)
-	if err != nil {
-		return err
-	}
-	x := f.t.x
-	if hdr.Typeflag == tar.TypeLink {
-		tcomps, err := cleanPath(hdr.Linkname)
-		if err != nil {
-			return fmt.Errorf("hard link target: %w", err)
-		}
-		target, err := f.t.lookup(tcomps)
-		if err != nil {
-			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
-		}
-		if target == 0 {
-			return fmt.Errorf("%w: hard link target %q does not exist", ErrUnsafe, hdr.Linkname)
-		}
-		if x.isDir(target) {
-			return fmt.Errorf("%w: hard link target %q is a directory", ErrUnsafe, hdr.Linkname)
-		}
-		ino := x.node(target).ino
-		x.inode(ino).flags |= flagHardlinked
-		return f.place(parent, base, ino, false)
-	}
-	return f.place(parent, base, x.inodeOf(&a), a.isDir())
-}
-
-// place puts inode ino (a directory when dir) at parent/base, following
-// the replacement rules.
-func (f *flattener) place(parent nodeID, base string, ino inodeID, dir bool) error {
-	x := f.t.x
-	old := x.child(parent, base)
-	if old != 0 && x.isDir(old) && dir {
-		x.setInode(old, ino)
-		x.node(old).layer = f.layer
-		return nil
-	}
-	if old != 0 {
-		f.t.nodes -= x.remove(old)
-	}
-	x.addChild(parent, base, ino, f.layer)
-	return f.count()
-}
-
-func (f *flattener) count() error {
-	f.t.nodes++
-	if f.t.nodes > f.maxEntries {
-		return fmt.Errorf("more than %d paths in the tree", f.maxEntries)
-	}
-	return nil
-}
-
-// ensureDir walks to the directory comps, creating missing directories; it
-// refuses to go through a symlink or any other non-directory.
-func (f *flattener) ensureDir(comps []string) (nodeID, error) {
-	x := f.t.x
-	cur := rootID
-	for i, c := range comps {
-		k := x.child(cur, c)
-		if k == 0 {
-			ino := x.inodeOf(&attrs{typ: tar.TypeDir, mode: 0o755, mtime: epoch, layer: -1, implicit: true})
-			k = x.addChild(cur, c, ino, f.layer)
-			if err := f.count(); err != nil {
-				return 0, err
-			}
-		} else if err := f.t.checkTraversable(k, comps[:i+1]); err != nil {
-			return 0, err
-		}
-		cur = k
-	}
-	return cur, nil
-}
-
-func (t *Tree) checkTraversable(n nodeID, comps []string) error {
-	switch t.x.typ(n) {
-	case tar.TypeDir:
-		return nil
-	case tar.TypeSymlink:
-		return fmt.Errorf("%w: parent %q is a symlink (to %q); refusing to write through it",
-			ErrUnsafe, strings.Join(comps, "/"), t.x.linkname(t.x.node(n).ino))
-	default:
-		return fmt.Errorf("%w: parent %q is not a directory", ErrUnsafe, strings.Join(comps, "/"))
-	}
-}
-
-// lookup finds the node at comps without following symlinks; 0 when
-// missing. A symlink on the way is an error; another non-directory means
-// missing.
-func (t *Tree) lookup(comps []string) (nodeID, error) {
-	cur := rootID
-	for i, c := range comps {
-		if !t.x.isDir(cur) {
-			if t.x.typ(cur) == tar.TypeSymlink {
-				return 0, t.checkTraversable(cur, comps[:i])
-			}
-			return 0, nil
-		}
-		cur = t.x.child(cur, c)
-		if cur == 0 {
-			return 0, nil
-		}
-	}
-	return cur, nil
-}
-
-func (f *flattener) addWhiteout(dir []string, base string) error {
-	if base == opaqueMarker {
-		if _, err := f.ensureDir(dir); err != nil {
-			return err
-		}
-		f.opaques = append(f.opaques, dir)
-		return nil
-	}
-	name := base[len(whiteoutPrefix):]
-	switch name {
-	case "", ".", "..":
-		return fmt.Errorf("%w: whiteout %q names %q, not an entry", ErrUnsafe, base, name)
-	}
-	if strings.HasPrefix(base, whiteoutMeta) {
-		return nil // other AUFS metadata
-	}
-	p := make([]string, 0, len(dir)+1)
-	p = append(append(p, dir...), name)
-	f.whiteouts = append(f.whiteouts, p)
-	return nil
-}
-
-// applyWhiteouts removes the lower-layer content named by the current
-// layer's whiteouts and hidden by its opaque directories; what the current
-// layer itself added stays.
-func (f *flattener) applyWhiteouts() error {
-	x := f.t.x
-	for _, p := range f.whiteouts {
-		parent, err := f.t.lookup(p[:len(p)-1])
-		if err != nil {
-			return fmt.Errorf("whiteout %q: %w", strings.Join(p, "/"), err)
-		}
-		if parent != 0 && x.typ(parent) == tar.TypeSymlink {
-			err := f.t.checkTraversable(parent, p[:len(p)-1])
-			return fmt.Errorf("whiteout %q: %w", strings.Join(p, "/"), err)
-		}
-		if parent == 0 || !x.isDir(parent) {
-			continue
-		}
-		n := x.child(parent, p[len(p)-1])
-		if n == 0 {
-			continue
-		}
-		f.prune(n)
-		if x.node(n).layer < f.layer && x.node(n).child == 0 {
-			f.t.nodes -= x.remove(n)
-		}
-	}
-	for _, comps := range f.opaques {
-		// The directory as it is now: one this layer replaced after its
-		// marker holds only this layer's entries, which stay anyway.
-		if d, err := f.t.lookup(comps); err == nil && d != 0 && x.isDir(d) {
-			f.prune(d)
-		}
-	}
-	return nil
-}
-
-// prune removes every descendant of n that the current layer did not create
-// or update and that has no such descendant itself.
-func (f *flattener) prune(n nodeID) {
-	x := f.t.x
-	for k := x.node(n).child; k != 0; {
-		next := x.node(k).next
-		f.prune(k)
-		if kn := x.node(k); kn.layer < f.layer && kn.child == 0 {
-			f.t.nodes -= x.remove(k)
-		}
-		k = next
 	}
 }
 

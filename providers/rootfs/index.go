@@ -30,12 +30,22 @@ const rootID nodeID = 1
 type node struct {
 	// parent, first child, next and previous sibling.
 	parent, child, next, prev nodeID
-	name                      nameRef
-	ino                       inodeID
+	nameOff                   uint32
+	nameLen                   uint16
+	// flags record what the layers read so far did at this path (see
+	// stream.go); unused once the tree is built.
+	flags uint8
+	_     uint8
+	// ino is the path's inode; 0 while the path is not (yet) in the tree:
+	// Flatten first names every path of every layer, then builds the tree
+	// on those nodes.
+	ino inodeID
 	// layer is the index of the layer that last created or updated the
 	// path (whiteouts keep what the current layer touched).
 	layer int32
 }
+
+func (n *node) name() nameRef { return nameRef{off: n.nameOff, n: n.nameLen} }
 
 // nameRef is a name in the arena.
 type nameRef struct {
@@ -157,7 +167,7 @@ func (x *index) node(n nodeID) *node     { return x.nodes.at(uint32(n)) }
 func (x *index) inode(i inodeID) *inode  { return x.inodes.at(uint32(i)) }
 func (x *index) typ(n nodeID) byte       { return x.inode(x.node(n).ino).typ }
 func (x *index) isDir(n nodeID) bool     { return x.typ(n) == tar.TypeDir }
-func (x *index) nameOf(n nodeID) []byte  { return x.bytes(x.node(n).name) }
+func (x *index) nameOf(n nodeID) []byte  { return x.bytes(x.node(n).name()) }
 func (x *index) str(r nameRef) string    { return string(x.bytes(r)) }
 func (x *index) nameStr(n nodeID) string { return string(x.nameOf(n)) }
 
@@ -276,7 +286,7 @@ func (x *index) child(parent nodeID, name string) nodeID {
 			return 0
 		}
 		n := x.node(id)
-		if n.parent == parent && int(n.name.n) == len(name) && string(x.bytes(n.name)) == name {
+		if n.parent == parent && int(n.nameLen) == len(name) && string(x.bytes(n.name())) == name {
 			return id
 		}
 	}
@@ -285,7 +295,8 @@ func (x *index) child(parent nodeID, name string) nodeID {
 // addChild makes a new node name (interned) below parent, with inode ino
 // and layer; name must not exist there.
 func (x *index) addChild(parent nodeID, name string, ino inodeID, layer int32) nodeID {
-	n := node{parent: parent, name: x.intern(name), ino: ino, layer: layer}
+	r := x.intern(name)
+	n := node{parent: parent, nameOff: r.off, nameLen: r.n, ino: ino, layer: layer}
 	p := x.node(parent)
 	n.next = p.child
 	var id nodeID
@@ -336,7 +347,7 @@ func (x *index) grow() {
 func (x *index) unhash(id nodeID) {
 	mask := len(x.table) - 1
 	n := x.node(id)
-	i := x.slot(x.hash(n.parent, string(x.bytes(n.name))))
+	i := x.slot(x.hash(n.parent, string(x.bytes(n.name()))))
 	for x.table[i] != id {
 		i = (i + 1) & mask
 	}
@@ -344,7 +355,7 @@ func (x *index) unhash(id nodeID) {
 	x.used--
 	for j := (i + 1) & mask; x.table[j] != 0; j = (j + 1) & mask {
 		m := x.node(x.table[j])
-		home := x.slot(x.hash(m.parent, string(x.bytes(m.name))))
+		home := x.slot(x.hash(m.parent, string(x.bytes(m.name()))))
 		// Move the entry at j back to i unless its home lies in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
 			x.table[i], x.table[j] = x.table[j], 0
@@ -378,7 +389,7 @@ func (x *index) drop(id nodeID) int {
 	}
 	x.unhash(id)
 	n := x.node(id)
-	if ino := x.inode(n.ino); ino.flags&flagHardlinked == 0 {
+	if n.ino != 0 && x.inode(n.ino).flags&flagHardlinked == 0 {
 		x.freeInodes = append(x.freeInodes, n.ino)
 	}
 	*n = node{}
@@ -390,7 +401,7 @@ func (x *index) drop(id nodeID) int {
 // hard-linked.
 func (x *index) setInode(id nodeID, ino inodeID) {
 	n := x.node(id)
-	if old := x.inode(n.ino); n.ino != ino && old.flags&flagHardlinked == 0 {
+	if n.ino != 0 && n.ino != ino && x.inode(n.ino).flags&flagHardlinked == 0 {
 		x.freeInodes = append(x.freeInodes, n.ino)
 	}
 	n.ino = ino
@@ -427,4 +438,18 @@ func (x *index) path(id nodeID) string {
 		}
 	}
 	return string(buf)
+}
+
+// bitset is a set of small integers (node IDs); a nil *bitset is empty.
+type bitset struct{ w []uint64 }
+
+func (b *bitset) has(i uint32) bool {
+	return b != nil && int(i/64) < len(b.w) && b.w[i/64]&(1<<(i%64)) != 0
+}
+
+func (b *bitset) add(i uint32) {
+	for int(i/64) >= len(b.w) {
+		b.w = append(b.w, 0)
+	}
+	b.w[i/64] |= 1 << (i % 64)
 }

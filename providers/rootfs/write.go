@@ -465,12 +465,21 @@ type plan struct {
 // symlinks, devices, TarOptions files) in that order; regular files whose
 // content is in a layer and hard links go to the plan.
 func (v *view) walk(nlayers int, dropDevices bool, meta func(it item) error) (*plan, error) {
+	return v.walkSkipping(nlayers, dropDevices, meta, nil, map[iref]string{})
+}
+
+// walkSkipping is walk without the tree nodes in skip (regular files
+// already written), with first holding the paths already written of
+// hard-linked inodes: their other paths become links to those.
+func (v *view) walkSkipping(nlayers int, dropDevices bool, meta func(it item) error, skip *bitset, first map[iref]string) (*plan, error) {
 	p := &plan{byLayer: make([][]fileRef, nlayers)}
-	first := map[iref]string{}
 	var buf []byte
 	var rec func(r vref) error
 	rec = func(r vref) error {
 		for _, k := range v.kids(r) {
+			if k.r.v == nil && skip.has(uint32(k.r.n)) {
+				continue
+			}
 			n := len(buf)
 			buf = append(buf, k.name...)
 			ino := v.ino(k.r)
