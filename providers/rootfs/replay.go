@@ -289,4 +289,3 @@ func (t *Tree) lookup(comps []string) (nodeID, error) {
 	}
 	return cur, nil
 }
-
