@@ -90,9 +90,9 @@ func (p *PullingImage) open(st *store.Store, d v1.Descriptor) (io.ReadCloser, er
 }
 
 // PullStream is Pull that returns once the manifest and the config are in
-// st, while the layers download: the newest layer first, as many at once
-// as the registry's concurrency allows, so that a reader of the layers
-// newest first (rootfs.Stream) reads them as they arrive.
+// st, while the layers download: the newest layer first, one after the
+// other (the next one starting as the current one ends), so that a reader
+// of the layers newest first (rootfs.Stream) reads them as they arrive.
 func (c *Client) PullStream(ctx context.Context, ref string, manifest v1.Hash, st *store.Store) (p *PullingImage, err error) {
 	p = &PullingImage{done: make(chan struct{}), changed: make(chan struct{})}
 	defer func() {
@@ -182,18 +182,45 @@ func (c *Client) PullStream(ctx context.Context, ref string, manifest v1.Hash, s
 		return p, fmt.Errorf("pulling %s: %w", ref, err)
 	}
 	go func() {
-		// Started in order, at most the registry's concurrency at once.
+		// One download at a time, in order, so that the layers arrive in
+		// the order a reader of the layers newest first needs them; the
+		// next one starts as the current one nears its end (hiding the
+		// request's round trip), up to the registry's concurrency.
 		g, gctx := errgroup.WithContext(ctx)
-		slots := make(chan struct{}, c.hostConcurrency(ts))
+		limit := c.hostConcurrency(ts)
+		var mu sync.Mutex
+		active := map[v1.Hash]int64{}
+		canStart := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(active) >= limit {
+				return false
+			}
+			for h, size := range active {
+				if size-st.Written(h) > streamOverlap {
+					return false
+				}
+			}
+			return true
+		}
 	loop:
 		for _, d := range layers {
-			select {
-			case slots <- struct{}{}:
-			case <-gctx.Done():
-				break loop
+			for !canStart() {
+				select {
+				case <-time.After(20 * time.Millisecond):
+				case <-gctx.Done():
+					break loop
+				}
 			}
+			mu.Lock()
+			active[d.Digest] = d.Size
+			mu.Unlock()
 			g.Go(func() error {
-				defer func() { <-slots }()
+				defer func() {
+					mu.Lock()
+					delete(active, d.Digest)
+					mu.Unlock()
+				}()
 				n, downloaded, err := c.fetchBlob(gctx, ts, ref, d, st, p.notify)
 				if err != nil {
 					return err
@@ -217,6 +244,10 @@ func (c *Client) PullStream(ctx context.Context, ref string, manifest v1.Hash, s
 	}()
 	return p, nil
 }
+
+// streamOverlap is how many bytes a layer download of PullStream has left
+// when the next one starts.
+const streamOverlap = 8 << 20
 
 // hostConcurrency is how many requests the first target's host takes at
 // once.

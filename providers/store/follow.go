@@ -158,3 +158,17 @@ func (r *followReader) Read(p []byte) (int, error) {
 }
 
 func (r *followReader) Close() error { return r.f.Close() }
+
+// Written returns how many bytes of blob h a Put in this process has
+// written so far (0 when none is in progress).
+func (s *Store) Written(h v1.Hash) int64 {
+	s.mu.Lock()
+	fl := s.flights[h.Hex]
+	s.mu.Unlock()
+	if fl == nil {
+		return 0
+	}
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.n
+}

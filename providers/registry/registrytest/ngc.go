@@ -98,7 +98,7 @@ type ngcLayerID struct {
 }
 
 // ngcVersion changes whenever the generator's output changes.
-const ngcVersion = 2
+const ngcVersion = 3
 
 // NGC returns the image of shape s, generating its gzip layers into dir
 // (created if missing) or reusing those a previous call with the same
@@ -309,8 +309,15 @@ func (p *ngcPlanner) dir(d string) {
 	p.plan.stats.Dirs++
 }
 
+// taken reports whether the current layer has a member at name already
+// (image builders write each path of a layer once).
+func (p *ngcPlanner) taken(name string) bool { return p.written[name] || p.dirs[name] }
+
 // file adds a regular file (its directories first).
 func (p *ngcPlanner) file(name string, size int64, kind uint8, mode int64) {
+	if p.taken(name) {
+		return
+	}
 	p.dir(path.Dir(name))
 	if size == 0 {
 		kind = ngcEmpty
@@ -327,12 +334,20 @@ func (p *ngcPlanner) file(name string, size int64, kind uint8, mode int64) {
 }
 
 func (p *ngcPlanner) symlink(name, target string) {
+	if p.taken(name) {
+		return
+	}
+	p.written[name] = true
 	p.dir(path.Dir(name))
 	p.layer = append(p.layer, ngcEntry{name: name, typ: tar.TypeSymlink, mode: 0o777, link: target})
 	p.plan.stats.Symlinks++
 }
 
 func (p *ngcPlanner) hardlink(name, target string) {
+	if p.taken(name) {
+		return
+	}
+	p.written[name] = true
 	p.dir(path.Dir(name))
 	p.layer = append(p.layer, ngcEntry{name: name, typ: tar.TypeLink, mode: 0o644, link: target})
 	p.plan.stats.HardLinks++

@@ -44,7 +44,7 @@ type SlowProxy struct {
 
 // throttleBurst is the most a throttled body passes on at once: the
 // limiter's bucket, small against a second at the rates the benchmarks use.
-const throttleBurst = 64 << 10
+const throttleBurst = 256 << 10
 
 // StartThrottleProxy starts a proxy on 127.0.0.1 in front of the registry
 // at upstream that passes every response body on at bytesPerSecond in all
