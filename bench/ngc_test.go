@@ -13,6 +13,8 @@ package bench
 //
 //	CACHECTL_NGC_SCALE     size of the image against the full shape (250,000 files,
 //	                       40 layers, 4.9 GB of gzip layers); default 0.1
+//	CACHECTL_NGC_FILES     the number of small files instead (e.g. 500000 for the
+//	                       memory goal), the large files as the scale says
 //	CACHECTL_BENCH_DIR     keeps the generated layers and the registry's storage
 //	                       between runs (default: temporary)
 //	CACHECTL_BENCH_RATES   registry bandwidths in MB/s, comma-separated; 0 = no
@@ -139,15 +141,20 @@ func TestNGC(t *testing.T) {
 	work := t.TempDir()
 
 	shape := registrytest.NGCFull().Scale(scale)
+	name := fmt.Sprintf("%g", scale)
+	if v := os.Getenv("CACHECTL_NGC_FILES"); v != "" {
+		shape.Files = envInt(t, "CACHECTL_NGC_FILES", 0)
+		name += "-" + v
+	}
 	start := time.Now()
-	img, stats, err := registrytest.NGC(filepath.Join(dir, fmt.Sprintf("ngc-%g", scale)), shape)
+	img, stats, err := registrytest.NGC(filepath.Join(dir, "ngc-"+name), shape)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("image: %+v (%s)", stats, time.Since(start).Round(time.Second))
 
 	srv := registrytest.StartDistribution(t, registrytest.WithStorage(filepath.Join(dir, "registry")))
-	repo := fmt.Sprintf("ngc/pytorch:%g", scale)
+	repo := "ngc/pytorch:" + name
 	pushIfMissing(t, img, srv.Ref(repo))
 	blobs := blobList(t, img)
 

@@ -4,6 +4,13 @@
 // changes), runs the builds through an Executor and places the artifacts
 // with the cache root's placement protocol (planner/cacheroot). It
 // reports progress as typed Events.
+//
+// With a source.StreamFetcher (registries) and the Local executor, a build
+// starts as soon as the image's manifest and config are in the store: the
+// layers download newest first while the builders read them (rootfs.Stream),
+// and the artifact is finished and placed only once every blob is in and
+// verified. The SIF and .sqsh of one image read the layers together, in one
+// pass, and hold one build slot between them.
 package apply
 
 import (

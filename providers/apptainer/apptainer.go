@@ -103,7 +103,7 @@ func (b *Builder) Runtime() *Runtime { return b.rt }
 // writing the root file system while it reads the layers (BuildShared). On
 // error it removes out.
 func (b *Builder) Build(ctx context.Context, img v1.Image, req providers.BuildRequest, out string) error {
-	return b.BuildShared(ctx, rootfs.NewShared(img, rootfs.Options{}, 1).Member(), img, req, out)
+	return b.BuildShared(ctx, rootfs.NewShared(rootfs.Options{}, 1).Member(), img, req, out)
 }
 
 // BuildTree writes the SIF of img to out from tree, the already flattened
@@ -132,7 +132,7 @@ func (b *Builder) BuildShared(ctx context.Context, m *rootfs.Member, img v1.Imag
 	defer m.Leave(ctx)
 	err := b.build(ctx, img, req, out, func(meta *Meta, now time.Time) (squashfs.TarWriter, error) {
 		return func(ctx context.Context, w io.Writer) error {
-			return m.Write(ctx, &rootfs.Consumer{
+			return m.Write(ctx, img, &rootfs.Consumer{
 				W: req.TarProgressOf(w, img), AllRoot: b.allRoot, Hold: holdsRuntimeFile,
 				Finish: func(tree *rootfs.Tree) (rootfs.TarOptions, error) {
 					extra, ifMissing, err := meta.layout(treeIndex{tree}, now)

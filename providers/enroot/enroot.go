@@ -94,7 +94,7 @@ func (*Builder) Version() string { return "1" }
 // writing the root file system while it reads the layers (BuildShared). On
 // error it removes out.
 func (b *Builder) Build(ctx context.Context, img v1.Image, req providers.BuildRequest, out string) error {
-	return b.BuildShared(ctx, rootfs.NewShared(img, rootfs.Options{}, 1).Member(), img, req, out)
+	return b.BuildShared(ctx, rootfs.NewShared(rootfs.Options{}, 1).Member(), img, req, out)
 }
 
 // BuildTree writes the .sqsh of img to out from tree, the already flattened
@@ -123,7 +123,7 @@ func (b *Builder) BuildShared(ctx context.Context, m *rootfs.Member, img v1.Imag
 		return err
 	}
 	err = b.create(ctx, req, out, func(ctx context.Context, w io.Writer) error {
-		return m.Write(ctx, &rootfs.Consumer{
+		return m.Write(ctx, img, &rootfs.Consumer{
 			W: req.TarProgressOf(w, img), AllRoot: true, EditHeader: editHeader, Hold: cfg.holds,
 			Finish: func(tree *rootfs.Tree) (rootfs.TarOptions, error) { return cfg.tarOptions(tree), nil },
 		})

@@ -428,10 +428,10 @@ func (v *view) shows(n nodeID) bool {
 // the last member to join runs it, and each member's Write returns when
 // its consumer's stream is written.
 type Shared struct {
-	img  v1.Image
 	opts Options
 
 	mu     sync.Mutex
+	img    v1.Image
 	want   int
 	joined []*Consumer
 	done   chan struct{}
@@ -439,9 +439,9 @@ type Shared struct {
 	err    error
 }
 
-// NewShared returns a Shared stream of img for n members.
-func NewShared(img v1.Image, opts Options, n int) *Shared {
-	return &Shared{img: img, opts: opts, want: n, done: make(chan struct{})}
+// NewShared returns a Shared stream for n members.
+func NewShared(opts Options, n int) *Shared {
+	return &Shared{opts: opts, want: n, done: make(chan struct{})}
 }
 
 // Member is one of a Shared stream's n places: it joins with Write or
@@ -454,11 +454,11 @@ type Member struct {
 // Member returns a place in the stream; make exactly n of them.
 func (s *Shared) Member() *Member { return &Member{s: s} }
 
-// Write joins the stream with c and returns c's outcome once the stream
-// ran (see Stream and Consumer.Err): an error wrapping ErrStreamConflict
-// says to write c's output again from Tree with WriteTar. A member writes
-// at most once.
-func (m *Member) Write(ctx context.Context, c *Consumer) error {
+// Write joins the stream of img (the same image for every member) with c
+// and returns c's outcome once the stream ran (see Stream and
+// Consumer.Err): an error wrapping ErrStreamConflict says to write c's
+// output again from Tree with WriteTar. A member writes at most once.
+func (m *Member) Write(ctx context.Context, img v1.Image, c *Consumer) error {
 	joined := false
 	m.once.Do(func() { joined = true })
 	if !joined {
@@ -467,6 +467,7 @@ func (m *Member) Write(ctx context.Context, c *Consumer) error {
 	s := m.s
 	s.mu.Lock()
 	s.joined = append(s.joined, c)
+	s.img = img
 	run := len(s.joined) == s.want
 	s.mu.Unlock()
 	if run {

@@ -326,7 +326,7 @@ func TestStreamWritesBeforeOlderLayersArrive(t *testing.T) {
 func TestShared(t *testing.T) {
 	img := imageOf(t, newLayer(t, dir("etc"), reg("etc/rc", "rc"), te{name: "dev/null", typ: tar.TypeChar, major: 1, minor: 3}),
 		newLayer(t, reg("usr/bin/x", "x"), hardlink("usr/bin/y", "usr/bin/x")))
-	s := NewShared(img, Options{}, 3)
+	s := NewShared(Options{}, 3)
 	ms := []*Member{s.Member(), s.Member(), s.Member()}
 	var a, b bytes.Buffer
 	ca := &Consumer{W: &a}
@@ -338,7 +338,7 @@ func TestShared(t *testing.T) {
 	errs := make([]error, 2)
 	for i, c := range []*Consumer{ca, cb} {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = ms[i].Write(ctx, c); ms[i].Leave(ctx) }()
+		go func() { defer wg.Done(); errs[i] = ms[i].Write(ctx, img, c); ms[i].Leave(ctx) }()
 	}
 	ms[2].Leave(ctx) // the third build failed before it joined
 	wg.Wait()
