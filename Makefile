@@ -4,7 +4,7 @@ BIN     := bin/cachectl
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: all build man deps test test-short conformance conformance-goldens demo bench lint fuzz clean sif-goldens
+.PHONY: all build man deps test test-short conformance conformance-goldens demo bench bench-ngc bench-ngc-full lint fuzz clean sif-goldens
 
 all: build
 
@@ -63,6 +63,24 @@ bench: deps
 	CACHECTL_BENCH=1 $(GO) test -count=1 -run '^TestBundleSizeMeasure$$' -v ./cmd/cachectl/
 	$(GO) test -count=1 -run '^TestDedupeAcrossRuntimes$$' -v ./cmd/cachectl/
 	CACHECTL_BENCH=1 $(GO) test -count=1 -run '^TestScalingBench$$' -v -timeout 30m ./planner/slurmexec/
+	$(GO) test ./providers/rootfs/ -run '^$$' -bench FlattenManyFiles -benchtime 1x
+	$(MAKE) bench-ngc
+
+# The NGC-shaped image (registrytest.NGC; BENCHMARKS.md, issue 15): cachectl
+# apply beside apptainer build, enroot import and skopeo copy (the peers
+# from /opt/peers/env.sh, skipped with a message when absent), interleaved,
+# on the loopback registry and behind a proxy capped at 100 and 30 MB/s.
+# bench-ngc is a tenth of the full image (25,000 files, 0.5 GB of layers:
+# minutes); bench-ngc-full the whole (250,000 files, 4.9 GB of layers, a
+# 4.6 GB SIF: hours, about 60 GB of disk). NGC_OUT collects the tables.
+NGC_OUT ?= bin/bench-ngc.md
+bench-ngc: deps build
+	CACHECTL_BENCH=1 CACHECTL_BIN=$(CURDIR)/$(BIN) CACHECTL_NGC_SCALE=0.1 CACHECTL_BENCH_RATES=0,100,30 CACHECTL_BENCH_OUT=$(CURDIR)/$(NGC_OUT) \
+	  $(GO) test -count=1 -run '^TestNGC$$' -v -timeout 0 ./bench/
+
+bench-ngc-full: deps build
+	CACHECTL_BENCH=1 CACHECTL_BIN=$(CURDIR)/$(BIN) CACHECTL_NGC_SCALE=1 CACHECTL_BENCH_RATES=0,100,30 CACHECTL_BENCH_OUT=$(CURDIR)/$(NGC_OUT) \
+	  $(GO) test -count=1 -run '^TestNGC$$' -v -timeout 0 ./bench/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

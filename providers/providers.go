@@ -49,6 +49,30 @@ func (req BuildRequest) TarProgress(w io.Writer, tree *rootfs.Tree) io.Writer {
 	return &progressWriter{w: w, report: req.Progress, total: TarSizeEstimate(files, dirs, bytes)}
 }
 
+// TarProgressOf is TarProgress for a tree not flattened yet (a build that
+// writes while it reads the layers, rootfs.Stream): the total is estimated
+// from img's layers (TarSizeEstimateOf).
+func (req BuildRequest) TarProgressOf(w io.Writer, img v1.Image) io.Writer {
+	if req.Progress == nil {
+		return w
+	}
+	return &progressWriter{w: w, report: req.Progress, total: TarSizeEstimateOf(img)}
+}
+
+// TarSizeEstimateOf estimates the tar stream of img's flattened tree from
+// its layers' compressed sizes: twice their sum (gzip layers of binaries
+// and text unpack to 1–3 times their size; later layers replace some of
+// the earlier ones' files), plus room for the metadata files.
+func TarSizeEstimateOf(img v1.Image) int64 {
+	var n int64
+	if m, err := img.Manifest(); err == nil {
+		for _, l := range m.Layers {
+			n += l.Size
+		}
+	}
+	return 2*n + 32<<10
+}
+
 // TarSizeEstimate estimates the size of the tar stream of a flattened tree
 // with files non-directories, dirs directories and bytes of file content:
 // a 512-byte header per entry, content padded to 512 bytes (256 on
@@ -85,6 +109,19 @@ type Builder interface {
 	// Verify checks that the file at path is a well-formed artifact of this
 	// format (used by import and -verify).
 	Verify(ctx context.Context, path string) error
+}
+
+// StreamBuilder is a TreeBuilder that can also build from a flattening
+// that several builds of one image share and that is written while the
+// layers are read, newest first (rootfs.Shared, rootfs.Stream): the SIF
+// and the .sqsh of one image read its layers once, in one pass, as they
+// download.
+type StreamBuilder interface {
+	TreeBuilder
+	// BuildShared writes the artifact as Build does, through m, its place
+	// in the shared flattening; it calls m.Write (or m.Leave, when it
+	// fails before) exactly once.
+	BuildShared(ctx context.Context, m *rootfs.Member, img v1.Image, req BuildRequest, out string) error
 }
 
 // TreeBuilder is a Builder that can also build from a root file system

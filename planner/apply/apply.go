@@ -4,12 +4,20 @@
 // changes), runs the builds through an Executor and places the artifacts
 // with the cache root's placement protocol (planner/cacheroot). It
 // reports progress as typed Events.
+//
+// With a source.StreamFetcher (registries) and the Local executor, a build
+// starts as soon as the image's manifest and config are in the store: the
+// layers download newest first while the builders read them (rootfs.Stream),
+// and the artifact is finished and placed only once every blob is in and
+// verified. The SIF and .sqsh of one image read the layers together, in one
+// pass, and hold one build slot between them.
 package apply
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -24,6 +32,7 @@ import (
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/rootfs"
 	"github.com/cachectl/cachectl/providers/source"
+	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -94,15 +103,16 @@ type applier struct {
 	procs    int
 	batch    BatchExecutor // the executor, when it batches (nil otherwise)
 
-	mu     sync.Mutex
-	pulls  map[string]*pullCall
-	trees  map[string]*treeCall
-	result Result
-	resMu  sync.Mutex
+	mu      sync.Mutex
+	pulls   map[string]*pullCall
+	trees   map[string]*treeCall
+	streams map[string]*streamCall
+	result  Result
+	resMu   sync.Mutex
 }
 
 // treeCall shares one flattened tree among the builds of one image that
-// can use it (SIF and .sqsh); the last user drops it.
+// can use it (TreeBuilders); the last user drops it.
 type treeCall struct {
 	once  sync.Once
 	tree  *rootfs.Tree
@@ -110,9 +120,24 @@ type treeCall struct {
 	users int
 }
 
+// streamCall is the builds of one image by StreamBuilders (the SIF and the
+// .sqsh): they read the layers once, together (rootfs.Shared), so they run
+// at the same time and hold one build slot between them.
+type streamCall struct {
+	users  int // builds of the group (planned)
+	shared *rootfs.Shared
+	// holders is how many of the group's builds hold its slot now; taken
+	// is closed when the group gets one.
+	holders int
+	taken   chan struct{}
+}
+
 type pullCall struct {
 	once sync.Once
 	img  v1.Image
+	// wait is the outcome of a streamed fetch (source.StreamFetcher): img
+	// can be read at once, its blobs are all local once wait returned nil.
+	wait func() error
 	err  error
 }
 
@@ -146,6 +171,7 @@ func Run(ctx context.Context, p *planner.Plan, deps Deps, opts Options) (Result,
 		procs:    max(1, runtime.NumCPU()/opts.BuildParallelism),
 		pulls:    map[string]*pullCall{},
 		trees:    map[string]*treeCall{},
+		streams:  map[string]*streamCall{},
 	}
 	if b, ok := deps.Executor.(BatchExecutor); ok {
 		a.batch = b // builds elsewhere: no shared trees here
@@ -221,24 +247,37 @@ var ErrRefused = errors.New("nothing was changed")
 func refused(err error) error { return fmt.Errorf("%w: %w", ErrRefused, err) }
 
 // planTrees finds the manifests that more than one tree builder needs, so
-// that they are flattened once.
+// that they are flattened once: in one shared stream for StreamBuilders,
+// into one tree for the other TreeBuilders.
 func (a *applier) planTrees(p *planner.Plan) {
 	for _, ch := range p.Changes {
 		if ch.Manifest == "" || (ch.Action != planner.ActionCreate && ch.Action != planner.ActionReplace) {
 			continue
 		}
-		if b, err := a.deps.Builder(spec.Runtime(ch.Runtime)); err == nil {
-			if _, ok := b.(providers.TreeBuilder); ok {
-				if a.trees[ch.Manifest] == nil {
-					a.trees[ch.Manifest] = &treeCall{}
-				}
-				a.trees[ch.Manifest].users++
+		b, err := a.deps.Builder(spec.Runtime(ch.Runtime))
+		if err != nil {
+			continue
+		}
+		if _, ok := b.(providers.StreamBuilder); ok {
+			if a.streams[ch.Manifest] == nil {
+				a.streams[ch.Manifest] = &streamCall{}
 			}
+			a.streams[ch.Manifest].users++
+		} else if _, ok := b.(providers.TreeBuilder); ok {
+			if a.trees[ch.Manifest] == nil {
+				a.trees[ch.Manifest] = &treeCall{}
+			}
+			a.trees[ch.Manifest].users++
 		}
 	}
 	for m, t := range a.trees {
 		if t.users < 2 {
 			delete(a.trees, m) // one build: it flattens by itself
+		}
+	}
+	for m, s := range a.streams {
+		if s.users < 2 {
+			delete(a.streams, m) // one build: it streams by itself
 		}
 	}
 }
@@ -400,22 +439,38 @@ func (a *applier) applyChange(ctx context.Context, job *rootJob, ch planner.Chan
 	return nil
 }
 
+// fetch fetches the image of ch, once per manifest, and returns it
+// complete (every blob local and verified).
 func (a *applier) fetch(ctx context.Context, ch *planner.Change) (v1.Image, error) {
+	img, wait, err := a.fetchStream(ctx, ch)
+	if err != nil {
+		return nil, err
+	}
+	if err := wait(); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// fetchStream fetches the image of ch, once per manifest; with a
+// source.StreamFetcher it returns as soon as the image can be read, while
+// its layers download (wait says how the fetch ended).
+func (a *applier) fetchStream(ctx context.Context, ch *planner.Change) (v1.Image, func() error, error) {
 	if ch.Manifest == "" {
 		if a.deps.Resolver == nil {
-			return nil, fmt.Errorf("no digest in the plan and no source to resolve %s", ch.Ref)
+			return nil, nil, fmt.Errorf("no digest in the plan and no source to resolve %s", ch.Ref)
 		}
 		plat, err := v1.ParsePlatform(ch.Platform)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		res, err := a.deps.Resolver.ResolveAll(ctx, []source.ResolveRequest{{Ref: ch.Ref, Platform: *plat}})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		r, ok := res[source.ResolveKey{Ref: ch.Ref, Platform: ch.Platform}]
 		if !ok {
-			return nil, fmt.Errorf("could not resolve %s", ch.Ref)
+			return nil, nil, fmt.Errorf("could not resolve %s", ch.Ref)
 		}
 		ch.Digest, ch.Manifest = r.Digest, r.Manifest
 	}
@@ -433,11 +488,33 @@ func (a *applier) fetch(ctx context.Context, ch *planner.Change) (v1.Image, erro
 			c.err = ctx.Err()
 			return
 		}
-		defer func() { <-a.pullSem }()
 		a.event(*ch, PhasePull, ch.Manifest)
-		c.img, c.err = a.deps.Fetcher.Fetch(ctx, ch.Ref, ch.Manifest)
+		sf, ok := a.deps.Fetcher.(source.StreamFetcher)
+		if !ok {
+			defer func() { <-a.pullSem }()
+			c.img, c.err = a.deps.Fetcher.Fetch(ctx, ch.Ref, ch.Manifest)
+			c.wait = func() error { return nil }
+			return
+		}
+		var wait func() error
+		c.img, wait, c.err = sf.FetchStream(ctx, ch.Ref, ch.Manifest)
+		if c.err != nil {
+			<-a.pullSem
+			return
+		}
+		// The pull slot is held until the layers are in.
+		var once sync.Once
+		c.wait = func() error {
+			err := wait()
+			once.Do(func() { <-a.pullSem })
+			return err
+		}
+		go c.wait()
 	})
-	return c.img, c.err
+	if c.err != nil {
+		return nil, nil, c.err
+	}
+	return c.img, c.wait, nil
 }
 
 // treeFor returns how a build of manifest gets the image's flattened tree
@@ -465,6 +542,78 @@ func (a *applier) treeFor(manifest string, img v1.Image) *SharedTree {
 	}
 }
 
+// streamFor returns the stream group of manifest and a place in its shared
+// stream (nil, nil when the image has one stream build). Every build of
+// the group takes its place first, and gives it up (Leave) unless its
+// builder wrote through it.
+func (a *applier) streamFor(manifest string) (*streamCall, *rootfs.Member) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g := a.streams[manifest]
+	if g == nil {
+		return nil, nil
+	}
+	if g.shared == nil {
+		g.shared = rootfs.NewShared(rootfs.Options{}, g.users)
+	}
+	return g, g.shared.Member()
+}
+
+// acquireBuild takes a build slot; the builds of a stream group share one
+// (they must run together): a build of the group waiting for a slot joins
+// the group as soon as another of its builds got one.
+func (a *applier) acquireBuild(ctx context.Context, g *streamCall) error {
+	for {
+		var taken chan struct{}
+		if g != nil {
+			a.mu.Lock()
+			if g.holders > 0 {
+				g.holders++
+				a.mu.Unlock()
+				return nil
+			}
+			if g.taken == nil {
+				g.taken = make(chan struct{})
+			}
+			taken = g.taken
+			a.mu.Unlock()
+		}
+		select {
+		case a.buildSem <- struct{}{}:
+			if g == nil {
+				return nil
+			}
+			a.mu.Lock()
+			g.holders++
+			if g.holders > 1 {
+				<-a.buildSem // the group had one already
+			} else {
+				close(g.taken)
+				g.taken = nil
+			}
+			a.mu.Unlock()
+			return nil
+		case <-taken:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// releaseBuild gives back what acquireBuild took.
+func (a *applier) releaseBuild(g *streamCall) {
+	if g != nil {
+		a.mu.Lock()
+		g.holders--
+		last := g.holders == 0
+		a.mu.Unlock()
+		if !last {
+			return
+		}
+	}
+	<-a.buildSem
+}
+
 func (a *applier) build(ctx context.Context, job *rootJob, ch planner.Change) error {
 	if a.batch != nil {
 		handed := false
@@ -488,9 +637,22 @@ func (a *applier) buildWith(ctx context.Context, job *rootJob, ch planner.Change
 	if err != nil {
 		return err
 	}
-	img, err := a.fetch(ctx, &ch)
+	var group *streamCall
+	var member *rootfs.Member
+	if _, ok := b.(providers.StreamBuilder); ok && a.batch == nil && ch.Manifest != "" {
+		if group, member = a.streamFor(ch.Manifest); member != nil {
+			defer member.Leave(ctx)
+		}
+	}
+	img, wait, err := a.fetchStream(ctx, &ch)
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", ch.Ref, err)
+	}
+	if a.batch != nil {
+		// Built elsewhere: every blob must be in the store first.
+		if err := wait(); err != nil {
+			return fmt.Errorf("pull %s: %w", ch.Ref, err)
+		}
 	}
 	plat, err := v1.ParsePlatform(ch.Platform)
 	if err != nil {
@@ -504,10 +666,8 @@ func (a *applier) buildWith(ctx context.Context, job *rootJob, ch planner.Change
 	const artifact = "artifact"
 	out := filepath.Join(work.Path(), artifact)
 	if a.batch == nil {
-		select {
-		case a.buildSem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := a.acquireBuild(ctx, group); err != nil {
+			return err
 		}
 	}
 	a.event(ch, PhaseBuild, b.Format())
@@ -520,13 +680,35 @@ func (a *applier) buildWith(ctx context.Context, job *rootJob, ch planner.Change
 	}
 	bj := BuildJob{Change: ch, Image: img, Builder: b, Request: req, Out: out,
 		Root: job.sess.Root.Path(), WorkDir: work.Name(), Result: &BuildResult{}}
-	if _, ok := b.(providers.TreeBuilder); ok && a.batch == nil {
+	if member != nil {
+		bj.Tree = &SharedTree{member: member, get: func(context.Context) (*rootfs.Tree, error) {
+			return nil, errors.New("a streamed build has no tree before it ran")
+		}, release: func() {}}
+	} else if _, ok := b.(providers.TreeBuilder); ok && a.batch == nil {
 		bj.Tree = a.treeFor(ch.Manifest, img) // counted in planTrees
 	}
 	handing()
 	err = a.deps.Executor.Build(ctx, bj)
 	if a.batch == nil {
-		<-a.buildSem
+		a.releaseBuild(group)
+	}
+	if werr := wait(); werr != nil {
+		return fmt.Errorf("pull %s: %w", ch.Ref, werr)
+	}
+	if err != nil && ctx.Err() == nil && (errors.Is(err, store.ErrDigestMismatch) || errors.Is(err, store.ErrSizeMismatch)) {
+		// The pull ended well, yet the build that read the layers as they
+		// arrived failed (a blob downloaded twice after a mismatch, say):
+		// build again from the complete image, alone.
+		os.Remove(out)
+		if img, err = a.fetch(ctx, &ch); err != nil {
+			return fmt.Errorf("pull %s: %w", ch.Ref, err)
+		}
+		bj.Image, bj.Tree = img, nil
+		if err = a.acquireBuild(ctx, nil); err != nil {
+			return err
+		}
+		err = a.deps.Executor.Build(ctx, bj)
+		a.releaseBuild(nil)
 	}
 	if err != nil {
 		return fmt.Errorf("build %s: %w", b.Format(), err)

@@ -11,7 +11,8 @@ import (
 )
 
 // Executor runs the builds of an apply. The engine has fetched the image
-// (its blobs are in the shared store) and made a private work directory in
+// (its blobs are in the shared store; for Local, they may still be
+// arriving: reading a layer waits for it) and made a private work directory in
 // the root's staging area; the executor writes the artifact to Out, a path
 // in that directory, and returns. Finishing (owner, mode, fsync, hash) and
 // placing the file stay with the engine, so placement, locking and the
@@ -66,10 +67,16 @@ type BuildResult struct {
 
 // SharedTree is a flattened root file system that several builds of one
 // apply share: Get flattens it once, Release drops it after its last user.
+// For a providers.StreamBuilder it is a place in a flattening the builds
+// share while it reads the layers (Member).
 type SharedTree struct {
 	get     func(context.Context) (*rootfs.Tree, error)
 	release func()
+	member  *rootfs.Member
 }
+
+// Member returns the build's place in a shared stream (nil: none).
+func (t *SharedTree) Member() *rootfs.Member { return t.member }
 
 // Get returns the tree, flattening it on first use.
 func (t *SharedTree) Get(ctx context.Context) (*rootfs.Tree, error) { return t.get(ctx) }
@@ -80,9 +87,13 @@ func (t *SharedTree) Release() { t.release() }
 // Local builds in this process with the runtime's builder.
 type Local struct{}
 
-// Build runs the builder; a TreeBuilder uses the shared tree when there is
-// one.
+// Build runs the builder; a StreamBuilder joins the shared stream, a
+// TreeBuilder uses the shared tree, when there is one.
 func (Local) Build(ctx context.Context, job BuildJob) error {
+	if sb, ok := job.Builder.(providers.StreamBuilder); ok && job.Tree != nil && job.Tree.member != nil {
+		defer job.Tree.Release()
+		return sb.BuildShared(ctx, job.Tree.member, job.Image, job.Request, job.Out)
+	}
 	tb, ok := job.Builder.(providers.TreeBuilder)
 	if !ok || job.Tree == nil {
 		return job.Builder.Build(ctx, job.Image, job.Request, job.Out)

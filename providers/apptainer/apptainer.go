@@ -28,10 +28,12 @@ package apptainer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -45,7 +47,7 @@ import (
 const DefaultCompression = "gzip"
 
 // Builder makes the SIF files of one Runtime. It implements
-// providers.Builder and providers.TreeBuilder.
+// providers.Builder, providers.TreeBuilder and providers.StreamBuilder.
 type Builder struct {
 	rt *Runtime
 	sq squashfs.Settings
@@ -58,7 +60,7 @@ func New(rt *Runtime, opts ...squashfs.Option) *Builder {
 	return &Builder{rt: rt, sq: squashfs.NewSettings(opts...)}
 }
 
-var _ providers.Builder = (*Builder)(nil)
+var _ providers.StreamBuilder = (*Builder)(nil)
 
 // Format returns "sif".
 func (*Builder) Format() string { return "sif" }
@@ -70,19 +72,72 @@ func (b *Builder) Version() string { return "2+" + b.rt.Name + "-" + b.rt.Versio
 // Runtime returns the runtime whose builds b reproduces.
 func (b *Builder) Runtime() *Runtime { return b.rt }
 
-// Build flattens img and writes its SIF to out (which must not exist). On
+// Build flattens img and writes its SIF to out (which must not exist),
+// writing the root file system while it reads the layers (BuildShared). On
 // error it removes out.
 func (b *Builder) Build(ctx context.Context, img v1.Image, req providers.BuildRequest, out string) error {
-	tree, err := rootfs.Flatten(ctx, img, rootfs.Options{})
-	if err != nil {
-		return fmt.Errorf("apptainer: flatten: %w", err)
-	}
-	return b.BuildTree(ctx, tree, img, req, out)
+	return b.BuildShared(ctx, rootfs.NewShared(rootfs.Options{}, 1).Member(), img, req, out)
 }
 
 // BuildTree writes the SIF of img to out from tree, the already flattened
 // img; a tree can serve several builders.
-func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image, req providers.BuildRequest, out string) (err error) {
+func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image, req providers.BuildRequest, out string) error {
+	return b.build(ctx, img, req, out, func(meta *Meta, now time.Time) (squashfs.TarWriter, error) {
+		extra, ifMissing, err := meta.layout(treeIndex{tree}, now)
+		if err != nil {
+			return nil, err
+		}
+		topts := b.tarOptions(extra, ifMissing)
+		return func(ctx context.Context, w io.Writer) error {
+			return tree.WriteTar(ctx, req.TarProgress(w, tree), topts)
+		}, nil
+	})
+}
+
+// BuildShared writes the SIF of img to out through m, a place in a
+// flattening shared with the other builds of img (rootfs.Shared): the
+// image's files go to mksquashfs as the layers are read, the runtime's
+// files (whose places depend on the whole tree) at the end. Where the
+// image's own files would be replaced by the runtime's, they are held
+// back; if one written early turns out to be replaced after all, the SIF
+// is built again from the tree.
+func (b *Builder) BuildShared(ctx context.Context, m *rootfs.Member, img v1.Image, req providers.BuildRequest, out string) error {
+	defer m.Leave(ctx)
+	err := b.build(ctx, img, req, out, func(meta *Meta, now time.Time) (squashfs.TarWriter, error) {
+		return func(ctx context.Context, w io.Writer) error {
+			return m.Write(ctx, img, &rootfs.Consumer{
+				W: req.TarProgressOf(w, img), AllRoot: b.sq.AllRoot, Hold: holdsRuntimeFile,
+				Finish: func(tree *rootfs.Tree) (rootfs.TarOptions, error) {
+					extra, ifMissing, err := meta.layout(treeIndex{tree}, now)
+					return b.tarOptions(extra, ifMissing), err
+				},
+			})
+		}, nil
+	})
+	if errors.Is(err, rootfs.ErrStreamConflict) && m.Tree() != nil {
+		return b.BuildTree(ctx, m.Tree(), img, req, out)
+	}
+	return err
+}
+
+// holdsRuntimeFile reports whether the runtime may replace the image's
+// file at p: /.singularity.d, and hosts and resolv.conf wherever /etc
+// leads.
+func holdsRuntimeFile(p string) bool {
+	if strings.HasPrefix(p, ".singularity.d/") {
+		return true
+	}
+	base := p[strings.LastIndexByte(p, '/')+1:]
+	return base == "hosts" || base == "resolv.conf"
+}
+
+func (b *Builder) tarOptions(extra, ifMissing []rootfs.Entry) rootfs.TarOptions {
+	return rootfs.TarOptions{Extra: extra, IfMissing: ifMissing, AllRoot: b.sq.AllRoot, ParentSymlinks: rootfs.ResolveParentSymlinks, ImplicitDirMode: 0o775}
+}
+
+// build writes the SIF of img to out; tarStream returns what writes its
+// root file system, given the runtime's metadata.
+func (b *Builder) build(ctx context.Context, img v1.Image, req providers.BuildRequest, out string, tarStream func(*Meta, time.Time) (squashfs.TarWriter, error)) (err error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return fmt.Errorf("apptainer: read image config: %w", err)
@@ -106,7 +161,7 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	if err != nil {
 		return err
 	}
-	extra, ifMissing, err := meta.layout(treeIndex{tree}, now)
+	produce, err := tarStream(meta, now)
 	if err != nil {
 		return err
 	}
@@ -133,10 +188,6 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	// The runtimes run mksquashfs on a directory, whose defaults differ
 	// from -tar's: an NFS-exportable image, no tail ends in fragments.
 	sqOpts.ExtraArgs = []string{"-exports", "-no-tailends"}
-	topts := rootfs.TarOptions{Extra: extra, IfMissing: ifMissing, AllRoot: b.sq.AllRoot, ParentSymlinks: rootfs.ResolveParentSymlinks, ImplicitDirMode: 0o775}
-	produce := func(ctx context.Context, w io.Writer) error {
-		return tree.WriteTar(ctx, req.TarProgress(w, tree), topts)
-	}
 	if err := squashfs.Create(ctx, out, sqOpts, produce); err != nil {
 		return fmt.Errorf("apptainer: %w", err)
 	}

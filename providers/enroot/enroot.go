@@ -24,6 +24,7 @@ package enroot
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,7 +41,8 @@ import (
 // DefaultCompression is enroot's default squashfs compressor.
 const DefaultCompression = "lzo"
 
-// Builder makes enroot .sqsh files. It implements providers.Builder.
+// Builder makes enroot .sqsh files. It implements providers.Builder,
+// providers.TreeBuilder and providers.StreamBuilder.
 type Builder struct {
 	sq squashfs.Settings
 }
@@ -53,7 +55,7 @@ func New(opts ...squashfs.Option) *Builder {
 	return &Builder{sq: squashfs.NewSettings(append(defaults, opts...)...)}
 }
 
-var _ providers.Builder = (*Builder)(nil)
+var _ providers.StreamBuilder = (*Builder)(nil)
 
 // Format returns "sqsh".
 func (*Builder) Format() string { return "sqsh" }
@@ -61,26 +63,67 @@ func (*Builder) Format() string { return "sqsh" }
 // Version returns the output format revision.
 func (*Builder) Version() string { return "1" }
 
-// Build flattens img and writes its .sqsh to out (which must not exist). On
+// Build flattens img and writes its .sqsh to out (which must not exist),
+// writing the root file system while it reads the layers (BuildShared). On
 // error it removes out.
 func (b *Builder) Build(ctx context.Context, img v1.Image, req providers.BuildRequest, out string) error {
-	tree, err := rootfs.Flatten(ctx, img, rootfs.Options{})
-	if err != nil {
-		return fmt.Errorf("enroot: flatten: %w", err)
-	}
-	return b.BuildTree(ctx, tree, img, req, out)
+	return b.BuildShared(ctx, rootfs.NewShared(rootfs.Options{}, 1).Member(), img, req, out)
 }
 
 // BuildTree writes the .sqsh of img to out from tree, the already flattened
 // img; a tree can serve several builders.
 func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image, req providers.BuildRequest, out string) error {
+	cfg, err := b.configure(img)
+	if err != nil {
+		return err
+	}
+	topts := cfg.tarOptions(tree)
+	return b.create(ctx, req, out, func(ctx context.Context, w io.Writer) error {
+		return tree.WriteTar(ctx, req.TarProgress(w, tree), topts)
+	})
+}
+
+// BuildShared writes the .sqsh of img to out through m, a place in a
+// flattening shared with the other builds of img (rootfs.Shared): the
+// image's files go to mksquashfs as the layers are read, the
+// configuration layer and /dev (which depend on the whole tree) at the
+// end. The image's files there are held back; if one written early turns
+// out to be replaced after all, the .sqsh is built again from the tree.
+func (b *Builder) BuildShared(ctx context.Context, m *rootfs.Member, img v1.Image, req providers.BuildRequest, out string) error {
+	defer m.Leave(ctx)
+	cfg, err := b.configure(img)
+	if err != nil {
+		return err
+	}
+	err = b.create(ctx, req, out, func(ctx context.Context, w io.Writer) error {
+		return m.Write(ctx, img, &rootfs.Consumer{
+			W: req.TarProgressOf(w, img), AllRoot: true, EditHeader: editHeader, Hold: cfg.holds,
+			Finish: func(tree *rootfs.Tree) (rootfs.TarOptions, error) { return cfg.tarOptions(tree), nil },
+		})
+	})
+	if errors.Is(err, rootfs.ErrStreamConflict) && m.Tree() != nil {
+		return b.BuildTree(ctx, m.Tree(), img, req, out)
+	}
+	return err
+}
+
+// config is what enroot's configuration layer puts into an image.
+type config struct {
+	extra []rootfs.Entry
+	// workdir is the WORKDIR path made in the configuration layer ("" for
+	// none).
+	workdir string
+}
+
+// configure reads img's configuration into enroot's configuration layer.
+func (b *Builder) configure(img v1.Image) (*config, error) {
 	raw, err := img.RawConfigFile()
 	if err != nil {
-		return fmt.Errorf("enroot: read image config: %w", err)
+		return nil, fmt.Errorf("enroot: read image config: %w", err)
 	}
 	files, err := Configure(raw)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := b.sq.Now()
 	file := func(p, content string) rootfs.Entry {
@@ -89,42 +132,62 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 	dir := func(p string) rootfs.Entry {
 		return rootfs.Entry{Path: p, Type: tar.TypeDir, Mode: 0o755, ModTime: now}
 	}
-	topts := rootfs.TarOptions{
-		AllRoot: true,
-		// enroot's permission fix, and its tar's loss of extended
-		// attributes, applied to every header as it is written (no second
-		// decode and encode of the stream).
-		EditHeader: func(h *tar.Header) { fixPerms(h); dropXattrs(h) },
-		// The configuration layer, above the image's layers.
-		Extra: []rootfs.Entry{
-			dir("etc"),
-			file("etc/fstab", files.Fstab),
-			file("etc/environment", files.Environment),
-			file("etc/rc", files.RC),
-			file("etc/rc.local", files.RCLocal),
-		},
-	}
-	if tree.IsDir("dev") {
-		topts.EmptyDirs = []string{"dev"}
-	}
+	// The configuration layer, above the image's layers.
+	c := &config{extra: []rootfs.Entry{
+		dir("etc"),
+		file("etc/fstab", files.Fstab),
+		file("etc/environment", files.Environment),
+		file("etc/rc", files.RC),
+		file("etc/rc.local", files.RCLocal),
+	}}
 	if wd := workdirPath(files.Workdir); wd != "" {
 		// mkdir -p "${rootfs}${workdir}" in the configuration layer.
 		for i := range wd {
 			if wd[i] == '/' {
-				topts.Extra = append(topts.Extra, dir(wd[:i]))
+				c.extra = append(c.extra, dir(wd[:i]))
 			}
 		}
-		topts.Extra = append(topts.Extra, dir(wd))
+		c.extra = append(c.extra, dir(wd))
+		c.workdir = wd
 	}
+	return c, nil
+}
+
+// tarOptions are the TarOptions of c for tree: the configuration layer,
+// /dev emptied when the image has one, enroot's permission fix and its
+// tar's loss of extended attributes applied to every header as it is
+// written (no second decode and encode of the stream).
+func (c *config) tarOptions(tree *rootfs.Tree) rootfs.TarOptions {
+	topts := rootfs.TarOptions{AllRoot: true, EditHeader: editHeader, Extra: c.extra}
+	if tree.IsDir("dev") {
+		topts.EmptyDirs = []string{"dev"}
+	}
+	return topts
+}
+
+// holds reports whether the configuration layer or the emptied /dev may
+// replace the image's file at p.
+func (c *config) holds(p string) bool {
+	switch {
+	case strings.HasPrefix(p, "dev/"):
+		return true
+	case p == "etc" || p == "etc/fstab" || p == "etc/environment" || p == "etc/rc" || p == "etc/rc.local":
+		return true
+	}
+	return c.workdir != "" && (p == c.workdir || strings.HasPrefix(c.workdir, p+"/"))
+}
+
+func editHeader(h *tar.Header) { fixPerms(h); dropXattrs(h) }
+
+// create runs mksquashfs with enroot's options on the tar stream of
+// produce.
+func (b *Builder) create(ctx context.Context, req providers.BuildRequest, out string, produce squashfs.TarWriter) error {
 	comp := req.Compression
 	if comp == "" {
 		comp = DefaultCompression
 	}
 	sqOpts := b.sq.Options
 	sqOpts.Compression, sqOpts.Processors = comp, req.Processors
-	produce := func(ctx context.Context, w io.Writer) error {
-		return tree.WriteTar(ctx, req.TarProgress(w, tree), topts)
-	}
 	if err := squashfs.Create(ctx, out, sqOpts, produce); err != nil {
 		return fmt.Errorf("enroot: %w", err)
 	}

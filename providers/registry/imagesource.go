@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -90,4 +91,31 @@ func (s *ImageSource) Fetch(ctx context.Context, ref, manifest string) (v1.Image
 	img, stats, err := s.Client.Pull(ctx, ref, h, s.Store)
 	s.stats.Add(stats)
 	return img, err
+}
+
+// FetchStream starts pulling exactly the given manifest into the store and
+// returns once its manifest and config are there: the layers can be read
+// while they download, newest first (source.StreamFetcher).
+func (s *ImageSource) FetchStream(ctx context.Context, ref, manifest string) (v1.Image, func() error, error) {
+	h, err := v1.NewHash(manifest)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bad manifest digest %q: %w", manifest, err)
+	}
+	p, err := s.Client.PullStream(ctx, ref, h, s.Store)
+	if err != nil {
+		_, stats, _ := p.Wait()
+		s.stats.Add(stats)
+		return nil, nil, err
+	}
+	var once sync.Once
+	var werr error
+	wait := func() error {
+		once.Do(func() {
+			_, stats, err := p.Wait()
+			s.stats.Add(stats)
+			werr = err
+		})
+		return werr
+	}
+	return p.Image(), wait, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,13 +29,85 @@ import (
 // blob in this process download it once. manifest must be an image
 // manifest (Resolved.Manifest), not an index.
 func (c *Client) Pull(ctx context.Context, ref string, manifest v1.Hash, st *store.Store) (img v1.Image, stats source.Stats, err error) {
+	p, err := c.PullStream(ctx, ref, manifest, st)
+	if err != nil {
+		return nil, p.stats, err
+	}
+	return p.Wait()
+}
+
+// PullingImage is an image being pulled (PullStream): Image can be read
+// at once, Wait gives the outcome.
+type PullingImage struct {
+	img   v1.Image
+	done  chan struct{}
+	stats source.Stats
+	err   error
+	final v1.Image
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when a layer starts or the pull ends
+}
+
+// Image returns the image; reading a layer that has not arrived waits for
+// it (Store.Follow) and fails when its download fails.
+func (p *PullingImage) Image() v1.Image { return p.img }
+
+// Wait waits for the pull to end and returns the complete image from the
+// store, or the error that ended it.
+func (p *PullingImage) Wait() (v1.Image, source.Stats, error) {
+	<-p.done
+	return p.final, p.stats, p.err
+}
+
+func (p *PullingImage) notify() {
+	p.mu.Lock()
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// open returns the compressed stream of layer d, waiting until its
+// download started (or it is in the store).
+func (p *PullingImage) open(st *store.Store, d v1.Descriptor) (io.ReadCloser, error) {
+	for {
+		p.mu.Lock()
+		ch := p.changed
+		p.mu.Unlock()
+		rc, err := st.Follow(d.Digest)
+		if !errors.Is(err, store.ErrNotStarted) {
+			return rc, err
+		}
+		select {
+		case <-p.done:
+			if p.err != nil {
+				return nil, p.err
+			}
+			return st.Open(d.Digest)
+		case <-ch:
+		}
+	}
+}
+
+// PullStream is Pull that returns once the manifest and the config are in
+// st, while the layers download: the newest layer first, one after the
+// other (the next one starting as the current one ends), so that a reader
+// of the layers newest first (rootfs.Stream) reads them as they arrive.
+func (c *Client) PullStream(ctx context.Context, ref string, manifest v1.Hash, st *store.Store) (p *PullingImage, err error) {
+	p = &PullingImage{done: make(chan struct{}), changed: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			p.err = err
+			close(p.done)
+		}
+	}()
 	r, err := c.parse(ref)
 	if err != nil {
-		return nil, stats, err
+		return p, err
 	}
 	ts, err := c.targets(r.Context())
 	if err != nil {
-		return nil, stats, err
+		return p, err
 	}
 	if !st.Has(manifest) {
 		leader := false
@@ -58,71 +131,146 @@ func (c *Client) Pull(ctx context.Context, ref string, manifest v1.Hash, st *sto
 			return len(raw), nil
 		})
 		if err != nil {
-			return nil, stats, fmt.Errorf("pulling %s: %w", ref, err)
+			return p, fmt.Errorf("pulling %s: %w", ref, err)
 		}
 		if n := v.(int); leader && n > 0 {
-			stats.BytesDownloaded += int64(n)
-			stats.BlobsDownloaded++
+			p.stats.BytesDownloaded += int64(n)
+			p.stats.BlobsDownloaded++
 		}
 	}
 	raw, err := st.ReadAll(manifest)
 	if err != nil {
-		return nil, stats, err
+		return p, err
 	}
 	mt, err := image.ManifestMediaType(raw)
 	if err != nil {
-		return nil, stats, fmt.Errorf("pulling %s: manifest %s: %w", ref, manifest, err)
+		return p, fmt.Errorf("pulling %s: manifest %s: %w", ref, manifest, err)
 	}
 	if !mt.IsImage() {
-		return nil, stats, fmt.Errorf("pulling %s: %s is a %s, not an image manifest (resolve a platform first)", ref, manifest, mt)
+		return p, fmt.Errorf("pulling %s: %s is a %s, not an image manifest (resolve a platform first)", ref, manifest, mt)
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, stats, fmt.Errorf("pulling %s: parsing manifest %s: %w", ref, manifest, err)
-	}
-	descs := []v1.Descriptor{m.Config}
-	seen := map[v1.Hash]bool{m.Config.Digest: true}
-	for _, l := range m.Layers {
-		if !seen[l.Digest] {
-			seen[l.Digest] = true
-			descs = append(descs, l)
-		}
+		return p, fmt.Errorf("pulling %s: parsing manifest %s: %w", ref, manifest, err)
 	}
 	var bytesDl, blobsDl, cached atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	for _, d := range descs {
-		g.Go(func() error {
-			n, downloaded, err := c.fetchBlob(gctx, ts, ref, d, st)
-			if err != nil {
-				return err
-			}
-			if downloaded {
-				bytesDl.Add(n)
-				blobsDl.Add(1)
-			} else {
-				cached.Add(1)
-			}
-			return nil
-		})
+	count := func(n int64, downloaded bool) {
+		if downloaded {
+			bytesDl.Add(n)
+			blobsDl.Add(1)
+		} else {
+			cached.Add(1)
+		}
 	}
-	err = g.Wait()
-	stats.BytesDownloaded += bytesDl.Load()
-	stats.BlobsDownloaded += blobsDl.Load()
-	stats.BlobsCached += cached.Load()
+	// The config first (the image needs it), then the layers newest first.
+	n, downloaded, err := c.fetchBlob(ctx, ts, ref, m.Config, st)
 	if err != nil {
-		return nil, stats, fmt.Errorf("pulling %s: %w", ref, err)
+		p.stats.BytesDownloaded += bytesDl.Load()
+		return p, fmt.Errorf("pulling %s: %w", ref, err)
 	}
-	img, err = st.Image(manifest)
+	count(n, downloaded)
+	seen := map[v1.Hash]bool{m.Config.Digest: true}
+	var layers []v1.Descriptor
+	for i := len(m.Layers) - 1; i >= 0; i-- {
+		if l := m.Layers[i]; !seen[l.Digest] {
+			seen[l.Digest] = true
+			layers = append(layers, l)
+		}
+	}
+	p.img, err = st.PendingImage(manifest, func(d v1.Descriptor) (io.ReadCloser, error) { return p.open(st, d) })
 	if err != nil {
-		return nil, stats, fmt.Errorf("pulling %s: %w", ref, err)
+		return p, fmt.Errorf("pulling %s: %w", ref, err)
 	}
-	return img, stats, nil
+	go func() {
+		// One download at a time, in order, so that the layers arrive in
+		// the order a reader of the layers newest first needs them; the
+		// next one starts as the current one nears its end (hiding the
+		// request's round trip), up to the registry's concurrency.
+		g, gctx := errgroup.WithContext(ctx)
+		limit := c.hostConcurrency(ts)
+		var mu sync.Mutex
+		active := map[v1.Hash]int64{}
+		canStart := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(active) >= limit {
+				return false
+			}
+			for h, size := range active {
+				if size-st.Written(h) > streamOverlap {
+					return false
+				}
+			}
+			return true
+		}
+	loop:
+		for _, d := range layers {
+			for !canStart() {
+				select {
+				case <-time.After(20 * time.Millisecond):
+				case <-gctx.Done():
+					break loop
+				}
+			}
+			mu.Lock()
+			active[d.Digest] = d.Size
+			mu.Unlock()
+			g.Go(func() error {
+				defer func() {
+					mu.Lock()
+					delete(active, d.Digest)
+					mu.Unlock()
+				}()
+				n, downloaded, err := c.fetchBlob(gctx, ts, ref, d, st, p.notify)
+				if err != nil {
+					return err
+				}
+				count(n, downloaded)
+				return nil
+			})
+		}
+		err := g.Wait()
+		p.stats.BytesDownloaded += bytesDl.Load()
+		p.stats.BlobsDownloaded += blobsDl.Load()
+		p.stats.BlobsCached += cached.Load()
+		if err == nil {
+			p.final, err = st.Image(manifest)
+		}
+		if err != nil {
+			p.err = fmt.Errorf("pulling %s: %w", ref, err)
+		}
+		close(p.done)
+		p.notify()
+	}()
+	return p, nil
+}
+
+// streamOverlap is how many bytes a layer download of PullStream has left
+// when the next one starts.
+const streamOverlap = 8 << 20
+
+// hostConcurrency is how many requests the first target's host takes at
+// once.
+func (c *Client) hostConcurrency(ts []target) int {
+	if len(ts) == 0 {
+		return 1
+	}
+	return max(1, cap(ts[0].host.sem))
 }
 
 // fetchBlob makes sure blob d is in st, downloading it unless present or
 // being downloaded by another pull of this client.
-func (c *Client) fetchBlob(ctx context.Context, ts []target, ref string, d v1.Descriptor, st *store.Store) (n int64, downloaded bool, err error) {
+//
+// started, when given, is called once the blob can be followed in st (its
+// download began, or it is there).
+func (c *Client) fetchBlob(ctx context.Context, ts []target, ref string, d v1.Descriptor, st *store.Store, started ...func()) (n int64, downloaded bool, err error) {
+	notify := func() {
+		for _, f := range started {
+			f()
+		}
+	}
 	if st.Has(d.Digest) {
+		notify()
 		return 0, false, nil
 	}
 	leader := false
@@ -131,8 +279,9 @@ func (c *Client) fetchBlob(ctx context.Context, ts []target, ref string, d v1.De
 		if st.Has(d.Digest) {
 			return int64(-1), nil
 		}
-		return c.download(ctx, ts, ref, d, st)
+		return c.download(ctx, ts, ref, d, st, notify)
 	})
+	notify()
 	if err != nil {
 		return 0, false, err
 	}
@@ -146,7 +295,7 @@ func (c *Client) fetchBlob(ctx context.Context, ts []target, ref string, d v1.De
 // download streams blob d into st from the first target that delivers it.
 // A blob whose bytes do not match is fetched once more from the start
 // before that target is given up.
-func (c *Client) download(ctx context.Context, ts []target, ref string, d v1.Descriptor, st *store.Store) (int64, error) {
+func (c *Client) download(ctx context.Context, ts []target, ref string, d v1.Descriptor, st *store.Store, started func()) (int64, error) {
 	base := progress.Event{ID: d.Digest.String(), Ref: ref, Digest: d.Digest.String(), Total: d.Size}
 	start := base
 	start.Type = progress.Start
@@ -155,7 +304,7 @@ func (c *Client) download(ctx context.Context, ts []target, ref string, d v1.Des
 	var last error
 	for _, t := range ts {
 		for attempt := 0; attempt < 2; attempt++ {
-			n, err := c.downloadFrom(ctx, t, base, d, st)
+			n, err := c.downloadFrom(ctx, t, base, d, st, started)
 			if err == nil {
 				done := base
 				done.Type, done.Current = progress.Done, n
@@ -185,7 +334,7 @@ func (c *Client) download(ctx context.Context, ts []target, ref string, d v1.Des
 	return 0, fmt.Errorf("blob %s: %w", d.Digest, last)
 }
 
-func (c *Client) downloadFrom(ctx context.Context, t target, base progress.Event, d v1.Descriptor, st *store.Store) (int64, error) {
+func (c *Client) downloadFrom(ctx context.Context, t target, base progress.Event, d v1.Descriptor, st *store.Store, started func()) (int64, error) {
 	release, err := c.acquire(ctx, t.host)
 	if err != nil {
 		return 0, err
@@ -196,6 +345,9 @@ func (c *Client) downloadFrom(ctx context.Context, t target, base progress.Event
 	var r io.Reader = br
 	if c.opts.Progress != nil {
 		r = progress.NewReader(br, c.opts.Progress, base, 0)
+	}
+	if started != nil {
+		r = &firstRead{r: r, f: started}
 	}
 	n, err := st.Put(ctx, d.Digest, d.Size, r)
 	if err != nil {
@@ -371,4 +523,20 @@ func rangeStart(v string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n, err == nil
+}
+
+// firstRead calls f when the first bytes have been read (Put has started
+// its temporary file by then, so the blob can be followed).
+type firstRead struct {
+	r io.Reader
+	f func()
+}
+
+func (fr *firstRead) Read(p []byte) (int, error) {
+	n, err := fr.r.Read(p)
+	if fr.f != nil && (n > 0 || err != nil) {
+		fr.f()
+		fr.f = nil
+	}
+	return n, err
 }

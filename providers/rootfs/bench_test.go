@@ -227,55 +227,71 @@ func BenchmarkFlattenWriteTar(b *testing.B) {
 	b.ReportMetric(flattenTime.Seconds()/float64(b.N), "flatten-s/op")
 }
 
-// BenchmarkFlattenManyFiles flattens one layer of 100,000 small files in
-// 1,000 directories (a package-heavy image) and reports the live heap the
-// Tree keeps per path and the peak RSS.
+// BenchmarkFlattenManyFiles flattens one layer of N small files in N/100
+// directories (a package-heavy image) and reports the live heap the Tree
+// keeps per path and the peak RSS of Flatten + WriteTar (flatten/) and of
+// Stream (stream/), for N = 100,000, 250,000 and 500,000.
 func BenchmarkFlattenManyFiles(b *testing.B) {
-	const nfiles = 100_000
-	path := filepath.Join(b.TempDir(), "many.tar.gz")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
-	tw := tar.NewWriter(zw)
-	body := []byte("#!/bin/sh\necho hello\n")
-	for i := 0; i < nfiles; i++ {
-		name := fmt.Sprintf("usr/share/pkg%03d/some/longer/path/file-%06d.txt", i%1000, i)
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(body)), Mode: 0o644, ModTime: time.Unix(1e9, 0)}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		b.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
-	img := imageOf(b, &fileLayer{path: path, digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}})
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-	var perPath float64
-	for b.Loop() {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		tree, err := Flatten(context.Background(), img, Options{})
+	for _, nfiles := range []int{100_000, 250_000, 500_000} {
+		path := filepath.Join(b.TempDir(), "many.tar.gz")
+		f, err := os.Create(path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		files, dirs, _ := tree.Stats()
-		perPath = float64(after.HeapAlloc-before.HeapAlloc) / float64(files+dirs)
-		if err := tree.WriteTar(context.Background(), io.Discard, TarOptions{}); err != nil {
+		zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+		tw := tar.NewWriter(zw)
+		body := []byte("#!/bin/sh\necho hello\n")
+		for i := 0; i < nfiles; i++ {
+			name := fmt.Sprintf("usr/share/pkg%04d/some/longer/path/file-%06d.txt", i%(nfiles/100), i)
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(body)), Mode: 0o644, ModTime: time.Unix(1e9, 0)}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := tw.Write(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tw.Close(); err != nil {
 			b.Fatal(err)
 		}
-		runtime.KeepAlive(tree)
+		if err := zw.Close(); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		img := imageOf(b, &fileLayer{path: path, digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}})
+		b.Run(fmt.Sprintf("flatten/paths=%d", nfiles), func(b *testing.B) {
+			runtime.GC()
+			_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+			var perPath float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				tree, err := Flatten(context.Background(), img, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				files, dirs, _ := tree.Stats()
+				perPath = float64(after.HeapAlloc-before.HeapAlloc) / float64(files+dirs)
+				if err := tree.WriteTar(context.Background(), io.Discard, TarOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				runtime.KeepAlive(tree)
+			}
+			b.ReportMetric(perPath, "heap-B/path")
+			b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+		})
+		b.Run(fmt.Sprintf("stream/paths=%d", nfiles), func(b *testing.B) {
+			runtime.GC()
+			_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+			for b.Loop() {
+				c := &Consumer{W: io.Discard}
+				if _, err := Stream(context.Background(), img, Options{}, c); err != nil || c.Err() != nil {
+					b.Fatal(err, c.Err())
+				}
+			}
+			b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+		})
 	}
-	b.ReportMetric(perPath, "heap-B/path")
-	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
 }

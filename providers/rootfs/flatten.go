@@ -16,7 +16,9 @@ import (
 var epoch = time.Unix(0, 0).UTC()
 
 // Flatten reads the headers of every layer of img, oldest first, and computes
-// the final tree: which layer entry wins each path, after whiteouts. File
+// the final tree: which layer entry wins each path, after whiteouts (two
+// phases: index every member's path, then replay the layers in order on
+// those paths). File
 // contents are not kept in memory; WriteTar reads them from the layers again,
 // so the layers must stay readable (and unchanged) while the Tree is used.
 //
@@ -37,15 +39,15 @@ func Flatten(ctx context.Context, img v1.Image, opts Options) (*Tree, error) {
 	if len(layers) > opts.MaxLayers {
 		return nil, fmt.Errorf("image has %d layers, more than the limit of %d", len(layers), opts.MaxLayers)
 	}
-	t := &Tree{
-		layers: layers,
-		root:   &node{ino: &inode{typ: tar.TypeDir, mode: 0o755, mtime: epoch}, kids: map[string]*node{}},
-	}
-	f := &flattener{t: t, maxEntries: opts.MaxEntries}
-	if err := f.applyLayers(ctx, layers); err != nil {
+	t := &Tree{layers: layers, x: newIndex()}
+	ix := &indexer{t: t, maxNodes: 2 * opts.MaxEntries, logs: make([]layerLog, len(layers))}
+	n, err := ix.indexLayers(ctx, layers)
+	if err != nil {
 		return nil, err
 	}
-	t.computeStats()
+	if err := ix.replay(n, opts.MaxEntries); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -57,12 +59,224 @@ func (t *Tree) layerError(i int, err error) error {
 	return le
 }
 
-type flattener struct {
-	t          *Tree
-	maxEntries int
-	layer      int32
-	whiteouts  [][]string // paths whited out by the current layer
-	opaques    []*node    // directories made opaque by the current layer
+// Flattening has two phases. The indexer reads the layers (in any order)
+// and names every path their members mention in the index, recording each
+// member as a rec in its layer's log (with the member's inode), without
+// building the tree: absent paths have no inode. The replay (replay.go)
+// then applies the logs in layer order to those nodes, with the OCI rules,
+// and drops the paths that did not survive. The streaming writer
+// (stream.go) reads the layers newest first in the first phase and writes
+// every regular file that no newer layer replaces as it goes.
+
+// Record kinds.
+const (
+	recWrite    = iota // an entry at node with inode ino
+	recLink            // a hard link at node to the path node ino names
+	recWhiteout        // a whiteout of node
+	recOpaque          // an opaque marker in the directory node
+)
+
+// rec is one member of a layer.
+type rec struct {
+	node nodeID
+	// ino is the entry's inode (recWrite) or, for recLink, the nodeID of
+	// the target path.
+	ino  inodeID
+	ord  int32
+	kind uint8
+	// form and lform say how the member's name and link target were
+	// written (formOf); errors quote them as written.
+	form, lform uint8
+}
+
+// layerLog is what the indexer recorded of one layer: its members, and the
+// error that ended it (after the members before it).
+type layerLog struct {
+	recs []rec
+	err  error
+	// raw holds names written in a form formOf cannot encode, by member
+	// number (link targets at -1-ord).
+	raw map[int32]string
+}
+
+// Name forms: how a member name relates to its clean path: prefix "./"
+// or "/", a trailing "/". formRaw: kept verbatim in layerLog.raw.
+const (
+	formSlash  = 1 // trailing "/"
+	formDot    = 2 // "./" prefix
+	formRoot   = 4 // "/" prefix
+	formRaw    = 8
+	opaqueName = "/" + opaqueMarker
+)
+
+// formOf returns how raw is written relative to clean.
+func formOf(raw, clean string) uint8 {
+	var f uint8
+	r := raw
+	if strings.HasSuffix(r, "/") && len(r) > 1 {
+		f |= formSlash
+		r = r[:len(r)-1]
+	}
+	switch {
+	case strings.HasPrefix(r, "./"):
+		f |= formDot
+		r = r[2:]
+	case strings.HasPrefix(r, "/"):
+		f |= formRoot
+		r = r[1:]
+	}
+	if r != clean {
+		return formRaw
+	}
+	return f
+}
+
+// spell writes clean in form f.
+func spell(clean string, f uint8) string {
+	switch {
+	case f&formDot != 0:
+		clean = "./" + clean
+	case f&formRoot != 0:
+		clean = "/" + clean
+	}
+	if f&formSlash != 0 {
+		clean += "/"
+	}
+	return clean
+}
+
+// indexer is the first phase: it names the paths of each member.
+type indexer struct {
+	t *Tree
+	// maxNodes bounds the paths named (2 × MaxEntries).
+	maxNodes int
+	logs     []layerLog
+}
+
+func (ix *indexer) node(comps []string) (nodeID, error) {
+	x := ix.t.x
+	cur := rootID
+	for _, c := range comps {
+		k := x.child(cur, c)
+		if k == 0 {
+			if int(x.nodes.n) > ix.maxNodes {
+				return 0, fmt.Errorf("the layers name more than %d paths", ix.maxNodes)
+			}
+			k = x.addChild(cur, c, 0, 0)
+		}
+		cur = k
+	}
+	return cur, nil
+}
+
+// add records member hdr, number ord of layer i. Errors that depend on
+// the member alone (names, types, attributes) are returned here; those
+// that depend on the tree come from the replay.
+func (ix *indexer) add(i int, hdr *tar.Header, ord int32) error {
+	lg := &ix.logs[i]
+	comps, err := cleanPath(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if len(comps) == 0 {
+		if hdr.Typeflag != tar.TypeDir {
+			return fmt.Errorf("%w: the root is not a directory (type %q)", ErrUnsafe, hdr.Typeflag)
+		}
+		return nil
+	}
+	for _, c := range comps[:len(comps)-1] {
+		if strings.HasPrefix(c, whiteoutMeta) {
+			return nil // AUFS metadata directory (.wh..wh.plnk and friends)
+		}
+		if strings.HasPrefix(c, whiteoutPrefix) {
+			return fmt.Errorf("%w: whiteout name %q used as a directory", ErrUnsafe, c)
+		}
+	}
+	base := comps[len(comps)-1]
+	dir := comps[:len(comps)-1]
+	r := rec{ord: ord, form: formOf(hdr.Name, strings.Join(comps, "/"))}
+	if r.form == formRaw {
+		lg.setRaw(ord, hdr.Name)
+	}
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		if base == opaqueMarker {
+			r.kind = recOpaque
+			r.node, err = ix.node(dir)
+		} else {
+			name := base[len(whiteoutPrefix):]
+			switch name {
+			case "", ".", "..":
+				return fmt.Errorf("%w: whiteout %q names %q, not an entry", ErrUnsafe, base, name)
+			}
+			if strings.HasPrefix(base, whiteoutMeta) {
+				return nil // other AUFS metadata
+			}
+			r.kind = recWhiteout
+			r.node, err = ix.node(append(dir[:len(dir):len(dir)], name))
+		}
+		if err != nil {
+			return err
+		}
+		lg.recs = append(lg.recs, r)
+		return nil
+	}
+	a, err := attrsFromHeader(hdr, int32(i), ord)
+	if err != nil {
+		return err
+	}
+	if r.node, err = ix.node(comps); err != nil {
+		return err
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		tcomps, err := cleanPath(hdr.Linkname)
+		if err != nil {
+			return fmt.Errorf("hard link target: %w", err)
+		}
+		target, err := ix.node(tcomps)
+		if err != nil {
+			return err
+		}
+		r.kind, r.ino = recLink, inodeID(target)
+		if r.lform = formOf(hdr.Linkname, strings.Join(tcomps, "/")); r.lform == formRaw {
+			lg.setRaw(-1-ord, hdr.Linkname)
+		}
+	} else {
+		r.kind, r.ino = recWrite, ix.t.x.inodeOf(&a)
+	}
+	lg.recs = append(lg.recs, r)
+	return nil
+}
+
+func (lg *layerLog) setRaw(k int32, name string) {
+	if lg.raw == nil {
+		lg.raw = map[int32]string{}
+	}
+	lg.raw[k] = name
+}
+
+// memberName is the name of r's member as written.
+func (ix *indexer) memberName(i int, r rec) string {
+	x := ix.t.x
+	if r.form == formRaw {
+		return ix.logs[i].raw[r.ord]
+	}
+	p := x.path(r.node)
+	if r.kind == recOpaque {
+		if p == "" {
+			p = opaqueMarker
+		} else {
+			p += opaqueName
+		}
+	}
+	return spell(p, r.form)
+}
+
+// linkName is r's link target as written.
+func (ix *indexer) linkName(i int, r rec) string {
+	if r.lform == formRaw {
+		return ix.logs[i].raw[-1-r.ord]
+	}
+	return spell(ix.t.x.path(nodeID(r.ino)), r.lform)
 }
 
 // lookahead is how many layers after the one being applied have their
@@ -140,9 +354,10 @@ func startHeaders(ctx context.Context, wg *sync.WaitGroup, l v1.Layer) <-chan he
 	return ch
 }
 
-// applyLayers applies the layers in order while the headers of the next
-// lookahead layers are decoded concurrently.
-func (f *flattener) applyLayers(ctx context.Context, layers []v1.Layer) error {
+// indexLayers indexes the layers in order while the headers of the next
+// lookahead layers are decoded concurrently; it stops after the first
+// layer that fails (its error is in its log) or when ctx is done.
+func (ix *indexer) indexLayers(ctx context.Context, layers []v1.Layer) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -154,21 +369,19 @@ func (f *flattener) applyLayers(ctx context.Context, layers []v1.Layer) error {
 				streams[j] = startHeaders(ctx, &wg, layers[j])
 			}
 		}
-		if err := f.applyLayer(ctx, i, streams[i]); err != nil {
+		if err := ix.indexLayer(ctx, i, streams[i]); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				return err
+				return i, err
 			}
-			return f.t.layerError(i, err)
+			ix.logs[i].err = err
+			return i + 1, nil
 		}
 		streams[i] = nil
 	}
-	return nil
+	return len(layers), nil
 }
 
-func (f *flattener) applyLayer(ctx context.Context, i int, headers <-chan headerBatch) error {
-	f.layer = int32(i)
-	f.whiteouts = f.whiteouts[:0]
-	f.opaques = f.opaques[:0]
+func (ix *indexer) indexLayer(ctx context.Context, i int, headers <-chan headerBatch) error {
 	ord := 0
 	for {
 		var b headerBatch
@@ -179,10 +392,7 @@ func (f *flattener) applyLayer(ctx context.Context, i int, headers <-chan header
 			return ctx.Err()
 		}
 		if !ok {
-			if err := ctx.Err(); err != nil {
-				return err // the producer stopped on cancellation
-			}
-			break
+			return ctx.Err() // nil at the end; the producer stopped on cancellation
 		}
 		if b.err != nil {
 			return b.err
@@ -191,234 +401,18 @@ func (f *flattener) applyLayer(ctx context.Context, i int, headers <-chan header
 			return err
 		}
 		for _, hdr := range b.hdrs {
-			if err := f.applyEntry(hdr, int32(ord)); err != nil {
+			if err := ix.add(i, hdr, int32(ord)); err != nil {
 				return fmt.Errorf("member %q: %w", hdr.Name, err)
 			}
 			ord++
 		}
 	}
-	return f.applyWhiteouts()
 }
 
-func (f *flattener) applyEntry(hdr *tar.Header, ord int32) error {
-	comps, err := cleanPath(hdr.Name)
-	if err != nil {
-		return err
-	}
-	if len(comps) == 0 {
-		if hdr.Typeflag != tar.TypeDir {
-			return fmt.Errorf("%w: the root is not a directory (type %q)", ErrUnsafe, hdr.Typeflag)
-		}
-		return nil
-	}
-	for _, c := range comps[:len(comps)-1] {
-		if strings.HasPrefix(c, whiteoutMeta) {
-			return nil // AUFS metadata directory (.wh..wh.plnk and friends)
-		}
-		if strings.HasPrefix(c, whiteoutPrefix) {
-			return fmt.Errorf("%w: whiteout name %q used as a directory", ErrUnsafe, c)
-		}
-	}
-	base := comps[len(comps)-1]
-	dir := comps[:len(comps)-1]
-	if strings.HasPrefix(base, whiteoutPrefix) {
-		return f.addWhiteout(dir, base)
-	}
-
-	ino, err := inodeFromHeader(hdr, f.layer, ord)
-	if err != nil {
-		return err
-	}
-	parent, err := f.ensureDir(dir)
-	if err != nil {
-		return err
-	}
-	if hdr.Typeflag == tar.TypeLink {
-		tcomps, err := cleanPath(hdr.Linkname)
-		if err != nil {
-			return fmt.Errorf("hard link target: %w", err)
-		}
-		target, err := f.t.lookup(tcomps)
-		if err != nil {
-			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
-		}
-		if target == nil {
-			return fmt.Errorf("%w: hard link target %q does not exist", ErrUnsafe, hdr.Linkname)
-		}
-		if target.ino.isDir() {
-			return fmt.Errorf("%w: hard link target %q is a directory", ErrUnsafe, hdr.Linkname)
-		}
-		target.ino.hardlinked = true
-		ino = target.ino
-	}
-	return f.place(parent, base, ino)
-}
-
-// place puts ino at parent/base, following the replacement rules.
-func (f *flattener) place(parent *node, base string, ino *inode) error {
-	old := parent.kids[base]
-	if old != nil && old.ino.isDir() && ino.isDir() {
-		old.ino = ino
-		old.layer = f.layer
-		return nil
-	}
-	if old != nil {
-		f.t.nodes -= countNodes(old)
-	}
-	n := &node{ino: ino, layer: f.layer}
-	if ino.isDir() {
-		n.kids = map[string]*node{}
-	}
-	parent.kids[base] = n
-	return f.count()
-}
-
-func (f *flattener) count() error {
-	f.t.nodes++
-	if f.t.nodes > f.maxEntries {
-		return fmt.Errorf("more than %d paths in the tree", f.maxEntries)
-	}
-	return nil
-}
-
-func countNodes(n *node) int {
-	c := 1
-	for _, k := range n.kids {
-		c += countNodes(k)
-	}
-	return c
-}
-
-// ensureDir walks to the directory comps, creating missing directories; it
-// refuses to go through a symlink or any other non-directory.
-func (f *flattener) ensureDir(comps []string) (*node, error) {
-	cur := f.t.root
-	for i, c := range comps {
-		k := cur.kids[c]
-		if k == nil {
-			ino := implicitDir()
-			ino.implicit = true
-			k = &node{ino: ino, kids: map[string]*node{}, layer: f.layer}
-			cur.kids[c] = k
-			if err := f.count(); err != nil {
-				return nil, err
-			}
-		} else if err := checkTraversable(k, comps[:i+1]); err != nil {
-			return nil, err
-		}
-		cur = k
-	}
-	return cur, nil
-}
-
-func checkTraversable(n *node, comps []string) error {
-	switch n.ino.typ {
-	case tar.TypeDir:
-		return nil
-	case tar.TypeSymlink:
-		return fmt.Errorf("%w: parent %q is a symlink (to %q); refusing to write through it",
-			ErrUnsafe, strings.Join(comps, "/"), n.ino.linkname)
-	default:
-		return fmt.Errorf("%w: parent %q is not a directory", ErrUnsafe, strings.Join(comps, "/"))
-	}
-}
-
-func implicitDir() *inode {
-	return &inode{typ: tar.TypeDir, mode: 0o755, mtime: epoch}
-}
-
-// lookup finds the node at comps without following symlinks; nil when
-// missing. A symlink on the way is an error; another non-directory means
-// missing.
-func (t *Tree) lookup(comps []string) (*node, error) {
-	cur := t.root
-	for i, c := range comps {
-		if cur.kids == nil {
-			if cur.ino.typ == tar.TypeSymlink {
-				return nil, checkTraversable(cur, comps[:i])
-			}
-			return nil, nil
-		}
-		cur = cur.kids[c]
-		if cur == nil {
-			return nil, nil
-		}
-	}
-	return cur, nil
-}
-
-func (f *flattener) addWhiteout(dir []string, base string) error {
-	if base == opaqueMarker {
-		d, err := f.ensureDir(dir)
-		if err != nil {
-			return err
-		}
-		f.opaques = append(f.opaques, d)
-		return nil
-	}
-	name := base[len(whiteoutPrefix):]
-	switch name {
-	case "", ".", "..":
-		return fmt.Errorf("%w: whiteout %q names %q, not an entry", ErrUnsafe, base, name)
-	}
-	if strings.HasPrefix(base, whiteoutMeta) {
-		return nil // other AUFS metadata
-	}
-	p := make([]string, 0, len(dir)+1)
-	p = append(append(p, dir...), name)
-	f.whiteouts = append(f.whiteouts, p)
-	return nil
-}
-
-// applyWhiteouts removes the lower-layer content named by the current
-// layer's whiteouts and hidden by its opaque directories; what the current
-// layer itself added stays.
-func (f *flattener) applyWhiteouts() error {
-	for _, p := range f.whiteouts {
-		parent, err := f.t.lookup(p[:len(p)-1])
-		if err != nil {
-			return fmt.Errorf("whiteout %q: %w", strings.Join(p, "/"), err)
-		}
-		if parent != nil && parent.ino.typ == tar.TypeSymlink {
-			err := checkTraversable(parent, p[:len(p)-1])
-			return fmt.Errorf("whiteout %q: %w", strings.Join(p, "/"), err)
-		}
-		if parent == nil || parent.kids == nil {
-			continue
-		}
-		base := p[len(p)-1]
-		n := parent.kids[base]
-		if n == nil {
-			continue
-		}
-		f.prune(n)
-		if n.layer < f.layer && len(n.kids) == 0 {
-			delete(parent.kids, base)
-			f.t.nodes--
-		}
-	}
-	for _, d := range f.opaques {
-		f.prune(d)
-	}
-	return nil
-}
-
-// prune removes every descendant of n that the current layer did not create
-// or update and that has no such descendant itself.
-func (f *flattener) prune(n *node) {
-	for name, k := range n.kids {
-		f.prune(k)
-		if k.layer < f.layer && len(k.kids) == 0 {
-			delete(n.kids, name)
-			f.t.nodes--
-		}
-	}
-}
-
-// inodeFromHeader validates hdr and converts its metadata. For a hard link,
-// the caller replaces the result with the target's inode.
-func inodeFromHeader(hdr *tar.Header, layer, ord int32) (*inode, error) {
-	ino := &inode{
+// attrsFromHeader validates hdr and converts its metadata. For a hard link,
+// the caller uses the target's inode instead.
+func attrsFromHeader(hdr *tar.Header, layer, ord int32) (attrs, error) {
+	ino := attrs{
 		typ:   hdr.Typeflag,
 		mode:  hdr.Mode & 0o7777,
 		uid:   hdr.Uid,
@@ -427,7 +421,7 @@ func inodeFromHeader(hdr *tar.Header, layer, ord int32) (*inode, error) {
 		layer: -1,
 	}
 	if hdr.Uid < 0 || hdr.Gid < 0 {
-		return nil, fmt.Errorf("negative uid or gid (%d:%d)", hdr.Uid, hdr.Gid)
+		return ino, fmt.Errorf("negative uid or gid (%d:%d)", hdr.Uid, hdr.Gid)
 	}
 	if ino.mtime.IsZero() {
 		ino.mtime = epoch
@@ -439,32 +433,32 @@ func inodeFromHeader(hdr *tar.Header, layer, ord int32) (*inode, error) {
 			if strings.HasPrefix(k, "GNU.sparse.") {
 				// The logical size of a sparse file is unbounded by the
 				// layer's size; image builders never write them.
-				return nil, fmt.Errorf("sparse files are not supported")
+				return ino, fmt.Errorf("sparse files are not supported")
 			}
 		}
 		if hdr.Size < 0 {
-			return nil, fmt.Errorf("negative size %d", hdr.Size)
+			return ino, fmt.Errorf("negative size %d", hdr.Size)
 		}
 		ino.size = hdr.Size
 		ino.layer, ino.ord = layer, ord
 	case tar.TypeDir, tar.TypeLink, tar.TypeFifo:
 	case tar.TypeSymlink:
 		if hdr.Linkname == "" {
-			return nil, fmt.Errorf("symlink with an empty target")
+			return ino, fmt.Errorf("symlink with an empty target")
 		}
 		if strings.IndexByte(hdr.Linkname, 0) >= 0 || len(hdr.Linkname) > maxPathLen {
-			return nil, fmt.Errorf("invalid symlink target %q", hdr.Linkname)
+			return ino, fmt.Errorf("invalid symlink target %q", hdr.Linkname)
 		}
 		ino.linkname = hdr.Linkname
 	case tar.TypeChar, tar.TypeBlock:
 		if hdr.Devmajor < 0 || hdr.Devminor < 0 {
-			return nil, fmt.Errorf("negative device number %d:%d", hdr.Devmajor, hdr.Devminor)
+			return ino, fmt.Errorf("negative device number %d:%d", hdr.Devmajor, hdr.Devminor)
 		}
 		ino.major, ino.minor = hdr.Devmajor, hdr.Devminor
 	case tar.TypeGNUSparse:
-		return nil, fmt.Errorf("sparse files are not supported")
+		return ino, fmt.Errorf("sparse files are not supported")
 	default:
-		return nil, fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+		return ino, fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
 	for k, v := range hdr.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok && name != "" {
@@ -478,27 +472,30 @@ func inodeFromHeader(hdr *tar.Header, layer, ord int32) (*inode, error) {
 }
 
 func (t *Tree) computeStats() {
-	seen := map[*inode]bool{}
-	var walk func(n *node)
-	walk = func(n *node) {
-		for _, k := range n.kids {
-			if k.ino.isDir() {
+	x := t.x
+	seen := map[inodeID]bool{}
+	var walk func(n nodeID)
+	walk = func(n nodeID) {
+		for k := x.node(n).child; k != 0; k = x.node(k).next {
+			ino := x.node(k).ino
+			i := x.inode(ino)
+			if i.typ == tar.TypeDir {
 				t.dirs++
 				walk(k)
 				continue
 			}
 			t.files++
-			if k.ino.typ != tar.TypeReg {
+			if i.typ != tar.TypeReg {
 				continue
 			}
-			if k.ino.hardlinked {
-				if seen[k.ino] {
+			if i.flags&flagHardlinked != 0 {
+				if seen[ino] {
 					continue
 				}
-				seen[k.ino] = true
+				seen[ino] = true
 			}
-			t.bytes += k.ino.size
+			t.bytes += i.size
 		}
 	}
-	walk(t.root)
+	walk(rootID)
 }

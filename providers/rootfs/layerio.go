@@ -116,6 +116,13 @@ type readAhead struct {
 }
 
 func newReadAhead(ctx context.Context, r io.Reader, nbuf, chunkSize int) *readAhead {
+	return newReadAheadOpen(ctx, func() (io.Reader, error) { return r, nil }, nbuf, chunkSize)
+}
+
+// newReadAheadOpen is newReadAhead of the stream open returns, called in
+// the goroutine (opening a layer that is still being downloaded may wait
+// for its first bytes); its error is the reader's.
+func newReadAheadOpen(ctx context.Context, open func() (io.Reader, error), nbuf, chunkSize int) *readAhead {
 	ra := &readAhead{
 		full: make(chan []byte, nbuf),
 		free: make(chan []byte, nbuf),
@@ -128,6 +135,11 @@ func newReadAhead(ctx context.Context, r io.Reader, nbuf, chunkSize int) *readAh
 	go func() {
 		defer close(ra.done)
 		defer close(ra.full)
+		r, err := open()
+		if err != nil {
+			ra.err = err
+			return
+		}
 		for {
 			var buf []byte
 			select {

@@ -1,7 +1,6 @@
 package rootfs
 
 import (
-	"sort"
 	"strings"
 )
 
@@ -16,10 +15,11 @@ func (t *Tree) Lookup(p string) (Entry, bool) {
 		return Entry{}, false
 	}
 	n, err := t.lookup(comps)
-	if err != nil || n == nil {
+	if err != nil || n == 0 {
 		return Entry{}, false
 	}
-	return item{path: strings.Join(comps, "/"), ino: n.ino}.entry(false), true
+	a := t.x.attrsOf(t.x.node(n).ino)
+	return entryOf(strings.Join(comps, "/"), &a, "", false), true
 }
 
 // Children returns the names in the directory at p ("" for the root),
@@ -30,13 +30,12 @@ func (t *Tree) Children(p string) []string {
 		return nil
 	}
 	n, err := t.lookup(comps)
-	if err != nil || n == nil || !n.ino.isDir() {
+	if err != nil || n == 0 || !t.x.isDir(n) {
 		return nil
 	}
-	names := make([]string, 0, len(n.kids))
-	for k := range n.kids {
-		names = append(names, k)
+	var names []string
+	for _, k := range t.x.children(n) {
+		names = append(names, t.x.nameStr(k))
 	}
-	sort.Strings(names)
 	return names
 }

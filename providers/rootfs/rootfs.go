@@ -2,11 +2,22 @@
 // file system and streams it as a single tar archive, the input of
 // `mksquashfs - OUT -tar` for the SIF and enroot builders.
 //
-// Flattening takes two passes over the layers. Flatten reads every layer's tar
-// headers (oldest layer first), applies the OCI layer semantics and keeps the
-// resulting tree in memory, without file contents. Tree.WriteTar then reads
-// the layers again and copies the content of each regular file from the one
-// layer entry that won its path.
+// There are two ways through the layers. Flatten reads every layer's tar
+// headers (oldest layer first) and computes the resulting tree, kept in
+// memory without file contents; Tree.WriteTar then reads the layers again
+// and copies the content of each regular file from the one layer entry
+// that won its path. Stream (what the builders use) reads each layer once,
+// newest first, as the layers arrive (a layer still downloading is read as
+// it downloads): a regular file that no newer layer replaces or removes is
+// final the moment its member is read, so it goes to mksquashfs then, with
+// its content; what depends on the whole tree (directories, links, the
+// builders' own files) is written once the last layer is read. Several
+// builds of one image share one Stream (Shared).
+//
+// Both compute the tree the same way, in two phases: every member of every
+// layer is first recorded on the path it names (index.go, flatten.go), then
+// the layers are replayed in order on those paths with the rules below
+// (replay.go), so the rules have one implementation.
 //
 // # Semantics
 //
@@ -51,20 +62,23 @@
 //
 // # Memory
 //
-// Flatten keeps about 270 bytes of heap per path and no content; WriteTar
-// adds a list of the regular files to copy and up to 16 MiB of read-ahead.
-// Measured peak RSS: under 50 MiB for a 1 GiB 8-layer image, 92 MiB for
-// 100,000 paths (BENCHMARKS.md).
+// The tree keeps about 110 bytes of heap per path and no content, in arrays
+// without pointers (index.go), so the garbage collector has nothing to scan
+// there; while the layers are read, each member costs another 16 bytes
+// until the replay. WriteTar adds 8 bytes per regular file to copy, Stream
+// 12 per file written early; both up to 16 MiB of read-ahead.
+// BENCHMARKS.md has the measured figures (peak RSS of a whole apply at
+// 250,000 and 500,000 files).
 //
 // # Speed
 //
-// Inflating the layers is almost all of the work, done once per pass. gzip
-// layers are inflated with github.com/klauspost/compress (about twice as
-// fast as compress/gzip); other layers use the layer's own Uncompressed.
-// Flatten decodes the headers of the next layer while it applies the
-// current one (layers are independent until they are applied, in order),
-// and WriteTar inflates the layers it reads in goroutines, the next one
-// while the current one is written, so that a second core is used.
+// Inflating the layers is almost all of the work, done once per pass (once
+// in all for Stream). gzip layers are inflated with
+// github.com/klauspost/compress (about twice as fast as compress/gzip);
+// other layers use the layer's own Uncompressed. Flatten decodes the
+// headers of the next layer while it indexes the current one, and WriteTar
+// and Stream inflate the layers they read in goroutines, the next one while
+// the current one is written, so that a second core is used.
 package rootfs
 
 import (
@@ -104,8 +118,9 @@ type Entry struct {
 type Options struct {
 	// MaxLayers bounds the number of layers; 0 means 1024.
 	MaxLayers int
-	// MaxEntries bounds the number of paths in the tree at any time, which
-	// bounds Flatten's memory (about 200 bytes per path); 0 means 10,000,000.
+	// MaxEntries bounds the number of paths in the tree at any time, and
+	// twice it the paths the layers' members name in all, which bounds
+	// the memory (about 130 bytes per path); 0 means 10,000,000.
 	MaxEntries int
 }
 
@@ -216,45 +231,12 @@ func (e *LayerError) Unwrap() error { return e.Err }
 // A Tree is read-only after Flatten and safe for concurrent WriteTar calls.
 type Tree struct {
 	layers []v1.Layer
-	root   *node
+	x      *index
 	nodes  int
 
 	files, dirs int
 	bytes       int64
 }
-
-// node is one path of the tree.
-type node struct {
-	ino *inode
-	// kids holds a directory's children by name; nil for non-directories.
-	kids map[string]*node
-	// layer is the index of the layer that last created or updated this path.
-	layer int32
-}
-
-// inode is what a path names; hard-linked paths share one inode.
-type inode struct {
-	typ        byte
-	hardlinked bool
-	// implicit marks a directory no layer entry created, only implied as
-	// the parent of other entries.
-	implicit bool
-	mode     int64
-	uid, gid int
-	mtime    time.Time
-	size     int64
-	linkname string // symlink target
-	major    int64
-	minor    int64
-	xattrs   map[string]string
-	// layer and ord locate a regular file's content: header number ord
-	// (0-based) of layer layer; layer -1 means content holds it (Extra).
-	layer   int32
-	ord     int32
-	content []byte
-}
-
-func (i *inode) isDir() bool { return i.typ == tar.TypeDir }
 
 func isDevice(typ byte) bool {
 	return typ == tar.TypeChar || typ == tar.TypeBlock || typ == tar.TypeFifo
@@ -275,7 +257,7 @@ func (t *Tree) IsDir(path string) bool {
 		return false
 	}
 	n, err := t.lookup(comps)
-	return err == nil && n != nil && n.ino.isDir()
+	return err == nil && n != 0 && t.x.isDir(n)
 }
 
 // Layers returns the number of layers the tree was flattened from.

@@ -2,29 +2,50 @@ package rootfs
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strings"
 )
 
-// view is the tree as one WriteTar call writes it: EmptyDirs and Extra are
-// applied on copies of the nodes they change (copy on write), so the Tree
-// itself never changes.
+// iref is an inode as a view sees it: one of the tree's, or the attributes
+// of an entry the TarOptions add.
+type iref struct {
+	id inodeID
+	x  *attrs
+}
+
+// vnode is a path of a view that the TarOptions changed, or a directory
+// on the way to one. Its tree node's children show through unless hidden;
+// kids replace (or add) children by name.
+type vnode struct {
+	base nodeID // the tree's node at this path (0: none)
+	ino  iref
+	kids map[string]*vnode
+	hide bool // base's children are not shown (emptied or replaced)
+}
+
+// vref is a path of a view: an overlay node, or an unchanged tree node
+// (with its whole subtree); the zero value is a missing path.
+type vref struct {
+	v *vnode
+	n nodeID
+}
+
+func (r vref) missing() bool { return r.v == nil && r.n == 0 }
+
+// view is the tree as one WriteTar call writes it: EmptyDirs, Extra and
+// IfMissing are applied in an overlay, so the Tree itself never changes.
 type view struct {
-	root        *node
-	owned       map[*node]bool
-	extraLinked map[*inode]bool
+	t           *Tree
+	root        *vnode
+	extraLinked map[iref]bool
 }
 
 func (t *Tree) newView(opts TarOptions) (*view, error) {
-	v := &view{root: t.root, owned: map[*node]bool{}, extraLinked: map[*inode]bool{}}
-	if len(opts.EmptyDirs) == 0 && len(opts.Extra) == 0 && len(opts.IfMissing) == 0 {
-		return v, nil
-	}
-	v.root = v.own(t.root)
+	v := &view{t: t, root: &vnode{base: rootID, ino: iref{id: t.x.node(rootID).ino}}, extraLinked: map[iref]bool{}}
 	for _, d := range opts.EmptyDirs {
 		comps, err := cleanPath(d)
 		if err != nil {
@@ -38,13 +59,11 @@ func (t *Tree) newView(opts TarOptions) (*view, error) {
 			return nil, fmt.Errorf("empty dir %q: %w", d, err)
 		}
 		base := comps[len(comps)-1]
-		ino := implicitDir()
-		if old := parent.kids[base]; old != nil && old.ino.isDir() {
-			ino = old.ino
+		ino := iref{x: implicitDir()}
+		if old := v.child(vref{v: parent}, base); !old.missing() && v.isDir(old) {
+			ino = v.ino(old)
 		}
-		n := &node{ino: ino, kids: map[string]*node{}}
-		v.owned[n] = true
-		parent.kids[base] = n
+		v.set(parent, base, &vnode{ino: ino, hide: true})
 	}
 	for i := range opts.Extra {
 		e := &opts.Extra[i]
@@ -59,6 +78,135 @@ func (t *Tree) newView(opts TarOptions) (*view, error) {
 		}
 	}
 	return v, nil
+}
+
+func implicitDir() *attrs {
+	return &attrs{typ: tar.TypeDir, mode: 0o755, mtime: epoch, layer: -1}
+}
+
+// attrs returns the metadata of inode i.
+func (v *view) attrs(i iref) attrs {
+	if i.x != nil {
+		return *i.x
+	}
+	return v.t.x.attrsOf(i.id)
+}
+
+func (v *view) ino(r vref) iref {
+	if r.v != nil {
+		return r.v.ino
+	}
+	return iref{id: v.t.x.node(r.n).ino}
+}
+
+func (v *view) typ(r vref) byte {
+	i := v.ino(r)
+	if i.x != nil {
+		return i.x.typ
+	}
+	return v.t.x.inode(i.id).typ
+}
+
+func (v *view) isDir(r vref) bool { return v.typ(r) == tar.TypeDir }
+
+func (v *view) linkname(r vref) string {
+	i := v.ino(r)
+	if i.x != nil {
+		return i.x.linkname
+	}
+	return v.t.x.linkname(i.id)
+}
+
+// child returns the child name of the directory r (missing when r is not
+// a directory or has no such child).
+func (v *view) child(r vref, name string) vref {
+	if r.missing() || !v.isDir(r) {
+		return vref{}
+	}
+	base := r.n
+	if r.v != nil {
+		if k, ok := r.v.kids[name]; ok {
+			return vref{v: k}
+		}
+		if r.v.hide {
+			return vref{}
+		}
+		base = r.v.base
+	}
+	if base == 0 {
+		return vref{}
+	}
+	return vref{n: v.t.x.child(base, name)}
+}
+
+// set puts k at parent/name.
+func (v *view) set(parent *vnode, name string, k *vnode) {
+	if parent.kids == nil {
+		parent.kids = map[string]*vnode{}
+	}
+	parent.kids[name] = k
+}
+
+// own returns the overlay node of the existing path r, the child name of
+// parent, making one that shows r's tree node through.
+func (v *view) own(parent *vnode, name string, r vref) *vnode {
+	if r.v != nil {
+		return r.v
+	}
+	k := &vnode{base: r.n, ino: v.ino(r)}
+	v.set(parent, name, k)
+	return k
+}
+
+// ownDir returns the overlay node of the directory at comps, creating
+// missing directories 0755 root:root and refusing symlinks and
+// non-directories (ErrExtraParent).
+func (v *view) ownDir(comps []string) (*vnode, error) {
+	cur := v.root
+	for i, c := range comps {
+		k := v.child(vref{v: cur}, c)
+		switch {
+		case k.missing():
+			nk := &vnode{ino: iref{x: implicitDir()}, hide: true}
+			v.set(cur, c, nk)
+			cur = nk
+		case !v.isDir(k):
+			return nil, v.extraParentError(k, comps[:i+1])
+		default:
+			cur = v.own(cur, c, k)
+		}
+	}
+	return cur, nil
+}
+
+// lookup finds comps without following symlinks (missing: the zero vref);
+// a symlink on the way is an error.
+func (v *view) lookup(comps []string) (vref, error) {
+	cur := vref{v: v.root}
+	for i, c := range comps {
+		if !v.isDir(cur) {
+			if v.typ(cur) == tar.TypeSymlink {
+				return vref{}, fmt.Errorf("%w: parent %q is a symlink (to %q); refusing to write through it",
+					ErrUnsafe, strings.Join(comps[:i], "/"), v.linkname(cur))
+			}
+			return vref{}, nil
+		}
+		cur = v.child(cur, c)
+		if cur.missing() {
+			return vref{}, nil
+		}
+	}
+	return cur, nil
+}
+
+// extraParentError explains why nothing can be written below the image's
+// path comps, which holds r.
+func (v *view) extraParentError(r vref, comps []string) error {
+	p := strings.Join(comps, "/")
+	if v.typ(r) == tar.TypeSymlink {
+		return fmt.Errorf("%w: %q is a symlink (to %q) in the image", ErrExtraParent, p, v.linkname(r))
+	}
+	return fmt.Errorf("%w: %q is not a directory in the image", ErrExtraParent, p)
 }
 
 // addIfMissing adds the directory or symlink e unless its path exists or a
@@ -84,95 +232,37 @@ func (v *view) addIfMissing(e *Entry, dropDevices bool) error {
 	if mtime.IsZero() {
 		mtime = epoch
 	}
-	absent := func(n *node) bool { return n == nil || dropDevices && isDevice(n.ino.typ) }
+	absent := func(r vref) bool { return r.missing() || dropDevices && isDevice(v.typ(r)) }
 	// Check first, without changing the view: the path must be absent and
 	// every existing parent a directory.
-	cur := v.root
+	cur := vref{v: v.root}
 	for i, c := range comps {
-		k := cur.kids[c]
+		k := v.child(cur, c)
 		if absent(k) {
 			break
 		}
-		if i == len(comps)-1 || !k.ino.isDir() {
+		if i == len(comps)-1 || !v.isDir(k) {
 			return nil // exists, or a parent is not a directory
 		}
 		cur = k
 	}
-	v.root = v.own(v.root)
-	cur = v.root
+	p := v.root
 	for _, c := range comps[:len(comps)-1] {
-		k := cur.kids[c]
+		k := v.child(vref{v: p}, c)
 		if absent(k) {
-			k = &node{ino: &inode{typ: tar.TypeDir, mode: 0o755, mtime: mtime, layer: -1}, kids: map[string]*node{}}
-			v.owned[k] = true
+			nk := &vnode{ino: iref{x: &attrs{typ: tar.TypeDir, mode: 0o755, mtime: mtime, layer: -1}}, hide: true}
+			v.set(p, c, nk)
+			p = nk
 		} else {
-			k = v.own(k)
+			p = v.own(p, c, k)
 		}
-		cur.kids[c] = k
-		cur = k
 	}
-	ino := &inode{typ: e.Type, mode: e.Mode & 0o7777, uid: e.Uid, gid: e.Gid, mtime: mtime, layer: -1, linkname: e.Linkname, xattrs: e.Xattrs}
-	if e.Type != tar.TypeSymlink {
-		ino.linkname = ""
+	a := &attrs{typ: e.Type, mode: e.Mode & 0o7777, uid: e.Uid, gid: e.Gid, mtime: mtime, layer: -1, xattrs: e.Xattrs}
+	if e.Type == tar.TypeSymlink {
+		a.linkname = e.Linkname
 	}
-	n := &node{ino: ino}
-	if ino.isDir() {
-		n.kids = map[string]*node{}
-	}
-	v.owned[n] = true
-	cur.kids[comps[len(comps)-1]] = n
+	v.set(p, comps[len(comps)-1], &vnode{ino: iref{x: a}, hide: true})
 	return nil
-}
-
-// own returns a private copy of n whose children may be changed.
-func (v *view) own(n *node) *node {
-	if v.owned[n] {
-		return n
-	}
-	c := &node{ino: n.ino, layer: n.layer}
-	if n.kids != nil {
-		c.kids = make(map[string]*node, len(n.kids))
-		for k, kn := range n.kids {
-			c.kids[k] = kn
-		}
-	}
-	v.owned[c] = true
-	return c
-}
-
-// ownDir returns a private copy of the directory at comps, creating missing
-// directories 0755 root:root and refusing symlinks and non-directories
-// (ErrExtraParent).
-func (v *view) ownDir(comps []string) (*node, error) {
-	cur := v.root
-	for i, c := range comps {
-		k := cur.kids[c]
-		if k == nil {
-			k = &node{ino: implicitDir(), kids: map[string]*node{}}
-			v.owned[k] = true
-		} else if !k.ino.isDir() {
-			return nil, extraParentError(k, comps[:i+1])
-		} else {
-			k = v.own(k)
-		}
-		cur.kids[c] = k
-		cur = k
-	}
-	return cur, nil
-}
-
-func (v *view) lookup(comps []string) (*node, error) {
-	return (&Tree{root: v.root}).lookup(comps)
-}
-
-// extraParentError explains why nothing can be written below the image's
-// path comps, which holds n.
-func extraParentError(n *node, comps []string) error {
-	p := strings.Join(comps, "/")
-	if n.ino.typ == tar.TypeSymlink {
-		return fmt.Errorf("%w: %q is a symlink (to %q) in the image", ErrExtraParent, p, n.ino.linkname)
-	}
-	return fmt.Errorf("%w: %q is not a directory in the image", ErrExtraParent, p)
 }
 
 // maxSymlinks bounds the links resolveDir follows (Linux's MAXSYMLINKS).
@@ -209,16 +299,16 @@ func (v *view) resolveDir(comps []string) ([]string, error) {
 		next := append(cur[:len(cur):len(cur)], s.name)
 		n, _ := v.lookup(next) // cur holds no symlinks: lookup cannot fail
 		switch {
-		case n == nil && s.fromLink:
+		case n.missing() && s.fromLink:
 			return nil, fmt.Errorf("%w: %q resolves to %q, which does not exist in the image",
 				ErrExtraParent, strings.Join(comps, "/"), "/"+strings.Join(next, "/"))
-		case n == nil || n.ino.isDir():
+		case n.missing() || v.isDir(n):
 			cur = next
-		case n.ino.typ == tar.TypeSymlink:
+		case v.typ(n) == tar.TypeSymlink:
 			if links++; links > maxSymlinks {
 				return nil, fmt.Errorf("%w: too many levels of symlinks in %q", ErrExtraParent, strings.Join(comps, "/"))
 			}
-			target := n.ino.linkname
+			target := v.linkname(n)
 			if strings.HasPrefix(target, "/") {
 				cur = nil
 			}
@@ -228,7 +318,7 @@ func (v *view) resolveDir(comps []string) ([]string, error) {
 			}
 			todo = append(ts, todo...)
 		default:
-			return nil, extraParentError(n, next)
+			return nil, v.extraParentError(n, next)
 		}
 	}
 	return cur, nil
@@ -245,22 +335,23 @@ func (v *view) addExtra(e *Entry, parents ParentSymlinks) error {
 	if e.Uid < 0 || e.Gid < 0 {
 		return fmt.Errorf("negative uid or gid")
 	}
-	ino := &inode{typ: e.Type, mode: e.Mode & 0o7777, uid: e.Uid, gid: e.Gid, mtime: e.ModTime, layer: -1, xattrs: e.Xattrs}
-	if ino.mtime.IsZero() {
-		ino.mtime = epoch
+	a := &attrs{typ: e.Type, mode: e.Mode & 0o7777, uid: e.Uid, gid: e.Gid, mtime: e.ModTime, layer: -1, xattrs: e.Xattrs}
+	if a.mtime.IsZero() {
+		a.mtime = epoch
 	}
+	ino := iref{x: a}
 	switch e.Type {
 	case tar.TypeReg:
-		ino.content = e.Content
-		ino.size = int64(len(e.Content))
+		a.content = e.Content
+		a.size = int64(len(e.Content))
 	case tar.TypeDir, tar.TypeFifo:
 	case tar.TypeSymlink:
 		if e.Linkname == "" {
 			return fmt.Errorf("symlink with an empty target")
 		}
-		ino.linkname = e.Linkname
+		a.linkname = e.Linkname
 	case tar.TypeChar, tar.TypeBlock:
-		ino.major, ino.minor = e.Devmajor, e.Devminor
+		a.major, a.minor = e.Devmajor, e.Devminor
 	case tar.TypeLink:
 		tcomps, err := cleanPath(e.Linkname)
 		if err != nil {
@@ -270,10 +361,10 @@ func (v *view) addExtra(e *Entry, parents ParentSymlinks) error {
 		if err != nil {
 			return fmt.Errorf("hard link target %q: %w", e.Linkname, err)
 		}
-		if target == nil || target.ino.isDir() {
+		if target.missing() || v.isDir(target) {
 			return fmt.Errorf("%w: hard link target %q does not exist or is a directory", ErrUnsafe, e.Linkname)
 		}
-		ino = target.ino
+		ino = v.ino(target)
 		v.extraLinked[ino] = true
 	default:
 		return fmt.Errorf("unsupported entry type %q", e.Type)
@@ -289,80 +380,179 @@ func (v *view) addExtra(e *Entry, parents ParentSymlinks) error {
 		return err
 	}
 	base := comps[len(comps)-1]
-	n := &node{ino: ino}
-	if ino.isDir() {
-		n.kids = map[string]*node{}
-		if old := parent.kids[base]; old != nil && old.ino.isDir() {
-			for k, kn := range old.kids {
-				n.kids[k] = kn
+	n := &vnode{ino: ino, hide: true}
+	if e.Type == tar.TypeDir {
+		// A directory over a directory keeps its children.
+		if old := v.child(vref{v: parent}, base); !old.missing() && v.isDir(old) {
+			if old.v != nil {
+				n.base, n.hide = old.v.base, old.v.hide
+				for k, kn := range old.v.kids {
+					v.set(n, k, kn)
+				}
+			} else {
+				n.base, n.hide = old.n, false
 			}
 		}
 	}
-	v.owned[n] = true
-	parent.kids[base] = n
+	v.set(parent, base, n)
 	return nil
 }
 
-// item is one entry of the output in write order.
+// kid is a child in a view walk.
+type kid struct {
+	name []byte
+	r    vref
+}
+
+// kids returns the children of the directory r in name order.
+func (v *view) kids(r vref) []kid {
+	x := v.t.x
+	base := r.n
+	var over map[string]*vnode
+	if r.v != nil {
+		base, over = r.v.base, r.v.kids
+		if r.v.hide {
+			base = 0
+		}
+	}
+	var out []kid
+	if base != 0 {
+		for _, c := range x.children(base) {
+			name := x.nameOf(c)
+			if _, replaced := over[string(name)]; !replaced {
+				out = append(out, kid{name: name, r: vref{n: c}})
+			}
+		}
+	}
+	if len(over) > 0 {
+		for name, k := range over {
+			out = append(out, kid{name: []byte(name), r: vref{v: k}})
+		}
+		slices.SortFunc(out, func(a, b kid) int { return bytes.Compare(a.name, b.name) })
+	}
+	return out
+}
+
+// item is one entry of the output.
 type item struct {
 	path string
-	ino  *inode
-	// link is the path of the first path of a hard-linked inode, for the
-	// paths after it.
+	ino  iref
+	// link is the first path of a hard-linked inode, for the paths after it.
 	link string
 }
 
-// plan walks the view depth first, children sorted by name, and splits it
-// into entries written from memory (directories, symlinks, devices, Extra
-// files), regular files whose content comes from the layers, and hard links
-// written last.
+// fileRef is a regular file whose content a layer holds: ref is its tree
+// node, or (with the high bit) the index of an item in plan.paths (a path
+// the options made); ord is its member number in the layer.
+type fileRef struct {
+	ref uint32
+	ord int32
+}
+
+const pathRef = 1 << 31
+
+// plan is what WriteTar writes after the entries written from memory:
+// the regular files whose content comes from the layers, by layer and
+// member order, and the hard links written last.
 type plan struct {
-	meta    []item
-	byLayer [][]item // regular files by layer, in layer order
+	byLayer [][]fileRef
+	paths   []item
 	links   []item
 }
 
-func (v *view) plan(nlayers int, dropDevices bool) *plan {
-	p := &plan{byLayer: make([][]item, nlayers)}
-	first := map[*inode]string{}
-	var walk func(n *node, prefix string)
-	walk = func(n *node, prefix string) {
-		names := make([]string, 0, len(n.kids))
-		for name := range n.kids {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			k := n.kids[name]
-			path := prefix + name
-			ino := k.ino
-			if dropDevices && isDevice(ino.typ) {
+// walk visits the view depth first, children sorted by name: meta is
+// called for every entry written from memory (directories, parents first;
+// symlinks, devices, TarOptions files) in that order; regular files whose
+// content is in a layer and hard links go to the plan.
+func (v *view) walk(nlayers int, dropDevices bool, meta func(it item) error) (*plan, error) {
+	return v.walkSkipping(nlayers, dropDevices, meta, nil, map[iref]string{})
+}
+
+// walkSkipping is walk without the tree nodes in skip (regular files
+// already written), with first holding the paths already written of
+// hard-linked inodes: their other paths become links to those.
+func (v *view) walkSkipping(nlayers int, dropDevices bool, meta func(it item) error, skip *bitset, first map[iref]string) (*plan, error) {
+	p := &plan{byLayer: make([][]fileRef, nlayers)}
+	var buf []byte
+	var rec func(r vref) error
+	rec = func(r vref) error {
+		for _, k := range v.kids(r) {
+			if k.r.v == nil && skip.has(uint32(k.r.n)) {
 				continue
 			}
-			if ino.hardlinked || v.extraLinked[ino] {
+			n := len(buf)
+			buf = append(buf, k.name...)
+			ino := v.ino(k.r)
+			a := v.attrsLite(ino)
+			if dropDevices && isDevice(a.typ) {
+				buf = buf[:n]
+				continue
+			}
+			if a.hardlinked || v.extraLinked[ino] {
+				path := string(buf)
 				if f, ok := first[ino]; ok {
 					p.links = append(p.links, item{path: path, ino: ino, link: f})
+					buf = buf[:n]
 					continue
 				}
 				first[ino] = path
 			}
-			it := item{path: path, ino: ino}
 			switch {
-			case ino.isDir():
-				p.meta = append(p.meta, it)
-				walk(k, path+"/")
-			case ino.typ == tar.TypeReg && ino.layer >= 0:
-				p.byLayer[ino.layer] = append(p.byLayer[ino.layer], it)
+			case a.typ == tar.TypeDir:
+				if err := meta(item{path: string(buf), ino: ino}); err != nil {
+					return err
+				}
+				buf = append(buf, '/')
+				if err := rec(k.r); err != nil {
+					return err
+				}
+			case a.typ == tar.TypeReg && a.layer >= 0:
+				if k.r.v == nil {
+					p.byLayer[a.layer] = append(p.byLayer[a.layer], fileRef{ref: uint32(k.r.n), ord: a.ord})
+				} else {
+					p.byLayer[a.layer] = append(p.byLayer[a.layer], fileRef{ref: pathRef | uint32(len(p.paths)), ord: a.ord})
+					p.paths = append(p.paths, item{path: string(buf), ino: ino})
+				}
 			default:
-				p.meta = append(p.meta, it)
+				if err := meta(item{path: string(buf), ino: ino}); err != nil {
+					return err
+				}
 			}
+			buf = buf[:n]
 		}
+		return nil
 	}
-	walk(v.root, "")
+	if err := rec(vref{v: v.root}); err != nil {
+		return nil, err
+	}
 	for _, l := range p.byLayer {
-		slices.SortFunc(l, func(a, b item) int { return int(a.ino.ord) - int(b.ino.ord) })
+		slices.SortFunc(l, func(a, b fileRef) int { return int(a.ord) - int(b.ord) })
 	}
-	return p
+	return p, nil
+}
+
+// lite are the attributes walk decides by.
+type lite struct {
+	typ        byte
+	hardlinked bool
+	layer, ord int32
+}
+
+func (v *view) attrsLite(i iref) lite {
+	if i.x != nil {
+		return lite{typ: i.x.typ, hardlinked: i.x.hardlinked, layer: i.x.layer, ord: i.x.ord}
+	}
+	in := v.t.x.inode(i.id)
+	return lite{typ: in.typ, hardlinked: in.flags&flagHardlinked != 0, layer: in.layer, ord: in.ord}
+}
+
+// file returns the item of a planned regular file.
+func (v *view) file(p *plan, f fileRef) item {
+	if f.ref&pathRef != 0 {
+		return p.paths[f.ref&^pathRef]
+	}
+	n := nodeID(f.ref)
+	return item{path: v.t.x.path(n), ino: iref{id: v.t.x.node(n).ino}}
 }
 
 // Entries returns the flattened tree sorted by path (byte order), without
@@ -370,44 +560,46 @@ func (v *view) plan(nlayers int, dropDevices bool) *plan {
 // a TypeReg (or the inode's type) and the others are TypeLink entries whose
 // Linkname is that first path.
 func (t *Tree) Entries() []Entry {
-	v := &view{root: t.root}
-	p := v.plan(len(t.layers), false)
+	v := &view{t: t, root: &vnode{base: rootID, ino: iref{id: t.x.node(rootID).ino}}}
 	out := make([]Entry, 0, t.files+t.dirs)
-	for _, it := range p.meta {
-		out = append(out, it.entry(false))
+	add := func(it item) {
+		a := v.attrs(it.ino)
+		out = append(out, entryOf(it.path, &a, it.link, false))
 	}
+	p, _ := v.walk(len(t.layers), false, func(it item) error { add(it); return nil })
 	for _, l := range p.byLayer {
-		for _, it := range l {
-			out = append(out, it.entry(false))
+		for _, f := range l {
+			add(v.file(p, f))
 		}
 	}
 	for _, it := range p.links {
-		out = append(out, it.entry(false))
+		add(it)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 
-func (it item) entry(allRoot bool) Entry {
-	ino := it.ino
+// entryOf is the Entry of path with metadata a; link, when set, makes it a
+// hard link to that path.
+func entryOf(path string, a *attrs, link string, allRoot bool) Entry {
 	e := Entry{
-		Path:     it.path,
-		Type:     ino.typ,
-		Mode:     ino.mode,
-		Uid:      ino.uid,
-		Gid:      ino.gid,
-		Linkname: ino.linkname,
-		ModTime:  ino.mtime,
-		Devmajor: ino.major,
-		Devminor: ino.minor,
-		Xattrs:   ino.xattrs,
+		Path:     path,
+		Type:     a.typ,
+		Mode:     a.mode,
+		Uid:      a.uid,
+		Gid:      a.gid,
+		Linkname: a.linkname,
+		ModTime:  a.mtime,
+		Devmajor: a.major,
+		Devminor: a.minor,
+		Xattrs:   a.xattrs,
 	}
-	if ino.typ == tar.TypeReg {
-		e.Size = ino.size
+	if a.typ == tar.TypeReg {
+		e.Size = a.size
 	}
-	if it.link != "" {
+	if link != "" {
 		e.Type = tar.TypeLink
-		e.Linkname = it.link
+		e.Linkname = link
 		e.Size = 0
 	}
 	if allRoot {
@@ -416,8 +608,7 @@ func (it item) entry(allRoot bool) Entry {
 	return e
 }
 
-func (it item) header(allRoot bool) *tar.Header {
-	e := it.entry(allRoot)
+func headerOf(e Entry) *tar.Header {
 	h := &tar.Header{
 		Typeflag: e.Type,
 		Name:     e.Path,
@@ -442,10 +633,10 @@ func (it item) header(allRoot bool) *tar.Header {
 	return h
 }
 
-// writeHeader writes the header of it, edited by opts.EditHeader.
-func writeHeader(tw *tar.Writer, it item, opts *TarOptions) error {
-	h := it.header(opts.AllRoot)
-	if opts.ImplicitDirMode != 0 && it.ino.implicit && it.link == "" {
+// writeHeader writes the header of it (metadata a), edited by opts.
+func writeHeader(tw *tar.Writer, it item, a *attrs, opts *TarOptions) error {
+	h := headerOf(entryOf(it.path, a, it.link, opts.AllRoot))
+	if opts.ImplicitDirMode != 0 && a.implicit && it.link == "" {
 		h.Mode = opts.ImplicitDirMode & 0o7777
 	}
 	if opts.EditHeader != nil {
@@ -472,26 +663,31 @@ func (t *Tree) WriteTar(ctx context.Context, w io.Writer, opts TarOptions) error
 	if err != nil {
 		return err
 	}
-	p := v.plan(len(t.layers), opts.DropDevices)
 	tw := tar.NewWriter(w)
-	for _, it := range p.meta {
+	p, err := v.walk(len(t.layers), opts.DropDevices, func(it item) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := writeHeader(tw, it, &opts); err != nil {
+		a := v.attrs(it.ino)
+		if err := writeHeader(tw, it, &a, &opts); err != nil {
 			return fmt.Errorf("writing %q: %w", it.path, err)
 		}
-		if it.ino.typ == tar.TypeReg {
-			if _, err := tw.Write(it.ino.content); err != nil {
+		if a.typ == tar.TypeReg {
+			if _, err := tw.Write(a.content); err != nil {
 				return fmt.Errorf("writing %q: %w", it.path, err)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if err := t.copyLayers(ctx, tw, p.byLayer, &opts); err != nil {
+	if err := t.copyLayers(ctx, tw, v, p, &opts); err != nil {
 		return err
 	}
 	for _, it := range p.links {
-		if err := writeHeader(tw, it, &opts); err != nil {
+		a := v.attrs(it.ino)
+		if err := writeHeader(tw, it, &a, &opts); err != nil {
 			return fmt.Errorf("writing %q: %w", it.path, err)
 		}
 	}
@@ -528,9 +724,9 @@ func (o *openedLayer) close() {
 // copyLayers copies the winning regular files of every layer that has one,
 // in layer order, inflating the next such layer while the current one is
 // written.
-func (t *Tree) copyLayers(ctx context.Context, tw *tar.Writer, byLayer [][]item, opts *TarOptions) error {
+func (t *Tree) copyLayers(ctx context.Context, tw *tar.Writer, v *view, p *plan, opts *TarOptions) error {
 	var todo []int
-	for i, items := range byLayer {
+	for i, items := range p.byLayer {
 		if len(items) > 0 {
 			todo = append(todo, i)
 		}
@@ -564,7 +760,7 @@ func (t *Tree) copyLayers(ctx context.Context, tw *tar.Writer, byLayer [][]item,
 		if err != nil {
 			err = fmt.Errorf("opening: %w", err)
 		} else {
-			err = copyLayer(ctx, tw, o.ra, byLayer[i], opts)
+			err = copyLayer(ctx, tw, o.ra, v, p, p.byLayer[i], opts)
 		}
 		o.close()
 		open[k] = nil
@@ -579,27 +775,29 @@ func (t *Tree) copyLayers(ctx context.Context, tw *tar.Writer, byLayer [][]item,
 }
 
 // copyLayer reads the tar stream r of one layer and writes the regular files
-// of items (sorted by ordinal) with their content.
-func copyLayer(ctx context.Context, tw *tar.Writer, r io.Reader, items []item, opts *TarOptions) error {
+// of files (sorted by member number) with their content.
+func copyLayer(ctx context.Context, tw *tar.Writer, r io.Reader, v *view, p *plan, files []fileRef, opts *TarOptions) error {
 	tr := tar.NewReader(r)
 	next := 0
-	for ord := int32(0); next < len(items); ord++ {
+	for ord := int32(0); next < len(files); ord++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return fmt.Errorf("layer ended before member %d (%q): the layer changed since Flatten", items[next].ino.ord, items[next].path)
+			it := v.file(p, files[next])
+			return fmt.Errorf("layer ended before member %d (%q): the layer changed since Flatten", files[next].ord, it.path)
 		}
 		if err != nil {
 			return fmt.Errorf("reading tar: %w", err)
 		}
-		if ord != items[next].ino.ord {
+		if ord != files[next].ord {
 			continue
 		}
-		it := items[next]
+		it := v.file(p, files[next])
 		next++
-		if hdr.Size != it.ino.size || !isRegular(hdr.Typeflag) {
+		a := v.attrs(it.ino)
+		if hdr.Size != a.size || !isRegular(hdr.Typeflag) {
 			return fmt.Errorf("member %d (%q) changed since Flatten", ord, hdr.Name)
 		}
-		if err := writeHeader(tw, it, opts); err != nil {
+		if err := writeHeader(tw, it, &a, opts); err != nil {
 			return fmt.Errorf("writing %q: %w", it.path, err)
 		}
 		if _, err := io.CopyN(tw, ctxReader{ctx, tr}, hdr.Size); err != nil {

@@ -14,8 +14,8 @@ import (
 // IsLocal accepts (the spec's local sources: oci-layout:, oci-archive:,
 // docker-archive:, see spec.IsLocalRef) to Local, every other reference
 // to Fallback (the registries, or bundles). One plan can so mix local and
-// registry images. It is a Source, a StatsReporter, an UnpackedSizer and
-// an io.Closer whatever its parts are.
+// registry images. It is a Source, a StatsReporter, an UnpackedSizer, a
+// StreamFetcher and an io.Closer whatever its parts are.
 type Multi struct {
 	// IsLocal tells the references Local serves.
 	IsLocal func(ref string) bool
@@ -105,6 +105,21 @@ func (m *Multi) Fetch(ctx context.Context, ref, manifest string) (v1.Image, erro
 		return nil, m.missing(ref, "fetch")
 	}
 	return src.Fetch(ctx, ref, manifest)
+}
+
+// FetchStream streams from the source that serves ref when it is a
+// StreamFetcher, and fetches (then returns a wait that has nothing left to
+// wait for) otherwise.
+func (m *Multi) FetchStream(ctx context.Context, ref, manifest string) (v1.Image, func() error, error) {
+	src := m.serving(ref)
+	if src == nil {
+		return nil, nil, m.missing(ref, "fetch")
+	}
+	if sf, ok := src.(StreamFetcher); ok {
+		return sf.FetchStream(ctx, ref, manifest)
+	}
+	img, err := src.Fetch(ctx, ref, manifest)
+	return img, func() error { return nil }, err
 }
 
 // UnpackedSize asks the source that serves ref, when it is an

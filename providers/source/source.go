@@ -8,8 +8,9 @@
 //
 // What a source may do beyond that is a named optional interface, checked
 // where it is used: StatsReporter (what fetches copied), UnpackedSizer
-// (how large a layer unpacks, for the plan's write estimate) and io.Closer
-// (a source holding files open).
+// (how large a layer unpacks, for the plan's write estimate), StreamFetcher
+// (images usable while their layers download) and io.Closer (a source
+// holding files open).
 package source
 
 import (
@@ -69,6 +70,17 @@ type Resolver interface {
 // the image backed by the store.
 type Fetcher interface {
 	Fetch(ctx context.Context, ref string, manifest string) (v1.Image, error)
+}
+
+// StreamFetcher is implemented by sources that can hand out an image
+// before all of its blobs are local: FetchStream returns once the manifest
+// and the config are in the blob store; reading a layer waits for its
+// bytes as they arrive (and fails if its download fails). wait returns
+// when every blob is local and verified, with the error that stopped the
+// fetch; the image is only complete (and safe to hand to another process)
+// after wait returned nil.
+type StreamFetcher interface {
+	FetchStream(ctx context.Context, ref string, manifest string) (img v1.Image, wait func() error, err error)
 }
 
 // Source resolves and fetches images.

@@ -17,6 +17,18 @@ import (
 // puts them there). Docker v2 schema 2 and OCI manifests are supported;
 // layers offer both Compressed() and Uncompressed().
 func (s *Store) Image(manifest v1.Hash) (v1.Image, error) {
+	return s.image(manifest, nil)
+}
+
+// PendingImage is Image for an image whose manifest and config are in the
+// store but whose layers may still be arriving: each layer's Compressed
+// stream is what open returns for it (e.g. a Follow of the blob once its
+// download started). The layers' sizes and digests are the manifest's.
+func (s *Store) PendingImage(manifest v1.Hash, open func(v1.Descriptor) (io.ReadCloser, error)) (v1.Image, error) {
+	return s.image(manifest, open)
+}
+
+func (s *Store) image(manifest v1.Hash, open func(v1.Descriptor) (io.ReadCloser, error)) (v1.Image, error) {
 	raw, err := s.ReadAll(manifest)
 	if err != nil {
 		return nil, err
@@ -37,11 +49,11 @@ func (s *Store) Image(manifest v1.Hash) (v1.Image, error) {
 		descs[l.Digest] = l
 	}
 	for h := range descs {
-		if !s.Has(h) {
+		if (open == nil || h == m.Config.Digest) && !s.Has(h) {
 			return nil, fmt.Errorf("store: image %s is incomplete: blob %s is missing", manifest, h)
 		}
 	}
-	return partial.CompressedToImage(&storeImage{s: s, raw: raw, mt: mt, m: m, descs: descs})
+	return partial.CompressedToImage(&storeImage{s: s, raw: raw, mt: mt, m: m, descs: descs, open: open})
 }
 
 type storeImage struct {
@@ -50,6 +62,7 @@ type storeImage struct {
 	mt    types.MediaType
 	m     *v1.Manifest
 	descs map[v1.Hash]v1.Descriptor
+	open  func(v1.Descriptor) (io.ReadCloser, error) // nil: from the store
 }
 
 func (i *storeImage) RawManifest() ([]byte, error)        { return i.raw, nil }
@@ -67,18 +80,24 @@ func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if !ok {
 		return nil, fmt.Errorf("store: blob %s is not part of this image", h)
 	}
-	return &storeLayer{s: i.s, d: d}, nil
+	return &storeLayer{s: i.s, d: d, open: i.open}, nil
 }
 
 type storeLayer struct {
-	s *Store
-	d v1.Descriptor
+	s    *Store
+	d    v1.Descriptor
+	open func(v1.Descriptor) (io.ReadCloser, error)
 }
 
 func (l *storeLayer) Digest() (v1.Hash, error)            { return l.d.Digest, nil }
 func (l *storeLayer) Size() (int64, error)                { return l.d.Size, nil }
 func (l *storeLayer) MediaType() (types.MediaType, error) { return l.d.MediaType, nil }
-func (l *storeLayer) Compressed() (io.ReadCloser, error)  { return l.s.Open(l.d.Digest) }
+func (l *storeLayer) Compressed() (io.ReadCloser, error) {
+	if l.open != nil {
+		return l.open(l.d)
+	}
+	return l.s.Open(l.d.Digest)
+}
 func (l *storeLayer) Descriptor() (*v1.Descriptor, error) { d := l.d; return &d, nil }
 
 // Referenced returns the set of blobs that the given manifests (image

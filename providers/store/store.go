@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,6 +36,9 @@ const EnvStore = "CACHECTL_STORE"
 // concurrent use by many goroutines and processes.
 type Store struct {
 	dir string
+
+	mu      sync.Mutex
+	flights map[string]*flight // Puts in progress, by hex digest (Follow)
 }
 
 // ErrDigestMismatch is returned (wrapped) by Put when the bytes read do not
@@ -183,7 +187,8 @@ func (s *Store) ReadAll(h v1.Hash) ([]byte, error) {
 // digest or size mismatch, wrapped ErrDigestMismatch / ErrSizeMismatch, and
 // ctx cancellation) nothing is stored and the temporary file is removed.
 // When the blob is already present Put returns (0, nil) without reading r.
-// written is the number of bytes read from r.
+// written is the number of bytes read from r. Readers in this process can
+// follow the blob while it is written (Follow).
 func (s *Store) Put(ctx context.Context, h v1.Hash, size int64, r io.Reader) (written int64, err error) {
 	if !validHash(h) {
 		return 0, fmt.Errorf("store: unsupported digest %q", h)
@@ -196,14 +201,16 @@ func (s *Store) Put(ctx context.Context, h v1.Hash, size int64, r io.Reader) (wr
 		return 0, fmt.Errorf("store: %w", err)
 	}
 	tmp := f.Name()
+	fl := s.startFlight(h, tmp)
 	defer func() {
 		if err != nil {
 			f.Close()
 			os.Remove(tmp)
 		}
+		s.endFlight(h, fl, err)
 	}()
 	hasher := sha256.New()
-	written, err = copyCtx(ctx, io.MultiWriter(f, hasher), r, size)
+	written, err = copyCtx(ctx, io.MultiWriter(flightWriter{f, fl}, hasher), r, size)
 	if err != nil {
 		return written, fmt.Errorf("store: writing blob %s: %w", h, err)
 	}

@@ -74,6 +74,14 @@ type Option func(*config)
 type config struct {
 	user, password string
 	tls            bool
+	storage        string
+}
+
+// WithStorage makes the registry keep its blobs in dir (created if
+// missing) instead of a temporary directory, so that images pushed once
+// (a benchmark's large image) are still there for the next run.
+func WithStorage(dir string) Option {
+	return func(c *config) { c.storage = dir }
 }
 
 // WithTLS makes the registry serve HTTPS with a fresh self-signed
@@ -101,7 +109,10 @@ func StartDistribution(t testing.TB, opts ...Option) *Server {
 	}
 	dir := t.TempDir()
 	storage := filepath.Join(dir, "storage")
-	if err := os.Mkdir(storage, 0o755); err != nil {
+	if cfg.storage != "" {
+		storage = cfg.storage
+	}
+	if err := os.MkdirAll(storage, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	authYAML := ""

@@ -1,6 +1,7 @@
 package registrytest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,12 +14,16 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // SlowProxy is a proxy in front of a registry that delays or stalls some
-// requests: it widens race windows (a slow blob keeps an apply between
-// two steps for a known time) and stands for a registry that stops
-// sending in the middle of a blob.
+// requests, or caps the bandwidth of every response: it widens race
+// windows (a slow blob keeps an apply between two steps for a known
+// time), stands for a registry that stops sending in the middle of a
+// blob, and for a registry behind a link of limited bandwidth
+// (StartThrottleProxy, SetRate; the benchmarks' 100 MB/s and 30 MB/s).
 type SlowProxy struct {
 	// Addr is host:port of the proxy, usable as a registry host.
 	Addr string
@@ -31,6 +36,61 @@ type SlowProxy struct {
 	rp      *httputil.ReverseProxy
 	done    chan struct{}
 	stalled atomic.Int64
+	// lim caps the bytes per second of all response bodies together
+	// (nil: unlimited); served counts the body bytes passed on.
+	lim    atomic.Pointer[rate.Limiter]
+	served atomic.Int64
+}
+
+// throttleBurst is the most a throttled body passes on at once: the
+// limiter's bucket, small against a second at the rates the benchmarks use.
+const throttleBurst = 256 << 10
+
+// StartThrottleProxy starts a proxy on 127.0.0.1 in front of the registry
+// at upstream that passes every response body on at bytesPerSecond in all
+// (the bodies of concurrent requests share it, as on one link), without
+// delaying or stalling anything.
+func StartThrottleProxy(t testing.TB, upstream string, bytesPerSecond int64) *SlowProxy {
+	t.Helper()
+	p := StartSlowProxy(t, upstream, 0, func(*http.Request) bool { return false })
+	p.SetRate(bytesPerSecond)
+	return p
+}
+
+// SetRate caps the bandwidth of all response bodies together at
+// bytesPerSecond; 0 removes the cap. Bodies already being sent follow the
+// new rate from their next read.
+func (p *SlowProxy) SetRate(bytesPerSecond int64) {
+	if bytesPerSecond <= 0 {
+		p.lim.Store(nil)
+		return
+	}
+	p.lim.Store(rate.NewLimiter(rate.Limit(bytesPerSecond), throttleBurst))
+}
+
+// Served returns how many response body bytes the proxy has passed on.
+func (p *SlowProxy) Served() int64 { return p.served.Load() }
+
+// throttledBody passes a response body on at the proxy's rate.
+type throttledBody struct {
+	io.ReadCloser
+	ctx context.Context
+	p   *SlowProxy
+}
+
+func (b *throttledBody) Read(buf []byte) (int, error) {
+	lim := b.p.lim.Load()
+	if lim != nil && len(buf) > throttleBurst {
+		buf = buf[:throttleBurst]
+	}
+	n, err := b.ReadCloser.Read(buf)
+	b.p.served.Add(int64(n))
+	if lim != nil && n > 0 {
+		if werr := lim.WaitN(b.ctx, n); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return n, err
 }
 
 // StartSlowProxy starts a proxy on 127.0.0.1 in front of the registry at
@@ -119,6 +179,7 @@ func (b *stallBody) Read(buf []byte) (int, error) {
 }
 
 func (p *SlowProxy) stallResponse(resp *http.Response) error {
+	resp.Body = &throttledBody{ReadCloser: resp.Body, ctx: resp.Request.Context(), p: p}
 	if p.stall.Load() && p.match(resp.Request) && resp.ContentLength > 0 &&
 		(resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent) {
 		// Stop at the middle of the whole blob: a resumed request (a Range
