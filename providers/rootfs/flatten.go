@@ -26,6 +26,23 @@ var epoch = time.Unix(0, 0).UTC()
 // invalid or unsafe member fails with a *LayerError naming the layer's index
 // and digest.
 func Flatten(ctx context.Context, img v1.Image, opts Options) (*Tree, error) {
+	ix, opts, err := newIndexer(img, opts)
+	if err != nil {
+		return nil, err
+	}
+	n, err := ix.indexLayers(ctx, ix.t.layers)
+	if err != nil {
+		return nil, err
+	}
+	if err := ix.replay(n, opts.MaxEntries); err != nil {
+		return nil, err
+	}
+	return ix.t, nil
+}
+
+// newIndexer returns the indexer of an empty Tree of img's layers, and
+// opts with its defaults filled in; too many layers is an error.
+func newIndexer(img v1.Image, opts Options) (*indexer, Options, error) {
 	if opts.MaxLayers <= 0 {
 		opts.MaxLayers = defaultMaxLayers
 	}
@@ -34,21 +51,13 @@ func Flatten(ctx context.Context, img v1.Image, opts Options) (*Tree, error) {
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("listing image layers: %w", err)
+		return nil, opts, fmt.Errorf("listing image layers: %w", err)
 	}
 	if len(layers) > opts.MaxLayers {
-		return nil, fmt.Errorf("image has %d layers, more than the limit of %d", len(layers), opts.MaxLayers)
+		return nil, opts, fmt.Errorf("image has %d layers, more than the limit of %d", len(layers), opts.MaxLayers)
 	}
 	t := &Tree{layers: layers, x: newIndex()}
-	ix := &indexer{t: t, maxNodes: 2 * opts.MaxEntries, logs: make([]layerLog, len(layers))}
-	n, err := ix.indexLayers(ctx, layers)
-	if err != nil {
-		return nil, err
-	}
-	if err := ix.replay(n, opts.MaxEntries); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return &indexer{t: t, maxNodes: 2 * opts.MaxEntries, logs: make([]layerLog, len(layers))}, opts, nil
 }
 
 func (t *Tree) layerError(i int, err error) error {

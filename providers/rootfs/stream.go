@@ -81,24 +81,12 @@ const (
 // consumer's own outcome (nil, a write or Finish error, or
 // ErrStreamConflict) is in its Err.
 func Stream(ctx context.Context, img v1.Image, opts Options, consumers ...*Consumer) (*Tree, error) {
-	if opts.MaxLayers <= 0 {
-		opts.MaxLayers = defaultMaxLayers
-	}
-	if opts.MaxEntries <= 0 {
-		opts.MaxEntries = defaultMaxEntries
-	}
-	layers, err := img.Layers()
+	ix, opts, err := newIndexer(img, opts)
 	if err != nil {
-		return nil, fmt.Errorf("listing image layers: %w", err)
+		return nil, err
 	}
-	if len(layers) > opts.MaxLayers {
-		return nil, fmt.Errorf("image has %d layers, more than the limit of %d", len(layers), opts.MaxLayers)
-	}
-	t := &Tree{layers: layers, x: newIndex()}
-	st := &streamer{
-		ix: &indexer{t: t, maxNodes: 2 * opts.MaxEntries, logs: make([]layerLog, len(layers))},
-		cs: consumers,
-	}
+	t, layers := ix.t, ix.t.layers
+	st := &streamer{ix: ix, cs: consumers}
 	for _, c := range consumers {
 		c.tw = tar.NewWriter(c.W)
 		c.opts = TarOptions{AllRoot: c.AllRoot, EditHeader: c.EditHeader}
@@ -361,37 +349,11 @@ func (st *streamer) finish(ctx context.Context, c *Consumer) error {
 		}
 	}
 	tw := c.tw
-	p, err := v.walkSkipping(len(t.layers), opts.DropDevices, func(it item) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		a := v.attrs(it.ino)
-		if err := writeHeader(tw, it, &a, &opts); err != nil {
-			return fmt.Errorf("writing %q: %w", it.path, err)
-		}
-		if a.typ == tar.TypeReg {
-			if _, err := tw.Write(a.content); err != nil {
-				return fmt.Errorf("writing %q: %w", it.path, err)
-			}
-		}
-		return nil
-	}, &c.nodes, first)
+	p, err := v.walkSkipping(len(t.layers), opts.DropDevices, func(it item) error { return writeItem(ctx, tw, v, &opts, it) }, &c.nodes, first)
 	if err != nil {
 		return err
 	}
-	if err := t.copyLayers(ctx, tw, v, p, &opts); err != nil {
-		return err
-	}
-	for _, it := range p.links {
-		a := v.attrs(it.ino)
-		if err := writeHeader(tw, it, &a, &opts); err != nil {
-			return fmt.Errorf("writing %q: %w", it.path, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("finishing tar stream: %w", err)
-	}
-	return nil
+	return t.finishTar(ctx, tw, v, p, &opts)
 }
 
 // shows reports whether the view shows the tree's node n as it is: no

@@ -664,30 +664,41 @@ func (t *Tree) WriteTar(ctx context.Context, w io.Writer, opts TarOptions) error
 		return err
 	}
 	tw := tar.NewWriter(w)
-	p, err := v.walk(len(t.layers), opts.DropDevices, func(it item) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		a := v.attrs(it.ino)
-		if err := writeHeader(tw, it, &a, &opts); err != nil {
-			return fmt.Errorf("writing %q: %w", it.path, err)
-		}
-		if a.typ == tar.TypeReg {
-			if _, err := tw.Write(a.content); err != nil {
-				return fmt.Errorf("writing %q: %w", it.path, err)
-			}
-		}
-		return nil
-	})
+	p, err := v.walk(len(t.layers), opts.DropDevices, func(it item) error { return writeItem(ctx, tw, v, &opts, it) })
 	if err != nil {
 		return err
 	}
-	if err := t.copyLayers(ctx, tw, v, p, &opts); err != nil {
+	return t.finishTar(ctx, tw, v, p, &opts)
+}
+
+// writeItem writes one item of the walk: its header and, for a regular
+// file whose content the tree holds (an Extra entry), that content.
+func writeItem(ctx context.Context, tw *tar.Writer, v *view, opts *TarOptions, it item) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a := v.attrs(it.ino)
+	if err := writeHeader(tw, it, &a, opts); err != nil {
+		return fmt.Errorf("writing %q: %w", it.path, err)
+	}
+	if a.typ == tar.TypeReg {
+		if _, err := tw.Write(a.content); err != nil {
+			return fmt.Errorf("writing %q: %w", it.path, err)
+		}
+	}
+	return nil
+}
+
+// finishTar writes what follows the walk: the regular files of p copied
+// from the layers, then the hard links, each after its target; it closes
+// tw (not the writer below it).
+func (t *Tree) finishTar(ctx context.Context, tw *tar.Writer, v *view, p *plan, opts *TarOptions) error {
+	if err := t.copyLayers(ctx, tw, v, p, opts); err != nil {
 		return err
 	}
 	for _, it := range p.links {
 		a := v.attrs(it.ino)
-		if err := writeHeader(tw, it, &a, &opts); err != nil {
+		if err := writeHeader(tw, it, &a, opts); err != nil {
 			return fmt.Errorf("writing %q: %w", it.path, err)
 		}
 	}
