@@ -387,8 +387,11 @@ func (v *view) shows(n nodeID) bool {
 
 // Shared is a Stream that several builds of one image (the SIF and the
 // .sqsh of one apply) join, each with its own consumer, through a Member:
-// the last member to join runs it, and each member's Write returns when
-// its consumer's stream is written.
+// once the last member joined, the stream runs, and each member's Write
+// returns when its consumer's stream is written. The stream runs for as
+// long as one joined member still waits for it: a member whose context
+// ends (its build failed or was cancelled) returns at once, and nothing
+// more is written to its consumer; the others' streams go on.
 type Shared struct {
 	opts Options
 
@@ -396,6 +399,8 @@ type Shared struct {
 	img    v1.Image
 	want   int
 	joined []*Consumer
+	live   int                // joined members still waiting for the stream
+	cancel context.CancelFunc // stops the stream (nil until it started)
 	done   chan struct{}
 	tree   *Tree
 	err    error
@@ -416,10 +421,39 @@ type Member struct {
 // Member returns a place in the stream; make exactly n of them.
 func (s *Shared) Member() *Member { return &Member{s: s} }
 
+// errMemberGone is what a consumer's writes get once its member stopped
+// waiting for the shared stream.
+var errMemberGone = errors.New("rootfs: the member of the shared stream has gone")
+
+// memberWriter is a consumer's writer in a shared stream: once its member
+// has gone, writes fail, and none is in progress.
+type memberWriter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	gone bool
+}
+
+func (g *memberWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gone {
+		return 0, errMemberGone
+	}
+	return g.w.Write(p)
+}
+
+func (g *memberWriter) leave() {
+	g.mu.Lock()
+	g.gone = true
+	g.mu.Unlock()
+}
+
 // Write joins the stream of img (the same image for every member) with c
 // and returns c's outcome once the stream ran (see Stream and
 // Consumer.Err): an error wrapping ErrStreamConflict says to write c's
-// output again from Tree with WriteTar. A member writes at most once.
+// output again from Tree with WriteTar. When ctx ends first, Write returns
+// its error at once and nothing more is written to c.W (Write replaces
+// c.W with a writer that ensures it). A member writes at most once.
 func (m *Member) Write(ctx context.Context, img v1.Image, c *Consumer) error {
 	joined := false
 	m.once.Do(func() { joined = true })
@@ -427,19 +461,26 @@ func (m *Member) Write(ctx context.Context, img v1.Image, c *Consumer) error {
 		return errors.New("rootfs: a member of a shared stream writes once")
 	}
 	s := m.s
+	g := &memberWriter{w: c.W}
+	c.W = g
 	s.mu.Lock()
 	s.joined = append(s.joined, c)
 	s.img = img
-	run := len(s.joined) == s.want
+	s.live++
+	if len(s.joined) == s.want {
+		s.start(ctx)
+	}
 	s.mu.Unlock()
-	if run {
-		s.run(ctx)
-	} else {
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-			return ctx.Err()
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		g.leave()
+		s.mu.Lock()
+		if s.live--; s.live == 0 && s.cancel != nil {
+			s.cancel() // nobody waits for it any more
 		}
+		s.mu.Unlock()
+		return ctx.Err()
 	}
 	if s.err != nil {
 		return s.err
@@ -454,11 +495,10 @@ func (m *Member) Leave(ctx context.Context) {
 		s := m.s
 		s.mu.Lock()
 		s.want--
-		run := s.want > 0 && len(s.joined) == s.want
-		s.mu.Unlock()
-		if run {
-			go s.run(ctx)
+		if s.want > 0 && len(s.joined) == s.want {
+			s.start(ctx)
 		}
+		s.mu.Unlock()
 	})
 }
 
@@ -466,7 +506,22 @@ func (m *Member) Leave(ctx context.Context) {
 // that stopped the stream).
 func (m *Member) Tree() *Tree { return m.s.tree }
 
-func (s *Shared) run(ctx context.Context) {
-	s.tree, s.err = Stream(ctx, s.img, s.opts, s.joined...)
-	close(s.done)
+// start runs the stream (s.mu held). It does not end with the context of
+// the member that starts it (ctx gives only its values) but once no joined
+// member waits for it.
+func (s *Shared) start(ctx context.Context) {
+	if s.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	if s.live == 0 {
+		cancel()
+	}
+	img, joined := s.img, s.joined
+	go func() {
+		defer cancel()
+		s.tree, s.err = Stream(ctx, img, s.opts, joined...)
+		close(s.done)
+	}()
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -354,5 +355,68 @@ func TestShared(t *testing.T) {
 	}
 	if ms[0].Tree() == nil || !slices.ContainsFunc(ms[0].Tree().Entries(), func(e Entry) bool { return e.Path == "usr/bin/y" }) {
 		t.Error("Shared.Tree")
+	}
+}
+
+// failingWriter fails every write after the first and then cancels its
+// member's context: a consumer whose mksquashfs died mid-stream (Create
+// cancels the build's context then).
+type failingWriter struct {
+	n      int
+	cancel context.CancelFunc
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n++; w.n > 1 {
+		w.cancel()
+		return 0, errors.New("broken pipe")
+	}
+	return len(p), nil
+}
+
+// TestSharedMemberFailsMidStream: when the member that runs the shared
+// stream (the last to join) fails mid-stream and its context ends, the
+// other members still get their whole stream; a member whose context ends
+// while it waits returns at once and gets nothing more written.
+func TestSharedMemberFailsMidStream(t *testing.T) {
+	img := imageOf(t, newLayer(t, reg("a", strings.Repeat("A", 1<<20))), newLayer(t, reg("b", strings.Repeat("B", 1<<20))))
+	for _, runnerFails := range []bool{true, false} {
+		t.Run(fmt.Sprintf("runnerFails=%v", runnerFails), func(t *testing.T) {
+			s := NewShared(Options{}, 2)
+			first, last := s.Member(), s.Member()
+			var good bytes.Buffer
+			bctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			bad := &Consumer{W: &failingWriter{cancel: cancel}}
+			goodC := &Consumer{W: &good}
+			firstC, firstCtx, lastC, lastCtx := goodC, context.Background(), bad, bctx
+			if !runnerFails {
+				firstC, firstCtx, lastC, lastCtx = bad, bctx, goodC, context.Background()
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- first.Write(firstCtx, img, firstC) }()
+			for joined := 0; joined == 0; {
+				s.mu.Lock()
+				joined = len(s.joined)
+				s.mu.Unlock()
+				time.Sleep(time.Millisecond)
+			}
+			lastErr := last.Write(lastCtx, img, lastC)
+			firstErr := <-errc
+			goodErr, badErr := firstErr, lastErr
+			if !runnerFails {
+				goodErr, badErr = lastErr, firstErr
+			}
+			if goodErr != nil {
+				t.Fatalf("the member that did not fail: %v", goodErr)
+			}
+			if badErr == nil {
+				t.Fatal("the failing member reports no error")
+			}
+			got := resolved(t, good.Bytes())
+			if len(got) != 2 {
+				t.Errorf("stream %s", sorted(got))
+			}
+		})
 	}
 }
