@@ -34,10 +34,14 @@ const (
 	FaultCorrupt
 	// FaultUnauthorized answers 401 with a basic-auth challenge.
 	FaultUnauthorized
+	// FaultCorruptEnd sends the full body with its last bytes flipped: a
+	// reader of the blob as it arrives has read nearly all of it when the
+	// digest fails.
+	FaultCorruptEnd
 )
 
 func (k FaultKind) String() string {
-	return [...]string{"status", "retry-after", "reset", "truncate", "corrupt", "unauthorized"}[k]
+	return [...]string{"status", "retry-after", "reset", "truncate", "corrupt", "unauthorized", "corrupt-end"}[k]
 }
 
 // Fault is one injected failure.
@@ -189,7 +193,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case FaultUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="cachectl-fault"`)
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
-	case FaultReset, FaultTruncate, FaultCorrupt:
+	case FaultReset, FaultTruncate, FaultCorrupt, FaultCorruptEnd:
 		p.body(w, r, f.Kind)
 	}
 }
@@ -230,8 +234,11 @@ func (p *Proxy) body(w http.ResponseWriter, r *http.Request, kind FaultKind) {
 	w.Header().Set("Content-Length", strconv.FormatInt(total, 10))
 	w.WriteHeader(resp.StatusCode)
 	half := total / 2
+	if kind == FaultCorruptEnd {
+		half = max(0, total-64)
+	}
 	switch kind {
-	case FaultCorrupt:
+	case FaultCorrupt, FaultCorruptEnd:
 		_, _ = io.CopyN(w, resp.Body, half)
 		chunk := make([]byte, min(64, total-half))
 		n, _ := io.ReadFull(resp.Body, chunk)

@@ -1,0 +1,260 @@
+package apply
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/planner"
+	"github.com/cachectl/cachectl/planner/cacheroot"
+	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/apptainer"
+	"github.com/cachectl/cachectl/providers/enroot"
+	"github.com/cachectl/cachectl/providers/registry"
+	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/squashfs"
+	"github.com/cachectl/cachectl/providers/store"
+	"github.com/cachectl/cachectl/spec"
+)
+
+// faultyApply is one apply of an image behind a fault proxy into a SIF, a
+// .sqsh and an OCI cache, with the real registry, builders and mksquashfs.
+type faultyApply struct {
+	dir    string
+	ref    string
+	st     *store.Store
+	layers []v1.Layer
+	m      *spec.Model
+	src    *registry.ImageSource
+}
+
+var faultyRuntimes = map[string]spec.Runtime{"sif": spec.RuntimeApptainer, "sqsh": spec.RuntimeEnroot, "oci": spec.RuntimePodman}
+
+func newFaultyApply(t *testing.T, srv *registrytest.Server, img v1.Image, repo string, faults func(oldest string) []registrytest.Fault, retry time.Duration) *faultyApply {
+	t.Helper()
+	layers, _ := img.Layers()
+	oldest, _ := layers[0].Digest()
+	px := registrytest.StartFaultProxy(t, srv.URL, faults(oldest.String())...)
+	f := &faultyApply{dir: t.TempDir(), ref: px.Addr + "/" + repo, layers: layers}
+	var hcl strings.Builder
+	for name, rt := range faultyRuntimes {
+		hcl.WriteString("cache \"" + name + "\" {\n  runtime = \"" + string(rt) + "\"\n  root = \"" + filepath.Join(f.dir, name) + "\"\n  images = [\"" + f.ref + "\"]\n}\n")
+	}
+	m, diags := spec.LoadSources([]spec.Source{{Filename: filepath.Join(f.dir, "c.hcl"), Bytes: []byte(hcl.String())}}, spec.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	st, err := store.Open(filepath.Join(f.dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := registry.New(registry.Options{RequestTimeout: 2 * time.Second, TotalRetryTime: retry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.m, f.st, f.src = m, st, &registry.ImageSource{Client: c, Store: st}
+	return f
+}
+
+func (f *faultyApply) run(t *testing.T, builder func(spec.Runtime) (providers.Builder, error)) error {
+	t.Helper()
+	ctx := registrytest.Context(t)
+	p, err := planner.MakePlan(ctx, f.m, f.src, planner.Options{Refresh: true, Builder: realBuilderInfo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(ctx, p, Deps{Resolver: f.src, Fetcher: f.src, Builder: builder},
+		Options{Spec: f.m, BuilderInfo: realBuilderInfo, BuildParallelism: 1})
+	return err
+}
+
+// check asserts what is at the caches' final paths: a valid artifact, in
+// the index with its sha256, in each cache of want; nothing in the others;
+// no leftovers in any staging area or in the store, whose blobs all match
+// their digests.
+func (f *faultyApply) check(t *testing.T, want ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for name, rt := range faultyRuntimes {
+		root := filepath.Join(f.dir, name)
+		placed := strings.Contains(strings.Join(want, " "), name)
+		ix, err := cacheroot.ReadIndexAt(root, rt)
+		if err != nil {
+			t.Fatalf("%s: index: %v", name, err)
+		}
+		var files []string
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() && d.Name() == spec.IndexDir {
+				return filepath.SkipDir
+			}
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if !placed {
+			if len(files) != 0 || len(ix.Entries) != 0 {
+				t.Errorf("%s: a failed build left %v at final paths, %d index entries", name, files, len(ix.Entries))
+			}
+		} else {
+			if len(files) != 1 || len(ix.Entries) != 1 {
+				t.Fatalf("%s: %v at final paths, %d index entries; want one artifact", name, files, len(ix.Entries))
+			}
+			b, _ := realBuilder(rt)
+			if err := b.Verify(ctx, files[0]); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			if got := "sha256:" + sha256File(t, files[0]); got != ix.Entries[0].SHA256 {
+				t.Errorf("%s: the index records sha256 %s, the file has %s", name, ix.Entries[0].SHA256, got)
+			}
+		}
+		if ents, _ := os.ReadDir(filepath.Join(root, spec.IndexDir, "staging")); len(ents) != 0 {
+			t.Errorf("%s: staging holds %d leftovers", name, len(ents))
+		}
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(f.st.Dir(), "tmp")); len(tmp) != 0 {
+		t.Errorf("store tmp/ holds %d leftovers", len(tmp))
+	}
+	blobs, err := f.st.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blobs {
+		if got := sha256File(t, f.st.Path(b.Digest)); got != b.Digest.Hex {
+			t.Errorf("store holds %s under the wrong digest (%s)", b.Digest, got)
+		}
+	}
+}
+
+func sha256File(t *testing.T, p string) string {
+	t.Helper()
+	fh, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	h := sha256.New()
+	io.Copy(h, fh)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestStreamedApplyFaults: the streamed builds of a SIF, a .sqsh and an
+// OCI archive of one image whose oldest layer (the last to arrive, read by
+// the builds as it does) is corrupted at its very end or cut off, once or
+// every time. Once: the blob is fetched again, the artifacts are built
+// again from the complete image and are correct. Always: the apply fails
+// and nothing is placed or recorded. Either way no staging file, partial
+// blob or blob under a wrong digest is left.
+func TestStreamedApplyFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	registrytest.RequireTool(t, "mksquashfs")
+	registrytest.RequireTool(t, "unsquashfs")
+	srv := registrytest.StartDistribution(t)
+	img := registrytest.Image(t, 3, 256<<10, 71)
+	registrytest.Push(t, img, srv.Ref("faults/app:1"))
+	on := func(kind registrytest.FaultKind, times int) func(string) []registrytest.Fault {
+		return func(oldest string) []registrytest.Fault {
+			return []registrytest.Fault{{Kind: kind, Times: times, Match: registrytest.MatchBlobDigests(oldest)}}
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		faults func(string) []registrytest.Fault
+		ok     bool
+		errHas string
+	}{
+		{"corrupt end once", on(registrytest.FaultCorruptEnd, 1), true, ""},
+		{"corrupt end always", on(registrytest.FaultCorruptEnd, 0), false, "digest mismatch"},
+		{"cut once", on(registrytest.FaultTruncate, 1), true, ""},
+		{"cut always", on(registrytest.FaultTruncate, 0), false, "gave up"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFaultyApply(t, srv, img, "faults/app:1", tc.faults, 2*time.Second)
+			err := f.run(t, realBuilder)
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.check(t, "sif", "sqsh", "oci")
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Fatalf("err = %v, want one saying %q", err, tc.errHas)
+			}
+			for _, name := range []string{"sif", "sqsh", "oci"} {
+				if !strings.Contains(err.Error(), "cache."+name) {
+					t.Errorf("no error for the %s: %v", name, err)
+				}
+			}
+			f.check(t)
+			oldest, _ := f.layers[0].Digest()
+			if f.st.Has(oldest) {
+				t.Error("the corrupt layer is in the store")
+			}
+		})
+	}
+}
+
+// TestStreamedApplyOneBuilderFails: the mksquashfs of the SIF (or of the
+// .sqsh) dies in the middle of the stream the two builds share; the other
+// one and the OCI archive of the same image are still placed, correct, and
+// the failed build leaves nothing.
+func TestStreamedApplyOneBuilderFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	registrytest.RequireTool(t, "mksquashfs")
+	registrytest.RequireTool(t, "unsquashfs")
+	srv := registrytest.StartDistribution(t)
+	img := registrytest.Image(t, 3, 2<<20, 72) // more than the pipe to mksquashfs holds (1 MiB)
+	registrytest.Push(t, img, srv.Ref("faults/one:1"))
+	// Reads a part of its tar stream, then fails as a mksquashfs that
+	// died would.
+	wrapper := filepath.Join(t.TempDir(), "mksquashfs")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nhead -c 300000 >/dev/null\necho injected mksquashfs failure >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, failing := range []string{"sif", "sqsh"} {
+		t.Run(failing, func(t *testing.T) {
+			t.Parallel()
+			f := newFaultyApply(t, srv, img, "faults/one:1", func(string) []registrytest.Fault { return nil }, time.Minute)
+			err := f.run(t, func(rt spec.Runtime) (providers.Builder, error) {
+				switch {
+				case rt == spec.RuntimeApptainer && failing == "sif":
+					r, err := apptainer.RuntimeNamed(string(rt))
+					if err != nil {
+						return nil, err
+					}
+					return apptainer.New(r, squashfs.WithMksquashfs(wrapper)), nil
+				case rt == spec.RuntimeEnroot && failing == "sqsh":
+					return enroot.New(squashfs.WithMksquashfs(wrapper)), nil
+				}
+				return realBuilder(rt)
+			})
+			if err == nil || !strings.Contains(err.Error(), "injected mksquashfs failure") || !strings.Contains(err.Error(), "cache."+failing) {
+				t.Fatalf("err = %v, want the %s's injected failure", err, failing)
+			}
+			var want []string
+			for name := range faultyRuntimes {
+				if name != failing {
+					want = append(want, name)
+					if strings.Contains(err.Error(), "cache."+name) {
+						t.Errorf("the %s's failure failed the %s: %v", failing, name, err)
+					}
+				}
+			}
+			f.check(t, want...)
+		})
+	}
+}
