@@ -648,8 +648,10 @@ func (a *applier) buildWith(ctx context.Context, job *rootJob, ch planner.Change
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", ch.Ref, err)
 	}
-	if a.batch != nil {
-		// Built elsewhere: every blob must be in the store first.
+	if _, streams := b.(providers.StreamBuilder); a.batch != nil || !streams {
+		// Built elsewhere, or by a builder that reads each blob whole (the
+		// OCI archive): every blob must be in the store first, so that the
+		// build does not hold a build slot while the image downloads.
 		if err := wait(); err != nil {
 			return fmt.Errorf("pull %s: %w", ch.Ref, err)
 		}
