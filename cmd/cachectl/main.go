@@ -20,8 +20,8 @@ func main() {
 // collections instead of Go's 100%. The live heap of a big apply is mostly
 // the flattened tree, kept in arrays without pointers (providers/rootfs),
 // so collecting more often costs next to nothing: on a 500,000-file image,
-// all three artifacts in one apply, the peak RSS went from 254 to 247 MiB
-// with the same CPU (BENCHMARKS.md, "NGC-shaped images").
+// all three artifacts in one apply, it took the peak RSS from 254 to 247
+// MiB with the same CPU (BENCHMARKS.md, "NGC-shaped images").
 const defaultGCPercent = 50
 
 // tuneGC sets defaultGCPercent when getenv("GOGC") is empty.
