@@ -10,8 +10,6 @@ import (
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
-	"github.com/cachectl/cachectl/providers/store"
-	"github.com/cachectl/cachectl/spec"
 )
 
 // TestBuildSlotNotHeldWhileDownloading: a builder that reads each blob
@@ -36,30 +34,18 @@ func TestBuildSlotNotHeldWhileDownloading(t *testing.T) {
 	refA, refB := px.Addr+"/slot/a:1", px.Addr+"/slot/b:1"
 
 	dir := t.TempDir()
-	m, diags := spec.LoadSources([]spec.Source{{Filename: filepath.Join(dir, "c.hcl"), Bytes: []byte(`
+	m, st, src := loadWithRegistry(t, dir, `
 cache "oci" {
   runtime = "podman"
-  root    = "` + filepath.Join(dir, "oci") + `"
-  images  = ["` + refA + `"]
+  root    = "`+filepath.Join(dir, "oci")+`"
+  images  = ["`+refA+`"]
 }
 cache "sif" {
   runtime = "apptainer"
-  root    = "` + filepath.Join(dir, "sif") + `"
-  images  = ["` + refB + `"]
+  root    = "`+filepath.Join(dir, "sif")+`"
+  images  = ["`+refB+`"]
 }
-`)}}, spec.Options{})
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	st, err := store.Open(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := registry.New(registry.Options{RequestTimeout: time.Second, TotalRetryTime: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := &registry.ImageSource{Client: c, Store: st}
+`, registry.Options{RequestTimeout: time.Second, TotalRetryTime: time.Minute})
 	ctx := context.Background()
 	p, err := planner.MakePlan(ctx, m, src, planner.Options{Refresh: true, Builder: realBuilderInfo})
 	if err != nil {

@@ -41,30 +41,18 @@ func TestBuildWhileDownloading(t *testing.T) {
 	ref := px.Addr + "/stream/app:1"
 
 	dir := t.TempDir()
-	m, diags := spec.LoadSources([]spec.Source{{Filename: filepath.Join(dir, "c.hcl"), Bytes: []byte(`
+	m, st, src := loadWithRegistry(t, dir, `
 cache "sif" {
   runtime = "apptainer"
-  root    = "` + filepath.Join(dir, "sif") + `"
-  images  = ["` + ref + `"]
+  root    = "`+filepath.Join(dir, "sif")+`"
+  images  = ["`+ref+`"]
 }
 cache "sqsh" {
   runtime = "enroot"
-  root    = "` + filepath.Join(dir, "sqsh") + `"
-  images  = ["` + ref + `"]
+  root    = "`+filepath.Join(dir, "sqsh")+`"
+  images  = ["`+ref+`"]
 }
-`)}}, spec.Options{})
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	st, err := store.Open(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := registry.New(registry.Options{RequestTimeout: time.Second, TotalRetryTime: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := &registry.ImageSource{Client: c, Store: st}
+`, registry.Options{RequestTimeout: time.Second, TotalRetryTime: time.Minute})
 	ctx := context.Background()
 	p, err := planner.MakePlan(ctx, m, src, planner.Options{Refresh: true, Builder: realBuilderInfo})
 	if err != nil {
@@ -134,4 +122,23 @@ cache "sqsh" {
 			t.Errorf("%s holds %d of the 3 layers' files", path, files)
 		}
 	}
+}
+
+// loadWithRegistry loads the spec hcl (as dir/c.hcl) and opens a blob
+// store in dir/store and a registry source over it with the client's opts.
+func loadWithRegistry(t *testing.T, dir, hcl string, opts registry.Options) (*spec.Model, *store.Store, *registry.ImageSource) {
+	t.Helper()
+	m, diags := spec.LoadSources([]spec.Source{{Filename: filepath.Join(dir, "c.hcl"), Bytes: []byte(hcl)}}, spec.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	st, err := store.Open(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := registry.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, st, &registry.ImageSource{Client: c, Store: st}
 }

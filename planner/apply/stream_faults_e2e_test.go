@@ -48,19 +48,7 @@ func newFaultyApply(t *testing.T, srv *registrytest.Server, img v1.Image, repo s
 	for name, rt := range faultyRuntimes {
 		hcl.WriteString("cache \"" + name + "\" {\n  runtime = \"" + string(rt) + "\"\n  root = \"" + filepath.Join(f.dir, name) + "\"\n  images = [\"" + f.ref + "\"]\n}\n")
 	}
-	m, diags := spec.LoadSources([]spec.Source{{Filename: filepath.Join(f.dir, "c.hcl"), Bytes: []byte(hcl.String())}}, spec.Options{})
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	st, err := store.Open(filepath.Join(f.dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := registry.New(registry.Options{RequestTimeout: 2 * time.Second, TotalRetryTime: retry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.m, f.st, f.src = m, st, &registry.ImageSource{Client: c, Store: st}
+	f.m, f.st, f.src = loadWithRegistry(t, f.dir, hcl.String(), registry.Options{RequestTimeout: 2 * time.Second, TotalRetryTime: retry})
 	return f
 }
 
