@@ -133,6 +133,15 @@ func (r *Root) Scan(s *StateDir, opts ScanOptions) (*RootState, error) {
 	return st, nil
 }
 
+// Intact reports whether fs, a file's state from Scan, is still the file
+// that e records as placed: a regular file with e's inode, size and mtime,
+// and e's content wherever Scan hashed it (it does when only the change
+// time moved, and for every file with ScanOptions.Verify).
+func Intact(fs FileState, e *Entry) bool {
+	return fs.Exists && fs.Regular && (e.Inode == 0 || fs.Inode == e.Inode) &&
+		fs.Size == e.Size && fs.ModTime.Equal(e.ModTime) && (fs.SHA256 == "" || fs.SHA256 == e.SHA256)
+}
+
 // changedOnlyCtime reports whether a placed file still has its recorded
 // inode, size and mtime but another change time.
 func changedOnlyCtime(fs FileState, e *Entry) bool {

@@ -139,8 +139,7 @@ func stage(ctx context.Context, sf *StageFile, st *NodeState, log io.Writer) err
 	// What the node holds intact, and what it must copy.
 	held := map[string]cacheroot.Entry{}
 	for _, e := range rs.Index.Entries {
-		fs := rs.Files[e.Name]
-		if !fs.Exists || !fs.Regular || fs.Size != e.Size || !fs.ModTime.Equal(e.ModTime) || (e.Inode != 0 && fs.Inode != e.Inode) {
+		if !cacheroot.Intact(rs.Files[e.Name], &e) {
 			sess.Delete(e.Name) // changed or gone: forget it (deletes only the very file placed)
 			continue
 		}

@@ -129,3 +129,31 @@ func mtime(t *testing.T, p string) time.Time {
 	}
 	return fi.ModTime()
 }
+
+// A node-local copy whose bytes changed in place, its size and mtime kept
+// (only the change time tells), is not counted as held: it is copied again.
+func TestStageTaskRecopiesChangedContent(t *testing.T) {
+	dir := t.TempDir()
+	shared, local := filepath.Join(dir, "shared"), filepath.Join(dir, "local", "%n")
+	placeShared(t, shared, "a.sqsh", strings.Repeat("a", 100))
+	ctx := context.Background()
+	sf := StageFile{NodeCache: "local", SharedRoot: shared, Root: local, Wanted: want("a.sqsh")}
+	if err := RunTask(ctx, stageFile(t, dir, sf), "n1", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "local", "n1", "a.sqsh")
+	mt := mtime(t, p)
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("XXXX"), 10)
+	f.Close()
+	os.Chtimes(p, mt, mt)
+	if err := RunTask(ctx, stageFile(t, dir, sf), "n1", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != strings.Repeat("a", 100) {
+		t.Fatalf("the changed copy was kept: %q %v", b, err)
+	}
+}
