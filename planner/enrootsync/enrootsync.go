@@ -93,6 +93,9 @@ type Step struct {
 	Reason string `json:"reason,omitempty"`
 
 	sum string // sha256 of the image (when hashed)
+	// seen is the image's state when Plan looked at it: Run rehashes a
+	// file that is no longer that one.
+	seen cacheroot.FileState
 }
 
 // Options tune Plan and Run.
@@ -253,6 +256,7 @@ func Plan(ctx context.Context, opts Options) ([]Step, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.seen = fs
 		if !fs.Regular {
 			return nil, fmt.Errorf("%s is not a regular file", r.Abs(img))
 		}
@@ -330,15 +334,30 @@ func Run(ctx context.Context, opts Options, steps []Step) error {
 		return err
 	}
 	defer r.Close()
+	rootSt, err := r.Lstat(".")
+	if err != nil {
+		return err
+	}
 	for i := range steps {
 		s := &steps[i]
 		switch s.Action {
 		case Create, Recreate:
-			// Enroot reads the very file hashed here: the opened handle,
-			// through /proc/PID/fd/N, not a path others could swap.
-			f, err := r.OpenFile(s.Image)
+			// Enroot reads the very file checked and hashed here: the
+			// opened handle, through /proc/PID/fd/N, not a path others
+			// could swap. Plan looked at the name, maybe minutes ago: the
+			// file opened now is checked again, and hashed again unless it
+			// is still the one Plan hashed.
+			f, fs, err := r.OpenFileAt(s.Image)
 			if err != nil {
 				return readError(r.Abs(s.Image), err)
+			}
+			if why := untrusted(s.Container, fs, rootSt.UID); why != "" {
+				f.Close()
+				return fmt.Errorf("container %s: %s changed since the plan: %s", s.Container, r.Abs(s.Image), why)
+			}
+			if fs.Dev != s.seen.Dev || fs.Inode != s.seen.Inode || fs.Size != s.seen.Size ||
+				!fs.ModTime.Equal(s.seen.ModTime) || !fs.Ctime.Equal(s.seen.Ctime) {
+				s.sum = ""
 			}
 			before, err := f.Stat()
 			if err == nil && s.sum == "" {
