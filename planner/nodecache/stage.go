@@ -190,7 +190,7 @@ func waitJob(ctx context.Context, c *slurm.Client, jobID string, s spec.SlurmSet
 	tick := time.NewTicker(s.PollInterval)
 	defer tick.Stop()
 	last := ""
-	var gone time.Time
+	var gone, queueErrSince time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -199,9 +199,20 @@ func waitJob(ctx context.Context, c *slurm.Client, jobID string, s spec.SlurmSet
 		case <-tick.C:
 		}
 		q, err := c.Queue(ctx, jobID)
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			continue
+		case err != nil && queueErrSince.IsZero():
+			queueErrSince = time.Now()
+			continue
+		case err != nil && time.Since(queueErrSince) > 10*s.ResultTimeout:
+			// The same bound as apply's Slurm executor (docs/slurm.md).
+			slurmexec.CancelAndWait(c, jobID, s.PollInterval)
+			return "CANCELLED", fmt.Errorf("slurm job %s: squeue has failed since %s (%v); the job was cancelled", jobID, queueErrSince.Format(time.TimeOnly), err)
+		case err != nil:
 			continue
 		}
+		queueErrSince = time.Time{}
 		var t *slurm.Task
 		for i := range q {
 			if q[i].ID == jobID {
