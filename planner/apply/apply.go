@@ -697,10 +697,13 @@ func (a *applier) buildWith(ctx context.Context, job *rootJob, ch planner.Change
 	if werr := wait(); werr != nil {
 		return fmt.Errorf("pull %s: %w", ch.Ref, werr)
 	}
-	if err != nil && ctx.Err() == nil && (errors.Is(err, store.ErrDigestMismatch) || errors.Is(err, store.ErrSizeMismatch)) {
+	var layerErr *rootfs.LayerError
+	if err != nil && ctx.Err() == nil && a.batch == nil && (errors.As(err, &layerErr) ||
+		errors.Is(err, store.ErrDigestMismatch) || errors.Is(err, store.ErrSizeMismatch)) {
 		// The pull ended well, yet the build that read the layers as they
-		// arrived failed (a blob downloaded twice after a mismatch, say):
-		// build again from the complete image, alone.
+		// arrived failed reading one (a blob downloaded again after a
+		// mismatch, or from the registry after its mirror failed): build
+		// again from the complete image, alone.
 		os.Remove(out)
 		if img, err = a.fetch(ctx, &ch); err != nil {
 			return fmt.Errorf("pull %s: %w", ch.Ref, err)

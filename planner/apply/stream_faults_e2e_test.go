@@ -246,3 +246,32 @@ func TestStreamedApplyOneBuilderFails(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamedApplyMirrorFallsBack: the mirror cuts the oldest layer off
+// every time, so the pull takes that blob from the registry itself after
+// the builds have read part of it from the mirror's attempt: the pull ends
+// well, and the artifacts are built again from the complete image.
+func TestStreamedApplyMirrorFallsBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	registrytest.RequireTool(t, "mksquashfs")
+	registrytest.RequireTool(t, "unsquashfs")
+	srv := registrytest.StartDistribution(t)
+	img := registrytest.Image(t, 3, 256<<10, 72)
+	registrytest.Push(t, img, srv.Ref("mirror/app:1"))
+	layers, _ := img.Layers()
+	oldest, _ := layers[0].Digest()
+	px := registrytest.StartFaultProxy(t, srv.URL, registrytest.Fault{Kind: registrytest.FaultTruncate, Match: registrytest.MatchBlobDigests(oldest.String())})
+	f := &faultyApply{dir: t.TempDir(), ref: srv.Ref("mirror/app:1"), layers: layers}
+	var hcl strings.Builder
+	for name, rt := range faultyRuntimes {
+		hcl.WriteString("cache \"" + name + "\" {\n  runtime = \"" + string(rt) + "\"\n  root = \"" + filepath.Join(f.dir, name) + "\"\n  images = [\"" + f.ref + "\"]\n}\n")
+	}
+	f.m, f.st, f.src = loadWithRegistry(t, f.dir, hcl.String(), registry.Options{RequestTimeout: 2 * time.Second, TotalRetryTime: 2 * time.Second,
+		Hosts: map[string]registry.HostSettings{srv.Addr: {Insecure: true, Mirror: px.Addr}, px.Addr: {Insecure: true}}})
+	if err := f.run(t, realBuilder); err != nil {
+		t.Fatal(err)
+	}
+	f.check(t, "sif", "sqsh", "oci")
+}
