@@ -29,7 +29,7 @@ import (
 // blob in this process download it once. manifest must be an image
 // manifest (Resolved.Manifest), not an index.
 func (c *Client) Pull(ctx context.Context, ref string, manifest v1.Hash, st *store.Store) (img v1.Image, stats source.Stats, err error) {
-	p, err := c.PullStream(ctx, ref, manifest, st)
+	p, err := c.pull(ctx, ref, manifest, st, false)
 	if err != nil {
 		return nil, p.stats, err
 	}
@@ -93,7 +93,14 @@ func (p *PullingImage) open(st *store.Store, d v1.Descriptor) (io.ReadCloser, er
 // st, while the layers download: the newest layer first, one after the
 // other (the next one starting as the current one ends), so that a reader
 // of the layers newest first (rootfs.Stream) reads them as they arrive.
-func (c *Client) PullStream(ctx context.Context, ref string, manifest v1.Hash, st *store.Store) (p *PullingImage, err error) {
+func (c *Client) PullStream(ctx context.Context, ref string, manifest v1.Hash, st *store.Store) (*PullingImage, error) {
+	return c.pull(ctx, ref, manifest, st, true)
+}
+
+// pull starts the pull; inOrder downloads the layers one after the other
+// (PullStream), otherwise all at once up to the registry's concurrency
+// (Pull: nobody reads them before they are all in).
+func (c *Client) pull(ctx context.Context, ref string, manifest v1.Hash, st *store.Store, inOrder bool) (p *PullingImage, err error) {
 	p = &PullingImage{done: make(chan struct{}), changed: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -182,10 +189,11 @@ func (c *Client) PullStream(ctx context.Context, ref string, manifest v1.Hash, s
 		return p, fmt.Errorf("pulling %s: %w", ref, err)
 	}
 	go func() {
-		// One download at a time, in order, so that the layers arrive in
-		// the order a reader of the layers newest first needs them; the
-		// next one starts as the current one nears its end (hiding the
-		// request's round trip), up to the registry's concurrency.
+		// inOrder: one download at a time, in order, so that the layers
+		// arrive in the order a reader of the layers newest first needs
+		// them; the next one starts as the current one nears its end
+		// (hiding the request's round trip), up to the registry's
+		// concurrency. Otherwise as many at once as that allows.
 		g, gctx := errgroup.WithContext(ctx)
 		limit := c.hostConcurrency(ts)
 		var mu sync.Mutex
@@ -195,6 +203,9 @@ func (c *Client) PullStream(ctx context.Context, ref string, manifest v1.Hash, s
 			defer mu.Unlock()
 			if len(active) >= limit {
 				return false
+			}
+			if !inOrder {
+				return true
 			}
 			for h, size := range active {
 				if size-st.Written(h) > streamOverlap {

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"testing"
 	"time"
@@ -59,5 +60,54 @@ func TestPullStream(t *testing.T) {
 	}
 	if stats.BlobsDownloaded != 5 { // manifest, config, 3 layers
 		t.Errorf("stats %+v", stats)
+	}
+}
+
+// TestPullDownloadsLayersAtOnce: Pull (no reader follows the layers) does
+// not wait for one layer before it starts the next: with the newest layer
+// stalled halfway (over 8 MiB still to come), the older layers are
+// complete while it hangs.
+func TestPullDownloadsLayersAtOnce(t *testing.T) {
+	t.Parallel()
+	srv := registrytest.StartDistribution(t)
+	img := registrytest.Image(t, 3, 20<<20, 91)
+	registrytest.Push(t, img, srv.Ref("stream/big:1"))
+	layers, _ := img.Layers()
+	newest, _ := layers[2].Digest()
+	px := registrytest.StartSlowProxy(t, srv.URL, 0, registrytest.MatchBlobDigests(newest.String()))
+	px.SetStall(true)
+	c := client(t, registry.Options{RequestTimeout: time.Minute, TotalRetryTime: 2 * time.Minute})
+	st := newStore(t)
+	ctx, cancel := context.WithCancel(registrytest.Context(t))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.Pull(ctx, px.Addr+"/stream/big:1", digestOf(t, img), st)
+		done <- err
+	}()
+	older := func() bool {
+		for _, l := range layers[:2] {
+			d, _ := l.Digest()
+			if !st.Has(d) {
+				return false
+			}
+		}
+		return true
+	}
+	// Not a timing bound: in order, the older layers wait for the stalled
+	// one's request timeout (a minute).
+	deadline := time.Now().Add(20 * time.Second)
+	for !older() {
+		if time.Now().After(deadline) {
+			t.Fatal("the older layers did not download while the newest was stalled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st.Has(newest) {
+		t.Fatal("the stalled layer is complete")
+	}
+	cancel() // the stalled request would wait out its minute
+	if err := <-done; err == nil {
+		t.Fatal("a cancelled pull of a stalled layer succeeded")
 	}
 }
