@@ -64,20 +64,7 @@ func parseEnrootArgs(args []string) (*enrootArgs, error) {
 	a := &enrootArgs{}
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
-		name, inline, hasInline := arg, "", false
-		if k := strings.IndexByte(arg, '='); k > 0 && strings.HasPrefix(arg, "--") {
-			name, inline, hasInline = arg[:k], arg[k+1:], true
-		}
-		val := func() (string, error) {
-			if hasInline {
-				return inline, nil
-			}
-			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "-") {
-				return "", fmt.Errorf("%s needs a value", name)
-			}
-			i++
-			return args[i], nil
-		}
+		name, val := compatFlag(args, &i)
 		var err error
 		switch name {
 		case "-s", "--shared":
@@ -200,4 +187,26 @@ func checkCanWrite(root, ref string) error {
 		return fmt.Errorf("%s: %s is not in %s yet, and adding it needs the user who keeps that cache (uid %d): ask an admin to run \"sudo %s -s %s --nocreate %s\", then run this again", compatEnroot, ref, root, uid, compatEnroot, root, ref)
 	}
 	return nil
+}
+
+// compatFlag splits the launcher-style argument args[*i] into its name
+// and, for "--name=value", its value: val returns the flag's value (that
+// one, else the next argument, which must not start with "-") and moves
+// *i past what it took.
+func compatFlag(args []string, i *int) (name string, val func() (string, error)) {
+	arg := args[*i]
+	name, inline, hasInline := arg, "", false
+	if k := strings.IndexByte(arg, '='); k > 0 && strings.HasPrefix(arg, "--") {
+		name, inline, hasInline = arg[:k], arg[k+1:], true
+	}
+	return name, func() (string, error) {
+		if hasInline {
+			return inline, nil
+		}
+		if *i+1 >= len(args) || strings.HasPrefix(args[*i+1], "-") {
+			return "", fmt.Errorf("%s needs a value", name)
+		}
+		*i++
+		return args[*i], nil
+	}
 }

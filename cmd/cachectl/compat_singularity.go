@@ -91,20 +91,7 @@ func parseSingularityArgs(args []string) (*singularityArgs, error) {
 	a := &singularityArgs{}
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
-		val := func() (string, error) {
-			if k := strings.IndexByte(arg, '='); k > 0 && strings.HasPrefix(arg, "--") {
-				return arg[k+1:], nil
-			}
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("%s needs a value", arg)
-			}
-			i++
-			return args[i], nil
-		}
-		name := arg
-		if k := strings.IndexByte(arg, '='); k > 0 && strings.HasPrefix(arg, "--") {
-			name = arg[:k]
-		}
+		name, val := compatFlag(args, &i)
 		var err error
 		switch name {
 		case "-l", "--list":

@@ -128,3 +128,17 @@ func TestCompatSpecPath(t *testing.T) {
 		}
 	}
 }
+
+// A flag that takes a value does not take the next flag as its value, in
+// both launcher commands (they share compatFlag).
+func TestCompatFlagValueIsNotAFlag(t *testing.T) {
+	if _, err := parseSingularityArgs([]string{"--root", "--cuda"}); err == nil || !strings.Contains(err.Error(), "--root needs a value") {
+		t.Errorf("manage-singularity-cache --root --cuda: %v", err)
+	}
+	if a, err := parseSingularityArgs([]string{"--root=/r", "--cuda"}); err != nil || a.root != "/r" {
+		t.Errorf("manage-singularity-cache --root=/r --cuda: %+v %v", a, err)
+	}
+	if _, err := parseEnrootArgs([]string{"-s", "--cuda"}); err == nil || !strings.Contains(err.Error(), "-s needs a value") {
+		t.Errorf("manage-enroot-cache -s --cuda: %v", err)
+	}
+}
