@@ -51,6 +51,10 @@ var (
 	userNameRE  = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$`)
 )
 
+// ValidCacheName reports whether name can name a cache block: letters,
+// digits, underscores and dashes, starting with a letter or underscore.
+func ValidCacheName(name string) bool { return cacheNameRE.MatchString(name) }
+
 // typed evaluates an attribute and converts it to ty. ok is false when the
 // attribute is null (treated as absent) or on a reported error.
 func (l *loader) typed(a *hcl.Attribute, ty cty.Type, what string) (cty.Value, bool) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -54,8 +53,6 @@ Examples:
   cachectl adopt sif --track             # the spec's cache "sif": take over what its root holds`
 }
 
-var cacheNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
-
 // Run adopts.
 func (c *AdoptCmd) Run(g *Globals, iox *IO) error {
 	var m *spec.Model
@@ -66,7 +63,7 @@ func (c *AdoptCmd) Run(g *Globals, iox *IO) error {
 	} else if !os.IsNotExist(err) {
 		return err
 	}
-	if !cacheNameRE.MatchString(c.Cache) {
+	if !spec.ValidCacheName(c.Cache) {
 		return fmt.Errorf("%q is not a valid cache name: use letters, digits, underscores and dashes, starting with a letter or underscore", c.Cache)
 	}
 	var cache *spec.Cache

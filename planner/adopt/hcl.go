@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -179,6 +180,6 @@ func AddToCache(src []byte, filename string, c *spec.Cache, r *Result) ([]byte, 
 		return src, nil
 	}
 	hasList := blk.Body().GetAttribute("images") != nil
-	addImages(blk.Body(), files, platformString(c.Platform.OS, c.Platform.Architecture, c.Platform.Variant), hasList)
+	addImages(blk.Body(), files, image.PlatformString(c.Platform), hasList)
 	return hclwrite.Format(f.Bytes()), nil
 }

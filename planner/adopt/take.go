@@ -7,6 +7,7 @@ import (
 
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
+	"github.com/cachectl/cachectl/providers/image"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -29,7 +30,7 @@ func Take(ctx context.Context, c *spec.Cache, r *Result, b providers.Builder, lo
 	defer sess.Release()
 	wantPlatform := map[string]string{}
 	for _, a := range c.Artifacts {
-		wantPlatform[a.Name] = platformString(a.Platform.OS, a.Platform.Architecture, a.Platform.Variant)
+		wantPlatform[a.Name] = image.PlatformString(a.Platform)
 	}
 	var out []cacheroot.Entry
 	var errs []error
@@ -47,7 +48,7 @@ func Take(ctx context.Context, c *spec.Cache, r *Result, b providers.Builder, lo
 			Builder: b.Format(), Imported: !f.track, Placed: now, Inode: f.Inode, Adopted: &info,
 		}
 		if e.Platform == "" {
-			e.Platform = platformString(c.Platform.OS, c.Platform.Architecture, c.Platform.Variant)
+			e.Platform = image.PlatformString(c.Platform)
 		}
 		got, err := sess.Adopt(f.Name, e, f.Mode)
 		if err != nil {
@@ -57,12 +58,4 @@ func Take(ctx context.Context, c *spec.Cache, r *Result, b providers.Builder, lo
 		out = append(out, got)
 	}
 	return out, errs
-}
-
-func platformString(os, arch, variant string) string {
-	s := os + "/" + arch
-	if variant != "" {
-		s += "/" + variant
-	}
-	return s
 }
