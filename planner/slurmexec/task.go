@@ -124,7 +124,7 @@ func RunTask(ctx context.Context, file string, index int, builderFor func(spec.R
 	res.UserCPU, res.SystemCPU, res.MaxRSS = usage()
 	if berr != nil {
 		res.OK, res.Error = false, berr.Error()
-		if ctx.Err() != nil {
+		if interrupted(ctx, signalGrace) {
 			res.Error = "interrupted (Slurm sent SIGTERM: scancel, the time limit or preemption): " + berr.Error()
 		}
 	} else {
@@ -138,6 +138,28 @@ func RunTask(ctx context.Context, file string, index int, builderFor func(spec.R
 		return fmt.Errorf("%s: %w", t.Address, berr)
 	}
 	return nil
+}
+
+// signalGrace is how long a failed build waits for the run's context to
+// be cancelled before recording an ordinary failure. Slurm's scancel, time
+// limit and preemption send SIGTERM to every process of the step at once:
+// mksquashfs, which catches it and exits 1, can end before this process's
+// own handler has cancelled the context (seen on a 2-core CI machine).
+const signalGrace = 500 * time.Millisecond
+
+// interrupted reports whether ctx is, or within grace becomes, cancelled.
+func interrupted(ctx context.Context, grace time.Duration) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func build(ctx context.Context, storeDir string, t Task, work *cacheroot.WorkDir, res *Result, builderFor func(spec.Runtime) (providers.Builder, error)) error {
