@@ -15,12 +15,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cachectl/cachectl/providers/registry/registrytest"
 )
 
 // sifCacheDirMode is sifCache with a dir_mode of the test's choosing.
@@ -371,5 +374,51 @@ cache "enroot" {
 	if r.code == 0 && indexEntry(t, root, name) == nil {
 		t.Errorf("manage-enroot-cache exited 0 for %s with %s, a file the member (uid %d) put there, not cachectl's:\n%s",
 			ref, filepath.Join(root, name), fi.Sys().(*syscall.Stat_t).Uid, r)
+	}
+}
+
+// TestAttackGroupWritableStore: the blob store verifies a blob's digest
+// when it is written, not each time it is read, so whoever can create an
+// entry in blobs/sha256 decides what the caches hold. A site that shares
+// the store with its cache group (chgrp hpc, 2775, as it does its cache
+// roots) lets a member plant a layer of their own under the digest of an
+// image's real layer before root fetches it (digests of public images are
+// public). apply must refuse such a store before it reads from it, say
+// which directory and how to fix it, and place nothing.
+func TestAttackGroupWritableStore(t *testing.T) {
+	e := newAttackEnv(t)
+	srv := e.registry()
+	ref := srv.Ref("store/poison:1")
+	img := registrytest.Image(t, 1, 8<<10, 90)
+	registrytest.Push(t, img, ref)
+	layers, err := img.Layers()
+	must(t, err)
+	dig, err := layers[0].Digest()
+	must(t, err)
+	planted, err := registrytest.Image(t, 1, 8<<10, 91).Layers()
+	must(t, err)
+	rc, err := planted[0].Compressed()
+	must(t, err)
+	poison, err := io.ReadAll(rc)
+	must(t, err)
+	rc.Close()
+
+	for _, d := range []string{e.store, filepath.Join(e.store, "blobs"), filepath.Join(e.store, "blobs", "sha256"), filepath.Join(e.store, "tmp")} {
+		must(t, os.MkdirAll(d, 0o755))
+		must(t, os.Chown(d, 0, e.gid))
+		must(t, os.Chmod(d, 0o2775))
+	}
+	e.attackStdin(poison, "write", filepath.Join(e.store, "blobs", "sha256", dig.Hex))
+
+	root := e.path("cache", "sif")
+	e.writeSpec(sifCache("sif", root, "0644", []string{ref}))
+	r := e.cachectl(applyArgs...)
+	checkClean(t, r, 1)
+	placed := filepath.Join(root, srv.Addr, "store", "poison:1")
+	if _, err := os.Lstat(placed); err == nil {
+		t.Errorf("apply (exit %d) placed %s from a store its group can write, where a member had planted the layer %s:\n%s", r.code, placed, dig, r)
+	}
+	if !strings.Contains(r.out, "writable by group") || !strings.Contains(r.out, "chmod g-w") {
+		t.Errorf("the refusal should name the group-writable store directory and the fix (chmod g-w):\n%s", r)
 	}
 }

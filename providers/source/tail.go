@@ -2,7 +2,6 @@ package source
 
 import (
 	"io"
-	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -28,7 +27,7 @@ func storeTail(st *store.Store, d v1.Descriptor, n int64) ([]byte, bool) {
 	if st == nil || !st.Has(d.Digest) {
 		return nil, false
 	}
-	f, err := os.Open(st.Path(d.Digest))
+	f, err := st.Open(d.Digest)
 	if err != nil {
 		return nil, false
 	}

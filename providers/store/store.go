@@ -119,6 +119,12 @@ func checkTrusted(dir string, follow bool) error {
 	if fi.Mode().Perm()&0o002 != 0 {
 		return fmt.Errorf("store: %s: %w: writable by every user (mode %04o); %s", dir, ErrUntrusted, fi.Mode().Perm(), fix)
 	}
+	if fi.Mode().Perm()&0o020 != 0 {
+		// A group member could plant a blob under the digest of a layer
+		// not yet fetched, or move blobs/ aside for one of their own;
+		// even with the sticky bit they can still create entries.
+		return fmt.Errorf("store: %s: %w: writable by group (mode %04o), whose members could plant blobs that caches are then built from; chmod g-w %s (blob files not of root or the runner, or writable by others, are then fetched again)", dir, ErrUntrusted, fi.Mode().Perm(), dir)
+	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
 		return fmt.Errorf("store: %s: %w: owned by uid %d, not by you or root; %s", dir, ErrUntrusted, st.Uid, fix)
 	}
@@ -138,8 +144,20 @@ func (s *Store) Has(h v1.Hash) bool {
 	if !validHash(h) {
 		return false
 	}
-	fi, err := os.Stat(s.Path(h))
-	return err == nil && fi.Mode().IsRegular()
+	fi, err := os.Lstat(s.Path(h))
+	return err == nil && trustedBlob(fi)
+}
+
+// trustedBlob reports whether a blob file can only have been written by
+// the runner or root: a regular file of theirs that nobody else may write.
+// Anything else (left by an earlier, looser set-up of the store) counts as
+// absent: it is fetched again and replaced.
+func trustedBlob(fi fs.FileInfo) bool {
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || st.Uid == 0 || int(st.Uid) == os.Geteuid()
 }
 
 // Size returns the size of the stored blob h.
@@ -159,9 +177,13 @@ func (s *Store) Open(h v1.Hash) (io.ReadCloser, error) {
 	if !validHash(h) {
 		return nil, fmt.Errorf("store: unsupported digest %q", h)
 	}
-	f, err := os.Open(s.Path(h))
+	f, err := os.OpenFile(s.Path(h), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, fmt.Errorf("store: blob %s: %w", h, err)
+	}
+	if fi, err := f.Stat(); err != nil || !trustedBlob(fi) {
+		f.Close()
+		return nil, fmt.Errorf("store: blob %s: %w: not a regular file of root or the runner that only they can write; remove it (cachectl gc) and fetch again", h, ErrUntrusted)
 	}
 	return f, nil
 }
