@@ -294,3 +294,42 @@ func TestUnusedRootRemoved(t *testing.T) {
 		t.Fatalf("existing root removed: %v", err)
 	}
 }
+
+// TestLockNotTakenOnARemovedRoot: a run waiting for the lock of a root that
+// the lock's holder then removes (it created the root and put nothing in
+// it: Abandon) must not go on holding the removed lock file, which the next
+// run, creating the root afresh, cannot see.
+func TestLockNotTakenOnARemovedRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	a, err := Begin(context.Background(), root, set, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type res struct {
+		s   *Session
+		err error
+	}
+	waiting := make(chan res, 1)
+	go func() {
+		s, err := Begin(context.Background(), root, set, 30*time.Second)
+		waiting <- res{s, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the second run is waiting on the lock file
+	a.Abandon()
+	if _, err := os.Lstat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Abandon left the root it created: %v", err)
+	}
+	b := <-waiting
+	if b.err == nil {
+		defer b.s.Release()
+		c, err := Begin(context.Background(), root, set, 0)
+		if err == nil {
+			c.Release()
+			t.Fatal("two runs held the root's lock at once: the waiting one locked the removed lock file, the next one a new one")
+		}
+		return
+	}
+	if !strings.Contains(b.err.Error(), "removed while this run waited") {
+		t.Fatalf("the waiting run's error should say the root went away and to run again: %v", b.err)
+	}
+}

@@ -39,12 +39,38 @@ type Lock struct {
 var ErrLocked = errors.New("cache root is locked")
 
 // Lock takes the root's lock, waiting up to timeout (0 = try once).
+//
+// A run that created the root and put nothing in it removes the lock file
+// (and the state directory) before it lets go (Session.Abandon); whoever
+// was waiting on that file then holds a lock nobody else can see. So a
+// lock counts only when the file locked is still the state directory's
+// "lock": otherwise the file is opened again, and a state directory that
+// is itself gone is an error that says to run again.
 func (s *StateDir) Lock(ctx context.Context, timeout time.Duration) (*Lock, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		f, err := s.lockOnce(ctx, deadline, timeout)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			return s.holdLock(f), nil
+		}
+	}
+}
+
+// lockOnce opens the lock file and waits for its flock until deadline. It
+// returns (nil, nil) when the file it locked is no longer the state
+// directory's lock (removed or replaced while it waited): try again.
+func (s *StateDir) lockOnce(ctx context.Context, deadline time.Time, timeout time.Duration) (*os.File, error) {
 	f, err := s.openFile(lockFile, unix.O_RDWR|unix.O_CREAT, false)
 	if err != nil {
+		var dir unix.Stat_t
+		if unix.Fstat(fd(s.dir), &dir) == nil && dir.Nlink == 0 {
+			return nil, fmt.Errorf("lock %s: the root's state directory was removed while this run waited for it (another run found the root empty and removed it); run again", s.root.path)
+		}
 		return nil, fmt.Errorf("lock %s: %w", s.root.path, err)
 	}
-	deadline := time.Now().Add(timeout)
 	delay := 50 * time.Millisecond
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -70,6 +96,17 @@ func (s *StateDir) Lock(ctx context.Context, timeout time.Duration) (*Lock, erro
 			delay *= 2
 		}
 	}
+	var held, named unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) != nil || unix.Fstatat(fd(s.dir), lockFile, &named, unix.AT_SYMLINK_NOFOLLOW) != nil ||
+		held.Dev != named.Dev || held.Ino != named.Ino {
+		f.Close()
+		return nil, nil
+	}
+	return f, nil
+}
+
+// holdLock writes who holds the lock into the locked file.
+func (s *StateDir) holdLock(f *os.File) *Lock {
 	h := LockHolder{PID: os.Getpid(), Since: time.Now().UTC()}
 	h.Host, _ = os.Hostname()
 	if u, err := user.Current(); err == nil {
@@ -81,7 +118,7 @@ func (s *StateDir) Lock(ctx context.Context, timeout time.Duration) (*Lock, erro
 	if err := f.Truncate(0); err == nil {
 		f.WriteAt(append(b, '\n'), 0)
 	}
-	return &Lock{f: f}, nil
+	return &Lock{f: f}
 }
 
 // readHolder reads who holds the lock from the open lock file.
