@@ -80,7 +80,7 @@ func MakePlan(ctx context.Context, m *spec.Model, res source.Resolver, opts Opti
 		p.Roots = append(p.Roots, RootPlan{
 			Cache: c.Name, Runtime: string(c.Runtime), Root: c.Root, Exists: st.Exists,
 			Fingerprint: st.Fingerprint, Prune: c.Prune, DirMode: c.DirMode,
-			UID: uid, GID: gid, Unmanaged: st.Unmanaged,
+			UID: uid, GID: gid, Unmanaged: st.Unmanaged, Rehashed: st.Rehashed,
 		})
 	}
 	if errs != nil {

@@ -150,6 +150,11 @@ type RootPlan struct {
 	Unmanaged   []cacheroot.UnmanagedFile `json:"unmanaged,omitempty"`
 	FreeBytes   int64                     `json:"free_bytes,omitempty"`
 	WriteBytes  int64                     `json:"write_bytes"`
+	// Rehashed is the scan's RootState.Rehashed: files whose change time
+	// alone had moved and whose content is still what was placed. An
+	// apply that planned under the root's lock records them (apply.
+	// RecordChangeTimes); not saved with the plan.
+	Rehashed map[string]time.Time `json:"-"`
 }
 
 // Summary counts a plan's changes.

@@ -136,6 +136,9 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 			return fmt.Errorf("plan: %w", err)
 		}
 		run.p = p
+		if err := apply.RecordChangeTimes(held, p); err != nil {
+			fmt.Fprintf(iox.Stderr, "warning: %v\n", err)
+		}
 		if err := writePlanText(g, iox.Stdout, p); err != nil {
 			return err
 		}

@@ -777,6 +777,22 @@ func LockRoots(ctx context.Context, m *spec.Model, timeout time.Duration) (map[s
 	return held, nil
 }
 
+// RecordChangeTimes records in the held roots' indexes the change times of
+// the files that the plan's scans, made under those locks, hashed because
+// only their change time had moved and found intact (planner.RootPlan.
+// Rehashed): the next plans need not hash them again.
+func RecordChangeTimes(held map[string]*cacheroot.Session, p *planner.Plan) error {
+	var errs []error
+	for _, rp := range p.Roots {
+		if s := held[rp.Root]; s != nil {
+			if err := s.RecordChangeTimes(rp.Rehashed); err != nil {
+				errs = append(errs, fmt.Errorf("cache %q: recording change times: %w", rp.Cache, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // ReleaseAll releases sessions taken with LockRoots.
 func ReleaseAll(held map[string]*cacheroot.Session) {
 	for _, s := range held {

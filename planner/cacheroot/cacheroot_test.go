@@ -333,3 +333,101 @@ func TestLockNotTakenOnARemovedRoot(t *testing.T) {
 		t.Fatalf("the waiting run's error should say the root went away and to run again: %v", b.err)
 	}
 }
+
+// TestChangeTimeRecordedAfterRehash: chmod to the same mode moves only a
+// file's change time, so the next scan hashes it to be sure it is still
+// the file placed. A locked session's scan records the new change time
+// when the content matched, so that later scans need not hash again; a
+// file whose content changed (mtime put back) is never recorded so.
+func TestChangeTimeRecordedAfterRehash(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	place(t, s, "same:1", "placed content")
+	place(t, s, "edited:1", "placed content")
+	s.Release()
+	opts := ScanOptions{Runtime: spec.RuntimeApptainer, SkipUnmanaged: true, Owner: -1}
+
+	same, edited := filepath.Join(root, "same:1"), filepath.Join(root, "edited:1")
+	fi, err := os.Stat(edited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // change times have the clock's tick
+	if err := os.Chmod(same, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(edited, []byte("member content"), 0o644); err != nil { // same size
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(edited, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := Scan(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files["same:1"].SHA256 == "" || st.Files["edited:1"].SHA256 == "" {
+		t.Fatalf("files whose change time moved were not hashed: %+v", st.Files)
+	}
+	if _, ok := st.Rehashed["edited:1"]; ok {
+		t.Fatal("a file with other content is listed as rehashed and intact")
+	}
+	before := st.Fingerprint
+
+	// A locked session (apply, import, adopt) records the new change time.
+	s = begin(t, root)
+	if _, err := s.Scan(opts); err != nil {
+		t.Fatal(err)
+	}
+	s.Release()
+
+	st, err = Scan(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files["same:1"].SHA256 != "" {
+		t.Error("the chmodded file is hashed again after a session recorded its change time")
+	}
+	e, _ := st.Index.Lookup("edited:1")
+	if st.Files["edited:1"].SHA256 == "" || Intact(st.Files["edited:1"], e) {
+		t.Error("the edited file is no longer hashed, or counts as intact")
+	}
+	if st.Fingerprint != before {
+		t.Error("recording a change time changed the root's fingerprint: saved plans would go stale")
+	}
+}
+
+// TestRecordChangeTimes: what apply does when it planned under the lock
+// (with a read-only scan) and has nothing to change: the change times the
+// scan found are recorded, and the next scan hashes nothing.
+func TestRecordChangeTimes(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	place(t, s, "a:1", "placed content")
+	s.Release()
+	time.Sleep(20 * time.Millisecond)
+	if err := os.Chown(filepath.Join(root, "a:1"), os.Getuid(), os.Getgid()); err != nil {
+		t.Fatal(err)
+	}
+	opts := ScanOptions{Runtime: spec.RuntimeApptainer, SkipUnmanaged: true, Owner: -1}
+	s = begin(t, root)
+	st, err := Scan(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Rehashed) != 1 {
+		t.Fatalf("Rehashed = %v, want a:1", st.Rehashed)
+	}
+	if err := s.RecordChangeTimes(st.Rehashed); err != nil {
+		t.Fatal(err)
+	}
+	s.Release()
+	st2, err := Scan(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.Files["a:1"].SHA256 != "" || len(st2.Rehashed) != 0 || st2.Fingerprint != st.Fingerprint {
+		t.Errorf("after RecordChangeTimes: hashed %q, rehashed %v, fingerprint kept %v", st2.Files["a:1"].SHA256, st2.Rehashed, st2.Fingerprint == st.Fingerprint)
+	}
+}

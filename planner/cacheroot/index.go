@@ -139,6 +139,13 @@ func (ix *Index) Put(e Entry) {
 	ix.Entries[i] = e
 }
 
+// setCtime records ctime as the change time of name's entry, if any.
+func (ix *Index) setCtime(name string, ctime time.Time) {
+	if e, ok := ix.Lookup(name); ok {
+		e.Ctime = ctime
+	}
+}
+
 // Remove deletes the entry for name, if any.
 func (ix *Index) Remove(name string) {
 	i := sort.Search(len(ix.Entries), func(i int) bool { return ix.Entries[i].Name >= name })

@@ -40,6 +40,13 @@ type RootState struct {
 	// Fingerprint summarises the index and the managed files' stat data;
 	// a saved plan records it and apply refuses the plan when it changed.
 	Fingerprint string
+	// Rehashed holds, by name, the change time of each managed file whose
+	// change time alone had moved (chmod -R or chown -R to the same
+	// values, a backup tool's touch of xattrs) and whose content, hashed
+	// for that reason, is still what was placed. A session records these
+	// in the index so that the next scan need not hash them again; the
+	// fingerprint leaves change times out, so a saved plan stays valid.
+	Rehashed map[string]time.Time
 }
 
 // ScanOptions tune Scan.
@@ -100,7 +107,13 @@ func (r *Root) Scan(s *StateDir, opts ScanOptions) (*RootState, error) {
 		if err == nil && fs.SHA256 == "" && changedOnlyCtime(fs, &e) {
 			// Only the content can tell whether this is still the file
 			// placed (see Entry.Ctime): hash it.
-			fs, err = r.stat(e.Name, true)
+			var hashed FileState
+			if fs, hashed, err = r.statHashed(e.Name); err == nil && fs.SHA256 == e.SHA256 && changedOnlyCtime(hashed, &e) {
+				if st.Rehashed == nil {
+					st.Rehashed = map[string]time.Time{}
+				}
+				st.Rehashed[e.Name] = hashed.Ctime
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("scan %s: %w", r.path, err)
@@ -151,37 +164,56 @@ func changedOnlyCtime(fs FileState, e *Entry) bool {
 
 // stat is Lstat plus, with verify, the content hash of a regular file.
 func (r *Root) stat(name string, verify bool) (FileState, error) {
-	fs, err := r.Lstat(name)
-	if err != nil || !verify || !fs.Regular {
-		return fs, err
+	if !verify {
+		return r.Lstat(name)
 	}
-	sum, ino, err := r.Hash(name)
+	fs, _, err := r.statHashed(name)
+	return fs, err
+}
+
+// statHashed is Lstat plus the content hash of a regular file (in
+// fs.SHA256 when the file hashed is the one Lstat saw), and the state of
+// the file hashed, taken on its open descriptor before reading: a change
+// while it is read moves the change time past hashed.Ctime.
+func (r *Root) statHashed(name string) (fs, hashed FileState, err error) {
+	fs, err = r.Lstat(name)
+	if err != nil || !fs.Regular {
+		return fs, FileState{}, err
+	}
+	sum, hashed, err := r.hash(name)
 	if err != nil {
-		return FileState{}, err
+		return FileState{}, FileState{}, err
 	}
-	if ino == fs.Inode {
+	if hashed.Inode == fs.Inode {
 		fs.SHA256 = sum
 	}
-	return fs, nil
+	return fs, hashed, nil
 }
 
 // Hash returns the sha256 ("sha256:HEX") of a regular file below the root
 // and the inode it read.
 func (r *Root) Hash(name string) (string, uint64, error) {
+	sum, fs, err := r.hash(name)
+	return sum, fs.Inode, err
+}
+
+// hash returns the sha256 of a regular file below the root and its state
+// from fstat before reading.
+func (r *Root) hash(name string) (string, FileState, error) {
 	f, err := r.OpenFile(name)
 	if err != nil {
-		return "", 0, err
+		return "", FileState{}, err
 	}
 	defer f.Close()
 	st, err := fstat(f)
 	if err != nil {
-		return "", 0, err
+		return "", FileState{}, err
 	}
 	sum, err := hashReader(f)
 	if err != nil {
-		return "", 0, fmt.Errorf("hash %s: %w", r.Abs(name), err)
+		return "", FileState{}, fmt.Errorf("hash %s: %w", r.Abs(name), err)
 	}
-	return sum, st.Ino, nil
+	return sum, stateOf(st), nil
 }
 
 func hashReader(rd io.Reader) (string, error) {

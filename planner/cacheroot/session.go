@@ -46,6 +46,9 @@ type Session struct {
 	rootIno uint64
 	written bool
 	abandon bool
+	// rehashed is set when Scan found files whose change time alone had
+	// moved and recorded their new one in the index (RootState.Rehashed).
+	rehashed bool
 
 	mu sync.Mutex // guards ix and index writes
 	ix *Index
@@ -115,6 +118,8 @@ func (s *Session) Release() {
 				s.Root.Close()
 				return
 			}
+			s.writeIndex()
+		} else if s.rehashed && !s.written && s.ix != nil {
 			s.writeIndex()
 		}
 		s.mu.Unlock()
@@ -187,8 +192,30 @@ func (s *Session) Scan(opts ScanOptions) (*RootState, error) {
 		st.Index.addDirInode(".", s.rootIno) // not in the fingerprint: see rootIno
 	}
 	s.ix = st.Index
+	for name, ctime := range st.Rehashed {
+		s.ix.setCtime(name, ctime) // written with the index, at the latest at Release
+		s.rehashed = true
+	}
 	s.mu.Unlock()
 	return st, nil
+}
+
+// RecordChangeTimes records, from a scan of this locked root made since
+// Begin (RootState.Rehashed), the change time of each file whose change
+// time alone had moved and whose content was still what was placed, and
+// writes the index, so that the next scans need not hash those files
+// again. Change times are not in the root's fingerprint: plans made from
+// the scan stay valid.
+func (s *Session) RecordChangeTimes(rehashed map[string]time.Time) error {
+	if len(rehashed) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, ctime := range rehashed {
+		s.ix.setCtime(name, ctime)
+	}
+	return s.writeIndex()
 }
 
 // Lookup returns a copy of the index entry of name.

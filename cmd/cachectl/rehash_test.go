@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cachectl/cachectl/providers/registry/registrytest"
+)
+
+// TestApplyRecordsChangeTime: after an admin's chmod -R to the same modes
+// (the change times of every cached file move, nothing else), every scan
+// must hash each file to know it is still the one placed. The next apply,
+// even one with nothing to change, records the new change times, so that
+// later plans are back to stat-only scans (a root of NGC images would
+// otherwise be read in full by every hourly drift check).
+func TestApplyRecordsChangeTime(t *testing.T) {
+	e := newPlainEnv(t)
+	registrytest.RequireTool(t, "mksquashfs")
+	srv := registrytest.StartDistribution(t)
+	ref := srv.Ref("rehash/app:1")
+	pushSmall(t, ref, 5)
+	root := e.path("cache")
+	e.writeSpec(`cache "sif" {
+  runtime = "apptainer"
+  root    = "` + root + `"
+  images  = ["` + ref + `"]
+}
+`)
+	e.mustApply()
+	name := filepath.Join(srv.Addr, "rehash", "app:1")
+	file := filepath.Join(root, name)
+	recorded := func() time.Time {
+		t.Helper()
+		en := indexEntry(t, root, name)
+		if en == nil {
+			t.Fatalf("%s not in the index", name)
+		}
+		ct, err := time.Parse(time.RFC3339Nano, en["ctime"].(string))
+		must(t, err)
+		return ct
+	}
+	ctimeOf := func() time.Time {
+		var st syscall.Stat_t
+		must(t, syscall.Lstat(file, &st))
+		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	if !recorded().Equal(ctimeOf()) {
+		t.Fatalf("after apply the index records ctime %v, the file has %v", recorded(), ctimeOf())
+	}
+	time.Sleep(20 * time.Millisecond)
+	must(t, os.Chmod(file, 0o644)) // the mode it has: only the change time moves
+	if recorded().Equal(ctimeOf()) {
+		t.Fatal("chmod did not move the change time; the test means nothing here")
+	}
+	if r := e.cachectl("plan", "--detailed-exitcode"); r.code != 0 {
+		t.Fatalf("plan after chmod to the same mode should show no changes:\n%s", r)
+	}
+	if r := e.cachectl(applyArgs...); r.code != 0 {
+		t.Fatalf("apply:\n%s", r)
+	}
+	if got, want := recorded(), ctimeOf(); !got.Equal(want) {
+		t.Errorf("apply with nothing to change left the old change time in the index (%v; the file's is %v): every plan hashes the file again", got, want)
+	}
+}
