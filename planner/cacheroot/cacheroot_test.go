@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -429,5 +430,63 @@ func TestRecordChangeTimes(t *testing.T) {
 	}
 	if st2.Files["a:1"].SHA256 != "" || len(st2.Rehashed) != 0 || st2.Fingerprint != st.Fingerprint {
 		t.Errorf("after RecordChangeTimes: hashed %q, rehashed %v, fingerprint kept %v", st2.Files["a:1"].SHA256, st2.Rehashed, st2.Fingerprint == st.Fingerprint)
+	}
+}
+
+// rchar is the number of bytes this process has read (/proc/self/io).
+func rchar(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Skipf("no /proc/self/io: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "rchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Skip("no rchar in /proc/self/io")
+	return 0
+}
+
+// TestDeleteHashesOnlyChangedFiles: deleting (prune) a file unchanged since
+// it was placed reads none of it, though the move aside moves its change
+// time; a file whose change time had moved before is hashed, and deleted
+// only when its content is still what was placed.
+func TestDeleteHashesOnlyChangedFiles(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	big := strings.Repeat("x", 8<<20)
+	place(t, s, "unchanged:1", big)
+	place(t, s, "chmodded:1", big)
+	s.Release()
+	time.Sleep(20 * time.Millisecond)
+	if err := os.Chmod(filepath.Join(root, "chmodded:1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	s = begin(t, root)
+	before := rchar(t)
+	if err := s.Delete("unchanged:1"); err != nil {
+		t.Fatal(err)
+	}
+	if read := rchar(t) - before; read >= int64(len(big)) {
+		t.Errorf("deleting an unchanged file read %d bytes: it was hashed", read)
+	}
+	before = rchar(t)
+	if err := s.Delete("chmodded:1"); err != nil {
+		t.Fatal(err)
+	}
+	if read := rchar(t) - before; read < int64(len(big)) {
+		t.Errorf("deleting a file whose change time had moved read %d bytes: its content was not checked", read)
+	}
+	for _, n := range []string{"unchanged:1", "chmodded:1"} {
+		if _, err := os.Lstat(filepath.Join(root, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s not deleted: %v", n, err)
+		}
 	}
 }

@@ -506,7 +506,10 @@ func (s *Session) Delete(name string) error {
 		if err := samePlaced(dest, fs, e, nil); err != nil {
 			return err // (the content is checked after the move aside)
 		}
-		if err := s.removePlaced(name, e); err != nil {
+		// Unchanged since placed (inode, size, mtime and change time as
+		// recorded): the move aside, which moves the change time, need
+		// not be followed by hashing the whole file.
+		if err := s.removePlaced(name, e, fs.Ctime.Equal(e.Ctime)); err != nil {
 			return err
 		}
 	}
@@ -516,8 +519,13 @@ func (s *Session) Delete(name string) error {
 }
 
 // removePlaced moves name aside into the staging area, checks the moved
-// file is the one placed, and unlinks it (or moves it back).
-func (s *Session) removePlaced(name string, e *Entry) error {
+// file is the one placed, and unlinks it (or moves it back). unchanged
+// says the file at name had the recorded change time just before: then
+// the moved file's inode, size and mtime suffice, else its content must
+// match too. (Between that look and the move only someone who may write
+// the file, its owner, could change its content; the inode is still the
+// one cachectl placed.)
+func (s *Session) removePlaced(name string, e *Entry, unchanged bool) error {
 	dest := s.Root.Abs(name)
 	if s.staging == nil {
 		st, err := s.state.Staging()
@@ -541,7 +549,11 @@ func (s *Session) removePlaced(name string, e *Entry) error {
 		err = fmt.Errorf("%s was replaced by something that is not a regular file", dest)
 	}
 	if err == nil {
-		err = samePlaced(dest, stateOf(&st), e, func() (string, error) {
+		moved := stateOf(&st)
+		if unchanged {
+			moved.Ctime = e.Ctime // the move's own change, not content's
+		}
+		err = samePlaced(dest, moved, e, func() (string, error) {
 			f, err := openRegularAt(s.staging.dir, aside, dest)
 			if err != nil {
 				return "", err
