@@ -74,7 +74,7 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 		return nil, err
 	}
 	if there.Blocked != "" {
-		return nil, &cacheroot.PathError{Op: "import", Path: there.Blocked, Err: cacheroot.ErrSymlink}
+		return nil, &cacheroot.PathError{Op: "import", Path: there.Blocked, Err: there.BlockedBy}
 	}
 	if there.Exists && sameFile(fi, there) {
 		// Adopt in place: the file is already where it belongs.

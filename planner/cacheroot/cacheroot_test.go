@@ -490,3 +490,26 @@ func TestDeleteHashesOnlyChangedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteNamesWhatBlocks: a parent directory that another user took
+// over blocks a delete, and the error says that (not "a symbolic link").
+func TestDeleteNamesWhatBlocks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory to another user")
+	}
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	place(t, s, "x/a:1", "placed")
+	s.Release()
+	if err := os.Chown(filepath.Join(root, "x"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	s = begin(t, root)
+	err := s.Delete("x/a:1")
+	if !errors.Is(err, ErrUntrusted) || errors.Is(err, ErrSymlink) || !strings.Contains(err.Error(), "chown it to root") {
+		t.Fatalf("delete below a directory of uid 65534: got %v, want the untrusted-owner error", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "x", "a:1")); err != nil {
+		t.Fatalf("the file was touched: %v", err)
+	}
+}

@@ -85,7 +85,12 @@ func OpenRoot(path string) (*Root, error) {
 		}
 		return nil, &PathError{Op: "open cache root", Path: path, Err: err}
 	}
-	r := &Root{path: path, dir: os.NewFile(uintptr(fd), path)}
+	return rootOf(path, os.NewFile(uintptr(fd), path))
+}
+
+// rootOf makes the Root of the open directory d (closed on error).
+func rootOf(path string, d *os.File) (*Root, error) {
+	r := &Root{path: path, dir: d}
 	st, err := fstat(r.dir)
 	if err != nil {
 		r.Close()
@@ -138,8 +143,9 @@ func CreateRoot(path string, dirMode spec.Mode, uid, gid int) (r *Root, created 
 	if err != nil {
 		return nil, false, err
 	}
-	d.Close()
-	r, err = OpenRoot(path)
+	// The handle of the directory made (or found) there, not its path
+	// again: the parent could be changed in between.
+	r, err = rootOf(path, d)
 	return r, made, err
 }
 

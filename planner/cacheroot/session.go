@@ -497,7 +497,7 @@ func (s *Session) Delete(name string) error {
 		return err
 	}
 	if fs.Blocked != "" {
-		return &PathError{Op: "delete", Path: fs.Blocked, Err: ErrSymlink}
+		return &PathError{Op: "delete", Path: fs.Blocked, Err: fs.BlockedBy}
 	}
 	if fs.Exists {
 		if !fs.Regular {
