@@ -52,6 +52,18 @@ const (
 	DefaultResultTimeout = 60 * time.Second
 )
 
+// WithDefaults returns s with DefaultPollInterval and DefaultResultTimeout
+// where s leaves them unset (zero or less).
+func (s SlurmSettings) WithDefaults() SlurmSettings {
+	if s.PollInterval <= 0 {
+		s.PollInterval = DefaultPollInterval
+	}
+	if s.ResultTimeout <= 0 {
+		s.ResultTimeout = DefaultResultTimeout
+	}
+	return s
+}
+
 var (
 	slurmSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "partition"}, {Name: "account"}, {Name: "qos"}, {Name: "time_limit"},

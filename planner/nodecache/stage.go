@@ -61,13 +61,7 @@ func Stage(ctx context.Context, m *spec.Model, nc *spec.NodeCache, opts Options)
 	if from == nil {
 		return nil, fmt.Errorf("node cache %q: no cache %q", nc.Name, nc.From)
 	}
-	s := opts.Settings
-	if s.PollInterval <= 0 {
-		s.PollInterval = spec.DefaultPollInterval
-	}
-	if s.ResultTimeout <= 0 {
-		s.ResultTimeout = spec.DefaultResultTimeout
-	}
+	s := opts.Settings.WithDefaults()
 	progress := func(format string, args ...any) {
 		if opts.Progress != nil {
 			opts.Progress(fmt.Sprintf(format, args...))

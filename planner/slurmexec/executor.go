@@ -114,16 +114,7 @@ func (e *Executor) maybeStart() {
 	go e.run(e.ctx, e.tasks)
 }
 
-func (e *Executor) settings() spec.SlurmSettings {
-	s := e.Settings
-	if s.PollInterval <= 0 {
-		s.PollInterval = spec.DefaultPollInterval
-	}
-	if s.ResultTimeout <= 0 {
-		s.ResultTimeout = spec.DefaultResultTimeout
-	}
-	return s
-}
+func (e *Executor) settings() spec.SlurmSettings { return e.Settings.WithDefaults() }
 
 func (e *Executor) event(t *task, state, detail string) {
 	t.state = state
