@@ -181,32 +181,20 @@ func missing(res *Result, start time.Time) int {
 // waitJob polls squeue until the job has ended and returns its final
 // state; a cancelled context cancels the job.
 func waitJob(ctx context.Context, c *slurm.Client, jobID string, s spec.SlurmSettings, progress func(string, ...any)) (string, error) {
-	tick := time.NewTicker(s.PollInterval)
-	defer tick.Stop()
+	poll := slurmexec.NewQueuePoller(c, jobID, s)
+	defer poll.Stop()
 	last := ""
-	var gone, queueErrSince time.Time
+	var gone time.Time
 	for {
-		select {
-		case <-ctx.Done():
-			slurmexec.CancelAndWait(c, jobID, s.PollInterval)
-			return "CANCELLED", fmt.Errorf("interrupted: slurm job %s was cancelled", jobID)
-		case <-tick.C:
-		}
-		q, err := c.Queue(ctx, jobID)
+		q, qerr, err := poll.Next(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			continue
-		case err != nil && queueErrSince.IsZero():
-			queueErrSince = time.Now()
-			continue
-		case err != nil && time.Since(queueErrSince) > 10*s.ResultTimeout:
-			// The same bound as apply's Slurm executor (docs/slurm.md).
-			slurmexec.CancelAndWait(c, jobID, s.PollInterval)
-			return "CANCELLED", fmt.Errorf("slurm job %s: squeue has failed since %s (%v); the job was cancelled", jobID, queueErrSince.Format(time.TimeOnly), err)
+			return "CANCELLED", fmt.Errorf("interrupted: slurm job %s was cancelled", jobID)
 		case err != nil:
+			return "CANCELLED", err
+		case qerr != nil:
 			continue
 		}
-		queueErrSince = time.Time{}
 		var t *slurm.Task
 		for i := range q {
 			if q[i].ID == jobID {

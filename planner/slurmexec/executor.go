@@ -241,9 +241,8 @@ func (e *Executor) submit(ctx context.Context, s spec.SlurmSettings, tasks []*ta
 func (e *Executor) follow(ctx context.Context, s spec.SlurmSettings, jobID string, tasks []*task) (failed bool) {
 	var verifying sync.WaitGroup
 	defer verifying.Wait()
-	tick := time.NewTicker(s.PollInterval)
-	defer tick.Stop()
-	queueErrSince := time.Time{}
+	poll := NewQueuePoller(e.Client, jobID, s)
+	defer poll.Stop()
 	for {
 		open := 0
 		for _, t := range tasks {
@@ -254,36 +253,21 @@ func (e *Executor) follow(ctx context.Context, s spec.SlurmSettings, jobID strin
 		if open == 0 {
 			return failed
 		}
-		select {
-		case <-ctx.Done():
-			e.cancel(jobID, s)
+		queue, qerr, err := poll.Next(ctx)
+		if err != nil {
 			for _, t := range tasks {
-				if !t.over {
+				if t.over {
+					continue
+				}
+				if ctx.Err() != nil {
 					e.event(t, apply.TaskFailed, "cancelled")
 					t.finish(ctx.Err())
+				} else {
+					e.event(t, apply.TaskFailed, err.Error())
+					t.finish(err)
 				}
 			}
 			return true
-		case <-tick.C:
-		}
-		queue, qerr := e.Client.Queue(ctx, jobID)
-		switch {
-		case qerr != nil && ctx.Err() != nil:
-			continue
-		case qerr != nil && queueErrSince.IsZero():
-			queueErrSince = time.Now()
-		case qerr != nil && time.Since(queueErrSince) > 10*s.ResultTimeout:
-			e.cancel(jobID, s)
-			for _, t := range tasks {
-				if !t.over {
-					failed = true
-					e.event(t, apply.TaskFailed, qerr.Error())
-					t.finish(fmt.Errorf("slurm job %s: squeue has failed since %s (%v); the job was cancelled", jobID, queueErrSince.Format(time.TimeOnly), qerr))
-				}
-			}
-			return true
-		case qerr == nil:
-			queueErrSince = time.Time{}
 		}
 		byID := map[string]slurm.Task{}
 		for _, q := range queue {
