@@ -56,8 +56,14 @@ func (d *RunDir) WriteJSON(name string, v any) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return d.writeNew(name, data, 0o600)
+}
+
+// writeNew writes data as the new file name (never one that exists, never
+// through a symlink), fsynced, and returns its path.
+func (d *RunDir) writeNew(name string, data []byte, mode os.FileMode) (string, error) {
 	p := filepath.Join(d.Path, name)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, mode)
 	if err != nil {
 		return "", err
 	}
@@ -87,11 +93,7 @@ func (d *RunDir) WriteScript(name string, argv ...string) (string, error) {
 		}
 	}
 	b.WriteByte('\n')
-	p := filepath.Join(d.Path, name)
-	if err := os.WriteFile(p, []byte(b.String()), 0o700); err != nil {
-		return "", err
-	}
-	return p, nil
+	return d.writeNew(name, []byte(b.String()), 0o700)
 }
 
 // Remove deletes the run directory.
