@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,10 +27,21 @@ func TestInterruptedApply(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// The delay counts from the first root's lock (its state
+		// directory appears): by then the signal handler is surely in
+		// place, however slowly the binary started.
+		for wait := time.Now(); time.Since(wait) < 30*time.Second; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(root, "oci", ".cachectl")); err == nil {
+				break
+			}
+		}
 		time.Sleep(delay * time.Millisecond)
 		c.Process.Signal(syscall.SIGINT)
 		if err := c.Wait(); err == nil {
 			continue // finished before the interrupt: try earlier
+		}
+		if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			t.Fatalf("apply was killed by %v, not stopped by its handler:\n%s", ws.Signal(), out.String())
 		}
 		t.Logf("interrupted after %v:\n%s", delay*time.Millisecond, out.String())
 		applying := strings.Contains(out.String(), "Apply interrupted.") && strings.Contains(out.String(), "change(s) not made; nothing partial was left at a final path; run apply again to finish")

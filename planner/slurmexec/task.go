@@ -145,7 +145,8 @@ func RunTask(ctx context.Context, file string, index int, builderFor func(spec.R
 // limit and preemption send SIGTERM to every process of the step at once:
 // mksquashfs, which catches it and exits 1, can end before this process's
 // own handler has cancelled the context (seen on a 2-core CI machine).
-const signalGrace = 500 * time.Millisecond
+// Only a build that already failed waits, so the bound is generous.
+const signalGrace = 2 * time.Second
 
 // interrupted reports whether ctx is, or within grace becomes, cancelled.
 func interrupted(ctx context.Context, grace time.Duration) bool {

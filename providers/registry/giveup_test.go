@@ -39,8 +39,12 @@ func TestGiveUpStalledBlob(t *testing.T) {
 		t.Fatal("pull of a stalled blob succeeded")
 	}
 	t.Logf("after %s (%d stalled responses): %v", took.Round(10*time.Millisecond), px.Stalled(), err)
-	registrytest.CheckTimeClaims(t, err.Error(), took)
-	if bound := opts.TotalRetryTime + opts.RequestTimeout + time.Second; took > bound {
+	// took includes the set-up before the stalled blob (ping, manifest,
+	// config, half the layer): a stated time lies between the retry time
+	// and took. The bound guards against minutes (the old 60 s × 3), not
+	// against a loaded machine's scheduling: hence 5 s of slack.
+	registrytest.CheckTimeClaimsBetween(t, err.Error(), opts.TotalRetryTime, took)
+	if bound := opts.TotalRetryTime + opts.RequestTimeout + 5*time.Second; took > bound {
 		t.Errorf("gave up after %s; the retry budget is %s and the idle timeout %s", took.Round(10*time.Millisecond), opts.TotalRetryTime, opts.RequestTimeout)
 	}
 }
@@ -63,8 +67,8 @@ func TestGiveUp503(t *testing.T) {
 	}
 	msg := err.Error()
 	t.Logf("after %s (%d requests): %v", took.Round(10*time.Millisecond), len(px.Log()), msg)
-	registrytest.CheckTimeClaims(t, msg, took)
-	if bound := opts.TotalRetryTime + opts.RequestTimeout + time.Second; took > bound {
+	registrytest.CheckTimeClaimsBetween(t, msg, opts.TotalRetryTime, took)
+	if bound := opts.TotalRetryTime + opts.RequestTimeout + 5*time.Second; took > bound { // slack: see TestGiveUpStalledBlob
 		t.Errorf("gave up after %s; the retry budget is %s and the request timeout %s", took.Round(10*time.Millisecond), opts.TotalRetryTime, opts.RequestTimeout)
 	}
 	registrytest.CheckLeadsWith503(t, msg)
