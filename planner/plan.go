@@ -154,7 +154,7 @@ type RootPlan struct {
 	// alone had moved and whose content is still what was placed. An
 	// apply that planned under the root's lock records them (apply.
 	// RecordChangeTimes); not saved with the plan.
-	Rehashed map[string]time.Time `json:"-"`
+	Rehashed map[string]cacheroot.FileState `json:"-"`
 }
 
 // Summary counts a plan's changes.

@@ -136,14 +136,19 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 			return fmt.Errorf("plan: %w", err)
 		}
 		run.p = p
-		if err := apply.RecordChangeTimes(held, p); err != nil {
-			fmt.Fprintf(iox.Stderr, "warning: %v\n", err)
-		}
 		if err := writePlanText(g, iox.Stdout, p); err != nil {
 			return err
 		}
+		// Change times the plan's scans found moved on intact files are
+		// recorded once the apply goes ahead (or has nothing to do).
+		recordChangeTimes := func() {
+			if err := apply.RecordChangeTimes(held, p); err != nil {
+				fmt.Fprintf(iox.Stderr, "warning: %v\n", err)
+			}
+		}
 		if !p.HasChanges() {
 			goAhead = true // the spec's roots exist, even empty ones
+			recordChangeTimes()
 			return nil
 		}
 		if !c.AutoApprove {
@@ -159,6 +164,7 @@ func (c *ApplyCmd) run(g *Globals, iox *IO, rec *applyRecorder, run *applyRun) e
 			}
 		}
 		goAhead = true
+		recordChangeTimes()
 	}
 	if !p.HasChanges() {
 		fmt.Fprintln(iox.Stdout, "No changes. The cache matches the spec.")

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -371,6 +373,16 @@ func TestChangeTimeRecordedAfterRehash(t *testing.T) {
 	if st.Files["same:1"].SHA256 == "" || st.Files["edited:1"].SHA256 == "" {
 		t.Fatalf("files whose change time moved were not hashed: %+v", st.Files)
 	}
+	if len(st.Rehashed) != 0 {
+		t.Fatalf("change times younger than racyWindow listed for recording: %v", st.Rehashed)
+	}
+	time.Sleep(racyWindow + 100*time.Millisecond)
+	if st, err = Scan(root, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Rehashed["same:1"]; !ok {
+		t.Fatal("the chmodded file is not listed for recording")
+	}
 	if _, ok := st.Rehashed["edited:1"]; ok {
 		t.Fatal("a file with other content is listed as rehashed and intact")
 	}
@@ -411,6 +423,7 @@ func TestRecordChangeTimes(t *testing.T) {
 	if err := os.Chown(filepath.Join(root, "a:1"), os.Getuid(), os.Getgid()); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(racyWindow + 100*time.Millisecond)
 	opts := ScanOptions{Runtime: spec.RuntimeApptainer, SkipUnmanaged: true, Owner: -1}
 	s = begin(t, root)
 	st, err := Scan(root, opts)
@@ -511,5 +524,48 @@ func TestDeleteNamesWhatBlocks(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "x", "a:1")); err != nil {
 		t.Fatalf("the file was touched: %v", err)
+	}
+}
+
+// TestScanUnderSwapAlwaysHashes: a member swaps a placed file whose change
+// time moved with a decoy in a loop (RENAME_EXCHANGE), so that the file
+// the scan looks at and the file it opens to hash can differ. A state that
+// claims the placed inode must then carry the hash of that very file:
+// one without a hash reads as "not hashed, unchanged".
+func TestScanUnderSwapAlwaysHashes(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	e := place(t, s, "a:1", "placed content")
+	s.Release()
+	time.Sleep(20 * time.Millisecond)
+	if err := os.Chmod(filepath.Join(root, "a:1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "decoy"), []byte("decoy content!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			unix.Renameat2(unix.AT_FDCWD, filepath.Join(root, "a:1"), unix.AT_FDCWD, filepath.Join(root, "decoy"), unix.RENAME_EXCHANGE)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	opts := ScanOptions{Runtime: spec.RuntimeApptainer, SkipUnmanaged: true, Owner: -1}
+	for i := 0; i < 2000; i++ {
+		st, err := Scan(root, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := st.Files["a:1"]; f.Inode == e.Inode && f.SHA256 == "" {
+			t.Fatalf("scan %d: the placed inode, change time moved, reported without its hash", i)
+		}
 	}
 }

@@ -139,10 +139,12 @@ func (ix *Index) Put(e Entry) {
 	ix.Entries[i] = e
 }
 
-// setCtime records ctime as the change time of name's entry, if any.
-func (ix *Index) setCtime(name string, ctime time.Time) {
-	if e, ok := ix.Lookup(name); ok {
-		e.Ctime = ctime
+// setCtime records the change time of hashed (a scan's RootState.
+// Rehashed) as that of name's entry, when the entry is still the file
+// hashed (inode, size, mtime).
+func (ix *Index) setCtime(name string, hashed FileState) {
+	if e, ok := ix.Lookup(name); ok && e.Inode == hashed.Inode && e.Size == hashed.Size && e.ModTime.Equal(hashed.ModTime) {
+		e.Ctime = hashed.Ctime
 	}
 }
 

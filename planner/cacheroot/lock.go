@@ -66,7 +66,9 @@ func (s *StateDir) lockOnce(ctx context.Context, deadline time.Time, timeout tim
 	f, err := s.openFile(lockFile, unix.O_RDWR|unix.O_CREAT, false)
 	if err != nil {
 		var dir unix.Stat_t
-		if unix.Fstat(fd(s.dir), &dir) == nil && dir.Nlink == 0 {
+		// A removed directory has no links left; over NFS its handle is
+		// stale instead.
+		if serr := unix.Fstat(fd(s.dir), &dir); serr == nil && dir.Nlink == 0 || errors.Is(serr, unix.ESTALE) || errors.Is(err, unix.ESTALE) {
 			return nil, fmt.Errorf("lock %s: the root's state directory was removed while this run waited for it (another run found the root empty and removed it); run again", s.root.path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", s.root.path, err)

@@ -40,14 +40,25 @@ type RootState struct {
 	// Fingerprint summarises the index and the managed files' stat data;
 	// a saved plan records it and apply refuses the plan when it changed.
 	Fingerprint string
-	// Rehashed holds, by name, the change time of each managed file whose
-	// change time alone had moved (chmod -R or chown -R to the same
-	// values, a backup tool's touch of xattrs) and whose content, hashed
-	// for that reason, is still what was placed. A session records these
-	// in the index so that the next scan need not hash them again; the
-	// fingerprint leaves change times out, so a saved plan stays valid.
-	Rehashed map[string]time.Time
+	// Rehashed holds, by name, the state (from fstat of the descriptor
+	// hashed, before reading) of each managed file whose change time
+	// alone had moved (chmod -R or chown -R to the same values, a backup
+	// tool's touch of xattrs) and whose content, hashed for that reason,
+	// is still what was placed, with the owner and mode placed. A session
+	// records their change times in the index (RecordChangeTimes) so that
+	// the next scan need not hash them again; the fingerprint leaves
+	// change times out, so a saved plan stays valid.
+	Rehashed map[string]FileState
 }
+
+// racyWindow is how old a change time must be, when the file is opened
+// for hashing, to be recorded after a rehash. A write within the same
+// clock tick as the change time seen, after the hash read that part of
+// the file, would leave the change time as it was (timestamps have a tick
+// of up to 10 ms on local file systems, up to a second on some network
+// ones): such a "racily clean" file, as git calls it, is hashed again by
+// a later scan instead.
+const racyWindow = 2 * time.Second
 
 // ScanOptions tune Scan.
 type ScanOptions struct {
@@ -108,11 +119,12 @@ func (r *Root) Scan(s *StateDir, opts ScanOptions) (*RootState, error) {
 			// Only the content can tell whether this is still the file
 			// placed (see Entry.Ctime): hash it.
 			var hashed FileState
-			if fs, hashed, err = r.statHashed(e.Name); err == nil && fs.SHA256 == e.SHA256 && changedOnlyCtime(hashed, &e) {
+			opened := time.Now()
+			if fs, hashed, err = r.statHashed(e.Name); err == nil && recordable(hashed, &e, opened) {
 				if st.Rehashed == nil {
-					st.Rehashed = map[string]time.Time{}
+					st.Rehashed = map[string]FileState{}
 				}
-				st.Rehashed[e.Name] = hashed.Ctime
+				st.Rehashed[e.Name] = hashed
 			}
 		}
 		if err != nil {
@@ -155,6 +167,16 @@ func Intact(fs FileState, e *Entry) bool {
 		fs.Size == e.Size && fs.ModTime.Equal(e.ModTime) && (fs.SHA256 == "" || fs.SHA256 == e.SHA256)
 }
 
+// recordable reports whether hashed, the state of a file hashed because
+// only its change time had moved, may have that change time recorded:
+// its content, owner and mode are still those placed, and the change time
+// is older than racyWindow at opened (before the file was opened).
+func recordable(hashed FileState, e *Entry, opened time.Time) bool {
+	return hashed.SHA256 == e.SHA256 && changedOnlyCtime(hashed, e) &&
+		hashed.Mode == e.Mode && hashed.UID == e.UID && hashed.GID == e.GID &&
+		opened.Sub(hashed.Ctime) >= racyWindow
+}
+
 // changedOnlyCtime reports whether a placed file still has its recorded
 // inode, size and mtime but another change time.
 func changedOnlyCtime(fs FileState, e *Entry) bool {
@@ -171,10 +193,13 @@ func (r *Root) stat(name string, verify bool) (FileState, error) {
 	return fs, err
 }
 
-// statHashed is Lstat plus the content hash of a regular file (in
-// fs.SHA256 when the file hashed is the one Lstat saw), and the state of
-// the file hashed, taken on its open descriptor before reading: a change
-// while it is read moves the change time past hashed.Ctime.
+// statHashed is Lstat plus the content hash of a regular file, and the
+// state of the file hashed (with its hash), taken on its open descriptor
+// before reading: a change while it is read moves the change time past
+// hashed.Ctime. When another file took the name between the Lstat and the
+// open (entries swapped in a loop), fs is the state of the file hashed:
+// a regular file's state from statHashed always carries its hash, which
+// is what tells Intact and the diff that the content was checked.
 func (r *Root) statHashed(name string) (fs, hashed FileState, err error) {
 	fs, err = r.Lstat(name)
 	if err != nil || !fs.Regular {
@@ -184,9 +209,11 @@ func (r *Root) statHashed(name string) (fs, hashed FileState, err error) {
 	if err != nil {
 		return FileState{}, FileState{}, err
 	}
-	if hashed.Inode == fs.Inode {
-		fs.SHA256 = sum
+	hashed.SHA256 = sum
+	if hashed.Inode != fs.Inode || hashed.Dev != fs.Dev {
+		return hashed, hashed, nil
 	}
+	fs.SHA256 = sum
 	return fs, hashed, nil
 }
 

@@ -143,7 +143,8 @@ func (s *Session) Abandon() {
 
 // removeUnused removes a root this session created when nothing was put
 // in it: its state directory (lock, staging) and the root directory
-// itself, only when they hold nothing else. It reports whether it did.
+// itself, only when they hold nothing else. It reports whether it removed
+// the lock file (after which the session must write nothing).
 func (s *Session) removeUnused() bool {
 	names, err := s.state.list()
 	if err != nil {
@@ -165,8 +166,15 @@ func (s *Session) removeUnused() bool {
 	if err != nil || len(rootNames) != 1 || rootNames[0] != spec.IndexDir {
 		return false
 	}
-	if unix.Unlinkat(fd(s.state.dir), lockFile, 0) != nil || unix.Unlinkat(fd(s.Root.dir), spec.IndexDir, unix.AT_REMOVEDIR) != nil {
+	if unix.Unlinkat(fd(s.state.dir), lockFile, 0) != nil {
 		return false
+	}
+	// From here on the lock file is gone: a run that was waiting on it
+	// takes the root afresh (StateDir.Lock), so this session writes
+	// nothing more, even when the state directory cannot go (that run
+	// has just made its new lock file there).
+	if unix.Unlinkat(fd(s.Root.dir), spec.IndexDir, unix.AT_REMOVEDIR) != nil {
+		return true
 	}
 	parent, err := OpenRoot(filepath.Dir(s.Root.path))
 	if err != nil {
@@ -192,8 +200,8 @@ func (s *Session) Scan(opts ScanOptions) (*RootState, error) {
 		st.Index.addDirInode(".", s.rootIno) // not in the fingerprint: see rootIno
 	}
 	s.ix = st.Index
-	for name, ctime := range st.Rehashed {
-		s.ix.setCtime(name, ctime) // written with the index, at the latest at Release
+	for name, hashed := range st.Rehashed {
+		s.ix.setCtime(name, hashed) // written with the index, at the latest at Release
 		s.rehashed = true
 	}
 	s.mu.Unlock()
@@ -206,14 +214,14 @@ func (s *Session) Scan(opts ScanOptions) (*RootState, error) {
 // writes the index, so that the next scans need not hash those files
 // again. Change times are not in the root's fingerprint: plans made from
 // the scan stay valid.
-func (s *Session) RecordChangeTimes(rehashed map[string]time.Time) error {
+func (s *Session) RecordChangeTimes(rehashed map[string]FileState) error {
 	if len(rehashed) == 0 {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for name, ctime := range rehashed {
-		s.ix.setCtime(name, ctime)
+	for name, hashed := range rehashed {
+		s.ix.setCtime(name, hashed)
 	}
 	return s.writeIndex()
 }

@@ -379,11 +379,6 @@ func (e *Executor) verify(ctx context.Context, t *task, rec *Result) error {
 	return nil
 }
 
-// cancel cancels the job (see CancelAndWait).
-func (e *Executor) cancel(jobID string, s spec.SlurmSettings) {
-	CancelAndWait(e.Client, jobID, s.PollInterval)
-}
-
 // CancelAndWait cancels a job and waits (at most 30 s) until Slurm shows
 // no element of it running, so that no task still writes when the caller
 // cleans up after it.

@@ -100,6 +100,11 @@ func Open(dir string) (*Store, error) {
 // so whoever can write the store decides what the caches hold.
 var ErrUntrusted = errors.New("store directory not safe")
 
+// ErrUntrustedBlob is returned (wrapped) by Open for a blob file that
+// someone other than root or the runner could have written: it counts as
+// absent (Has), and Put replaces it.
+var ErrUntrustedBlob = errors.New("blob file not safe")
+
 // checkTrusted refuses dir when it is not a directory (a symbolic link
 // unless follow), is owned by neither the runner nor root, or is writable
 // by others (mode o+w).
@@ -157,7 +162,9 @@ func trustedBlob(fi fs.FileInfo) bool {
 		return false
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	return !ok || st.Uid == 0 || int(st.Uid) == os.Geteuid()
+	// One link: a blob is renamed into place, never linked; a second
+	// name would be one someone else made.
+	return !ok || (st.Uid == 0 || int(st.Uid) == os.Geteuid()) && st.Nlink == 1
 }
 
 // Size returns the size of the stored blob h.
@@ -165,9 +172,12 @@ func (s *Store) Size(h v1.Hash) (int64, error) {
 	if !validHash(h) {
 		return 0, fmt.Errorf("store: unsupported digest %q", h)
 	}
-	fi, err := os.Stat(s.Path(h))
+	fi, err := os.Lstat(s.Path(h))
 	if err != nil {
 		return 0, fmt.Errorf("store: blob %s: %w", h, err)
+	}
+	if !trustedBlob(fi) {
+		return 0, fmt.Errorf("store: blob %s: %w (%s)", h, ErrUntrustedBlob, s.Path(h))
 	}
 	return fi.Size(), nil
 }
@@ -183,7 +193,7 @@ func (s *Store) Open(h v1.Hash) (io.ReadCloser, error) {
 	}
 	if fi, err := f.Stat(); err != nil || !trustedBlob(fi) {
 		f.Close()
-		return nil, fmt.Errorf("store: blob %s: %w: not a regular file of root or the runner that only they can write; remove it (cachectl gc) and fetch again", h, ErrUntrusted)
+		return nil, fmt.Errorf("store: blob %s: %w: %s is not a regular file of root or the runner, with one link, that only they can write (left from a looser set-up of the store?); run apply again, which fetches the blob and replaces the file, or remove it (rm %s)", h, ErrUntrustedBlob, s.Path(h), s.Path(h))
 	}
 	return f, nil
 }

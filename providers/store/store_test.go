@@ -531,12 +531,22 @@ func TestPlantedBlobIsFetchedAgain(t *testing.T) {
 	if s.Has(h) {
 		t.Error("Has: a group-writable blob file counts as present")
 	}
-	if rc, err := s.Open(h); err == nil || !errors.Is(err, store.ErrUntrusted) {
+	if rc, err := s.Open(h); err == nil || !errors.Is(err, store.ErrUntrustedBlob) || !strings.Contains(err.Error(), "run apply again") {
 		if rc != nil {
 			rc.Close()
 		}
-		t.Errorf("Open of a group-writable blob file: got %v, want ErrUntrusted", err)
+		t.Errorf("Open of a group-writable blob file: got %v, want ErrUntrustedBlob and the fix", err)
 	}
+	if err := os.Link(s.Path(h), s.Path(h)+".second-name"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(s.Path(h), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s.Has(h) {
+		t.Error("Has: a blob file with a second link counts as present")
+	}
+	os.Remove(s.Path(h) + ".second-name")
 	if os.Geteuid() == 0 {
 		if err := os.Chmod(s.Path(h), 0o644); err != nil {
 			t.Fatal(err)
