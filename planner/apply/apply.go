@@ -105,19 +105,9 @@ type applier struct {
 
 	mu      sync.Mutex
 	pulls   map[string]*pullCall
-	trees   map[string]*treeCall
 	streams map[string]*streamCall
 	result  Result
 	resMu   sync.Mutex
-}
-
-// treeCall shares one flattened tree among the builds of one image that
-// can use it (TreeBuilders); the last user drops it.
-type treeCall struct {
-	once  sync.Once
-	tree  *rootfs.Tree
-	err   error
-	users int
 }
 
 // streamCall is the builds of one image by StreamBuilders (the SIF and the
@@ -170,13 +160,12 @@ func Run(ctx context.Context, p *planner.Plan, deps Deps, opts Options) (Result,
 		buildSem: make(chan struct{}, opts.BuildParallelism),
 		procs:    max(1, runtime.NumCPU()/opts.BuildParallelism),
 		pulls:    map[string]*pullCall{},
-		trees:    map[string]*treeCall{},
 		streams:  map[string]*streamCall{},
 	}
 	if b, ok := deps.Executor.(BatchExecutor); ok {
-		a.batch = b // builds elsewhere: no shared trees here
+		a.batch = b // builds elsewhere: no shared streams here
 	} else {
-		a.planTrees(p)
+		a.planStreams(p)
 	}
 	byCache := map[string][]planner.Change{}
 	for _, ch := range p.Changes {
@@ -246,10 +235,10 @@ var ErrRefused = errors.New("nothing was changed")
 
 func refused(err error) error { return fmt.Errorf("%w: %w", ErrRefused, err) }
 
-// planTrees finds the manifests that more than one tree builder needs, so
-// that they are flattened once: in one shared stream for StreamBuilders,
-// into one tree for the other TreeBuilders.
-func (a *applier) planTrees(p *planner.Plan) {
+// planStreams finds the manifests that more than one StreamBuilder needs
+// (an image's SIF and .sqsh), so that their layers are read once, in one
+// shared stream.
+func (a *applier) planStreams(p *planner.Plan) {
 	for _, ch := range p.Changes {
 		if ch.Manifest == "" || (ch.Action != planner.ActionCreate && ch.Action != planner.ActionReplace) {
 			continue
@@ -263,16 +252,6 @@ func (a *applier) planTrees(p *planner.Plan) {
 				a.streams[ch.Manifest] = &streamCall{}
 			}
 			a.streams[ch.Manifest].users++
-		} else if _, ok := b.(providers.TreeBuilder); ok {
-			if a.trees[ch.Manifest] == nil {
-				a.trees[ch.Manifest] = &treeCall{}
-			}
-			a.trees[ch.Manifest].users++
-		}
-	}
-	for m, t := range a.trees {
-		if t.users < 2 {
-			delete(a.trees, m) // one build: it flattens by itself
 		}
 	}
 	for m, s := range a.streams {
@@ -517,31 +496,6 @@ func (a *applier) fetchStream(ctx context.Context, ch *planner.Change) (v1.Image
 	return c.img, c.wait, nil
 }
 
-// treeFor returns how a build of manifest gets the image's flattened tree
-// when other builds of this apply need the same tree (nil otherwise): the
-// first call flattens, the others wait for it, and the last one drops it.
-func (a *applier) treeFor(manifest string, img v1.Image) *SharedTree {
-	a.mu.Lock()
-	t := a.trees[manifest]
-	a.mu.Unlock()
-	if t == nil {
-		return nil
-	}
-	return &SharedTree{
-		get: func(ctx context.Context) (*rootfs.Tree, error) {
-			t.once.Do(func() { t.tree, t.err = rootfs.Flatten(ctx, img, rootfs.Options{}) })
-			return t.tree, t.err
-		},
-		release: func() {
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			if t.users--; t.users <= 0 {
-				delete(a.trees, manifest)
-			}
-		},
-	}
-}
-
 // streamFor returns the stream group of manifest and a place in its shared
 // stream (nil, nil when the image has one stream build). Every build of
 // the group takes its place first, and gives it up (Leave) unless its
@@ -682,13 +636,7 @@ func (a *applier) buildWith(ctx context.Context, job *rootJob, ch planner.Change
 	}
 	bj := BuildJob{Change: ch, Image: img, Builder: b, Request: req, Out: out,
 		Root: job.sess.Root.Path(), WorkDir: work.Name(), Result: &BuildResult{}}
-	if member != nil {
-		bj.Tree = &SharedTree{member: member, get: func(context.Context) (*rootfs.Tree, error) {
-			return nil, errors.New("a streamed build has no tree before it ran")
-		}, release: func() {}}
-	} else if _, ok := b.(providers.TreeBuilder); ok && a.batch == nil {
-		bj.Tree = a.treeFor(ch.Manifest, img) // counted in planTrees
-	}
+	bj.Member = member
 	handing()
 	err = a.deps.Executor.Build(ctx, bj)
 	if a.batch == nil {
@@ -708,7 +656,7 @@ func (a *applier) buildWith(ctx context.Context, job *rootJob, ch planner.Change
 		if img, err = a.fetch(ctx, &ch); err != nil {
 			return fmt.Errorf("pull %s: %w", ch.Ref, err)
 		}
-		bj.Image, bj.Tree = img, nil
+		bj.Image, bj.Member = img, nil
 		if err = a.acquireBuild(ctx, nil); err != nil {
 			return err
 		}

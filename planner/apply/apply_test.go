@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/image"
-	"github.com/cachectl/cachectl/providers/rootfs"
 	"github.com/cachectl/cachectl/providers/source"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -315,56 +313,6 @@ func TestPruneRemovesOnlyDirsItCreated(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "other")); err != nil {
 		t.Errorf("dir cachectl did not create was removed: %v", err)
-	}
-}
-
-type treeBuilder struct {
-	textBuilder
-	mu    sync.Mutex
-	trees map[*rootfs.Tree]int
-	plain int
-}
-
-func (b *treeBuilder) Build(ctx context.Context, img v1.Image, req providers.BuildRequest, out string) error {
-	b.mu.Lock()
-	b.plain++
-	b.mu.Unlock()
-	return b.textBuilder.Build(ctx, img, req, out)
-}
-
-func (b *treeBuilder) BuildTree(ctx context.Context, t *rootfs.Tree, img v1.Image, req providers.BuildRequest, out string) error {
-	b.mu.Lock()
-	b.trees[t]++
-	b.mu.Unlock()
-	return b.textBuilder.Build(ctx, img, req, out)
-}
-
-func TestApplyFlattensOncePerImage(t *testing.T) {
-	dir := t.TempDir()
-	src := newFake(t, "a:1", "b:1")
-	c1 := model(t, filepath.Join(dir, "one"), true, "a:1", "b:1").Caches[0]
-	c2 := model(t, filepath.Join(dir, "two"), true, "a:1").Caches[0]
-	c2.Name = "two"
-	for _, a := range c2.Artifacts {
-		a.Cache = "two"
-	}
-	m := &spec.Model{Caches: []*spec.Cache{c1, c2}}
-	p, err := planner.MakePlan(context.Background(), m, src, planner.Options{Refresh: true, Builder: func(spec.Runtime) planner.BuilderInfo { return planner.BuilderInfo{Format: "txt", Version: "1"} }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := &treeBuilder{trees: map[*rootfs.Tree]int{}}
-	if _, err := Run(context.Background(), p, Deps{Fetcher: src, Builder: func(spec.Runtime) (providers.Builder, error) { return tb, nil }}, Options{Spec: m, BuilderInfo: txtInfo}); err != nil {
-		t.Fatal(err)
-	}
-	// a:1 is needed twice: one tree, used by both builds; b:1 once: plain Build.
-	if len(tb.trees) != 1 || tb.plain != 1 {
-		t.Fatalf("trees %v, plain builds %d", tb.trees, tb.plain)
-	}
-	for _, n := range tb.trees {
-		if n != 2 {
-			t.Fatalf("shared tree used %d times, want 2", n)
-		}
 	}
 }
 

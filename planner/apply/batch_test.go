@@ -36,8 +36,8 @@ func (b *batchFake) check() {
 }
 
 func (b *batchFake) Build(ctx context.Context, job BuildJob) error {
-	if job.Tree != nil {
-		return errors.New("a batch build got a shared tree")
+	if job.Member != nil {
+		return errors.New("a batch build got a place in a shared stream")
 	}
 	if job.Root == "" || job.WorkDir == "" || job.Result == nil {
 		return errors.New("the job does not say where its work directory is")

@@ -43,10 +43,11 @@ type BuildJob struct {
 	// Out is where the artifact goes: a path that does not exist yet in
 	// the work directory (Request.TempDir).
 	Out string
-	// Tree, when set (only for a providers.TreeBuilder), shares one
-	// flattened root file system among the builds of this image; the
-	// executor must Release it once (nil: flatten alone).
-	Tree *SharedTree
+	// Member, when set (only for a providers.StreamBuilder), is the
+	// build's place in one reading of the image's layers that the other
+	// builds of this image share (rootfs.Shared); nil: the build reads the
+	// image by itself. The engine leaves the stream when the build is over.
+	Member *rootfs.Member
 	// Root is the cache root's path as the spec writes it, and WorkDir the
 	// name of the work directory in its staging area: what a process
 	// elsewhere needs to reach the work directory through its own handles
@@ -65,43 +66,14 @@ type BuildResult struct {
 	SHA256 string
 }
 
-// SharedTree is a flattened root file system that several builds of one
-// apply share: Get flattens it once, Release drops it after its last user.
-// For a providers.StreamBuilder it is a place in a flattening the builds
-// share while it reads the layers (Member).
-type SharedTree struct {
-	get     func(context.Context) (*rootfs.Tree, error)
-	release func()
-	member  *rootfs.Member
-}
-
-// Member returns the build's place in a shared stream (nil: none).
-func (t *SharedTree) Member() *rootfs.Member { return t.member }
-
-// Get returns the tree, flattening it on first use.
-func (t *SharedTree) Get(ctx context.Context) (*rootfs.Tree, error) { return t.get(ctx) }
-
-// Release says this build is done with the tree.
-func (t *SharedTree) Release() { t.release() }
-
 // Local builds in this process with the runtime's builder.
 type Local struct{}
 
-// Build runs the builder; a StreamBuilder joins the shared stream, a
-// TreeBuilder uses the shared tree, when there is one.
+// Build runs the builder; a StreamBuilder joins the shared stream when
+// there is one.
 func (Local) Build(ctx context.Context, job BuildJob) error {
-	if sb, ok := job.Builder.(providers.StreamBuilder); ok && job.Tree != nil && job.Tree.member != nil {
-		defer job.Tree.Release()
-		return sb.BuildShared(ctx, job.Tree.member, job.Image, job.Request, job.Out)
+	if sb, ok := job.Builder.(providers.StreamBuilder); ok && job.Member != nil {
+		return sb.BuildShared(ctx, job.Member, job.Image, job.Request, job.Out)
 	}
-	tb, ok := job.Builder.(providers.TreeBuilder)
-	if !ok || job.Tree == nil {
-		return job.Builder.Build(ctx, job.Image, job.Request, job.Out)
-	}
-	defer job.Tree.Release()
-	tree, err := job.Tree.Get(ctx)
-	if err != nil {
-		return err
-	}
-	return tb.BuildTree(ctx, tree, job.Image, job.Request, job.Out)
+	return job.Builder.Build(ctx, job.Image, job.Request, job.Out)
 }

@@ -86,9 +86,6 @@ func (e *Executor) Skip() {
 
 // Build hands one build over and waits until its task has ended.
 func (e *Executor) Build(ctx context.Context, job apply.BuildJob) error {
-	if job.Tree != nil {
-		job.Tree.Release()
-	}
 	t := &task{job: job, done: make(chan struct{})}
 	e.mu.Lock()
 	if e.started {
