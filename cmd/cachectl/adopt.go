@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/adopt"
 	"github.com/cachectl/cachectl/providers/registry"
@@ -200,11 +198,7 @@ func (c *AdoptCmd) Run(g *Globals, iox *IO) error {
 		}
 	}
 	if changed {
-		perm := os.FileMode(0o644)
-		if fi, err := os.Stat(specPath); err == nil {
-			perm = fi.Mode().Perm()
-		}
-		if err := renameio.WriteFile(specPath, after, perm); err != nil {
+		if err := writeSpecFile(specPath, after); err != nil {
 			return fmt.Errorf("write %s: %w", specPath, err)
 		}
 	}

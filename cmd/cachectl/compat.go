@@ -10,10 +10,6 @@ import (
 	"strings"
 
 	"github.com/google/renameio/v2"
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"github.com/hashicorp/hcl/v2/hclwrite"
-	"github.com/zclconf/go-cty/cty"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/sys/unix"
 
@@ -329,47 +325,10 @@ func addToCompat(src []byte, file, name string, def *compatCache, ref string) (o
 	if len(src) == 0 {
 		src = []byte(compatHeader)
 	}
-	f, diags := hclwrite.ParseConfig(src, file, hcl.InitialPos)
-	if diags.HasErrors() {
-		return nil, false, fmt.Errorf("%s: %s", file, diags.Error())
+	if def == nil {
+		return spec.AddToImageList(src, file, "cache_images", name, nil, ref)
 	}
-	typ := "cache_images"
-	if def != nil {
-		typ = "cache"
-	}
-	blk := f.Body().FirstMatchingBlock(typ, []string{name})
-	if blk == nil {
-		f.Body().AppendNewline()
-		blk = f.Body().AppendNewBlock(typ, []string{name})
-		if def != nil {
-			blk.Body().SetAttributeValue("runtime", cty.StringVal(string(def.runtime)))
-			blk.Body().SetAttributeValue("root", cty.StringVal(def.root))
-		}
-	}
-	var list []string
-	if a := blk.Body().GetAttribute("images"); a != nil {
-		expr, d := hclsyntax.ParseExpression(a.Expr().BuildTokens(nil).Bytes(), file, hcl.InitialPos)
-		var v cty.Value
-		if !d.HasErrors() {
-			v, d = expr.Value(nil)
-		}
-		if d.HasErrors() || !(v.Type().IsTupleType() || v.Type().IsListType()) {
-			return nil, false, fmt.Errorf("%s: the images of %s %q are not a plain list of strings (edited by hand?); make them one", file, typ, name)
-		}
-		for _, el := range v.AsValueSlice() {
-			if el.Type() != cty.String || el.IsNull() {
-				return nil, false, fmt.Errorf("%s: the images of %s %q are not a plain list of strings (edited by hand?); make them one", file, typ, name)
-			}
-			if el.AsString() == ref {
-				return src, false, nil
-			}
-			list = append(list, el.AsString())
-		}
-	}
-	list = append(list, ref)
-	sort.Strings(list)
-	blk.Body().SetAttributeRaw("images", adopt.ListTokens(list))
-	return hclwrite.Format(f.Bytes()), true, nil
+	return spec.AddToImageList(src, file, "cache", name, []spec.Attr{{Name: "runtime", Value: string(def.runtime)}, {Name: "root", Value: def.root}}, ref)
 }
 
 // compatLock holds the lock of the compat file's directory (flock on the
@@ -432,13 +391,13 @@ func (e *compatEnv) addImage(rt spec.Runtime, kind, root, ref string, do func(c 
 			return
 		}
 		if existed {
-			writeFileAtomic(e.compatFile, before)
+			writeSpecFile(e.compatFile, before)
 		} else {
 			os.Remove(e.compatFile)
 		}
 	}
 	if changed {
-		if err := writeFileAtomic(e.compatFile, after); err != nil {
+		if err := writeSpecFile(e.compatFile, after); err != nil {
 			return err
 		}
 	}
@@ -458,14 +417,14 @@ func (e *compatEnv) addImage(rt spec.Runtime, kind, root, ref string, do func(c 
 	return nil
 }
 
-// writeFileAtomic writes a spec file through a temporary file and a
-// rename, keeping an existing file's mode (0644 for a new one).
-func writeFileAtomic(p string, b []byte) error {
+// writeSpecFile writes a spec file through a temporary file and a rename
+// (renameio), keeping an existing file's mode (0644 for a new one).
+func writeSpecFile(p string, b []byte) error {
 	perm := os.FileMode(0o644)
 	if fi, err := os.Stat(p); err == nil {
 		perm = fi.Mode().Perm()
 	}
-	return writeFileRenameio(p, b, perm)
+	return renameio.WriteFile(p, b, perm)
 }
 
 // applyOne plans and applies one artifact of cache c through the same
@@ -540,10 +499,6 @@ func refOfName(rt spec.Runtime, n string) string {
 		}
 		return n
 	}
-}
-
-func writeFileRenameio(p string, b []byte, perm os.FileMode) error {
-	return renameio.WriteFile(p, b, perm)
 }
 
 // rootFiles lists the files below a root (not its state directory),

@@ -132,7 +132,7 @@ func addImages(cb *hclwrite.Body, files []*File, platform string, hasList bool) 
 		}
 	}
 	if len(list) > 0 {
-		cb.SetAttributeRaw("images", ListTokens(list))
+		cb.SetAttributeRaw("images", spec.ListTokens(list))
 	}
 	for _, f := range blocks {
 		cb.AppendNewline()
@@ -145,17 +145,6 @@ func addImages(cb *hclwrite.Body, files []*File, platform string, hasList bool) 
 			ib.SetAttributeValue("platform", cty.StringVal(f.Platform))
 		}
 	}
-}
-
-// ListTokens is an HCL list of strings, one per line (formatted by
-// hclwrite.Format).
-func ListTokens(items []string) hclwrite.Tokens {
-	toks := hclwrite.Tokens{{Type: hclsyntax.TokenOBrack, Bytes: []byte("[")}, {Type: hclsyntax.TokenNewline, Bytes: []byte("\n")}}
-	for _, it := range items {
-		toks = append(toks, hclwrite.TokensForValue(cty.StringVal(it))...)
-		toks = append(toks, &hclwrite.Token{Type: hclsyntax.TokenComma, Bytes: []byte(",")}, &hclwrite.Token{Type: hclsyntax.TokenNewline, Bytes: []byte("\n")})
-	}
-	return append(toks, &hclwrite.Token{Type: hclsyntax.TokenCBrack, Bytes: []byte("]")})
 }
 
 func comment(text string) hclwrite.Tokens {
