@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -39,6 +40,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	parent := req.Context()
 	start := time.Now()
 	deadline := start.Add(t.budget)
+	// The last attempt gets a fair share of the retry time: an attempt
+	// squeezed into its last milliseconds only times out, on a busy host
+	// or a distant registry, and hides what the registry said before.
+	final := min(t.timeout, max(t.budget/5, 250*time.Millisecond))
+	var answered *http.Response // the last retryable status, its body kept
 	for attempt := 0; ; attempt++ {
 		resp, err := t.once(req, min(t.timeout, time.Until(deadline)))
 		wait := backoff(attempt)
@@ -56,18 +62,26 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// The last wait is cut to what the retry time leaves, so that one
 		// more attempt runs at its end instead of giving up early.
-		if left := time.Until(deadline); wait > left && left > 50*time.Millisecond {
-			wait = left - 50*time.Millisecond
+		left := time.Until(deadline)
+		if wait > left-final && left >= final {
+			wait = left - final
 		}
-		if time.Now().Add(wait).After(deadline.Add(-40 * time.Millisecond)) {
-			if err != nil {
-				return nil, fmt.Errorf("%w (gave up after %d attempts in %s; the retry time is %s)", err, attempt+1, time.Since(start).Round(100*time.Millisecond), t.budget)
+		if wait > left-final {
+			switch {
+			case err == nil:
+				return resp, nil // the caller reports the status
+			case answered != nil && errors.Is(err, errTimeout):
+				// The registry's last answer says more than a last
+				// attempt that got none in time.
+				return answered, nil
 			}
-			return resp, nil // the caller reports the status
+			return nil, fmt.Errorf("%w (gave up after %d attempts in %s; the retry time is %s)", err, attempt+1, time.Since(start).Round(100*time.Millisecond), t.budget)
 		}
 		if resp != nil {
-			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			answered = resp
 		}
 		if err := sleep(parent, wait); err != nil {
 			return nil, err

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -48,5 +51,40 @@ func TestRetryable(t *testing.T) {
 		if got := retryable(err); got != want {
 			t.Errorf("retryable(%v) = %v, want %v", err, got, want)
 		}
+	}
+}
+
+// TestLastAnswerKeptWhenLastAttemptTimesOut: a registry answers 503 at
+// first, then stops answering in time. The attempts that time out at the
+// end of the retry time must not hide its answer: the caller gets the 503
+// (and reports it), not "no response within 25ms" (seen on a loaded CI
+// machine, where the last attempt had only the retry time's last
+// milliseconds).
+func TestLastAnswerKeptWhenLastAttemptTimesOut(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 2 {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		http.Error(w, `{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}`, http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	rt := &retryTransport{inner: http.DefaultTransport, timeout: 300 * time.Millisecond, budget: 1500 * time.Millisecond}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("got %v after %d requests; want the registry's 503", err, n.Load())
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "UNAVAILABLE") {
+		t.Fatalf("got %d %q; want the 503 and its body", resp.StatusCode, body)
+	}
+	if n.Load() < 3 {
+		t.Fatalf("only %d requests: the test did not reach the silent phase", n.Load())
 	}
 }
