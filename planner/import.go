@@ -77,7 +77,9 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 		return nil, &cacheroot.PathError{Op: "import", Path: there.Blocked, Err: there.BlockedBy}
 	}
 	if there.Exists && sameFile(fi, there) {
-		// Adopt in place: the file is already where it belongs.
+		// Adopt in place: the file is already where it belongs (the very
+		// inode checked; Adopt refuses one with a second hard link).
+		e.Inode = there.Inode
 		e, err := sess.Adopt(name, e, c.FileMode)
 		return &e, err
 	}

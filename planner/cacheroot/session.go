@@ -614,7 +614,9 @@ func (s *Session) removeEmptyDirs(name string) {
 // Adopt takes over a file that already sits at its final path (import in
 // place): it gives it the mode and owner through its handle, hashes it and
 // records e for it. When e.Inode is set, the file must still be that inode
-// (the one the caller checked), else nothing is changed.
+// (the one the caller checked), else nothing is changed. A file with a
+// second hard link is refused (ErrHardLinked): the other name is the same
+// file, maybe another user's, which the chown and chmod would change too.
 func (s *Session) Adopt(name string, e Entry, mode spec.Mode) (Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -623,14 +625,15 @@ func (s *Session) Adopt(name string, e Entry, mode spec.Mode) (Entry, error) {
 		return Entry{}, err
 	}
 	defer f.Close()
-	if e.Inode != 0 {
-		st, err := fstat(f)
-		if err != nil {
-			return Entry{}, err
-		}
-		if st.Ino != e.Inode {
-			return Entry{}, fmt.Errorf("%s was replaced since it was checked (inode %d, checked %d); not adopted", s.Root.Abs(name), st.Ino, e.Inode)
-		}
+	st, err := fstat(f)
+	if err != nil {
+		return Entry{}, err
+	}
+	if e.Inode != 0 && st.Ino != e.Inode {
+		return Entry{}, fmt.Errorf("%s was replaced since it was checked (inode %d, checked %d); not adopted", s.Root.Abs(name), st.Ino, e.Inode)
+	}
+	if st.Nlink != 1 {
+		return Entry{}, fmt.Errorf("%s: %w (%d names): the other names are the same file, perhaps another user's, whose owner and mode taking it over would change too; not adopted (copy it to a file of its own and import that)", s.Root.Abs(name), ErrHardLinked, st.Nlink)
 	}
 	fin, err := finishOpen(f, mode, s.set.UID, s.set.GID)
 	if err != nil {
