@@ -9,6 +9,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -256,4 +257,126 @@ node_cache "local" {
 		t.Errorf("the refused apply created %s", root)
 	}
 	v.check("apply --executor slurm with a log_dir the cache group may write")
+}
+
+// stageTask writes a stage job's task file (as stage does: root's, 0600,
+// in a root-only run directory) for node cache "local" of the enroot cache
+// at shared, with the local root and the wanted artifact, and runs
+// "cachectl stage-task" as the node's Slurm task would (SLURMD_NODENAME
+// n1).
+func (e *attackEnv) stageTask(shared, local, name, ref string) result {
+	e.t.Helper()
+	run := e.path(fmt.Sprintf("run-%d", time.Now().UnixNano()))
+	must(e.t, os.Mkdir(run, 0o700))
+	file := filepath.Join(run, "stage.json")
+	sf := map[string]any{
+		"version": 1, "node_cache": "local", "shared_root": shared, "runtime": "enroot", "root": local,
+		"uid": 0, "gid": e.gid, "file_mode": "0644", "dir_mode": "0755",
+		"wanted": []map[string]string{{"name": name, "ref": ref}},
+	}
+	must(e.t, os.WriteFile(file, marshalJSON(e.t, sf), 0o600))
+	c, out := e.cachectlCmd(e.t.Context(), "stage-task", "--file", file)
+	c.Env = append(c.Env, "SLURMD_NODENAME=n1")
+	err := c.Run()
+	r := result{args: []string{"stage-task", "--file", file}, out: out.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// TestAttackNodeRootSquat: a node cache's root is made by "cachectl stage"
+// on each node's local disk, typically under a scratch directory every
+// user may write (/local, /scratch, /tmp: mode 1777). Wherever it does
+// not exist yet (a new or reinstalled node), a user of that node can make
+// it first:
+//
+//   - squat: their own directory at the root's path. The stage task (root)
+//     opens it, trusts it as "the root directory's owner", and places the
+//     image there; its owner then replaces the image at will, and every
+//     job on the node that runs srun --container-image=<local root>/….sqsh
+//     (what "cachectl list --determined" tells users) runs the member's
+//     file as that job's user.
+//   - symlink (only while fs.protected_symlinks is 0; it is 1 on most
+//     distributions): a symbolic link at the root's path to a root-owned
+//     directory, where the stage task then creates .cachectl/ and the
+//     image.
+//
+// The stage task must refuse a local root (or a directory on its path)
+// that someone other than root, the runner or the node cache's owner made
+// or could replace, saying which and how to fix it, and place nothing.
+func TestAttackNodeRootSquat(t *testing.T) {
+	srv := newAttackRegistry(t)
+	ref := srv.Ref("squat/app:1")
+	pushSmall(t, ref, 310)
+	name := strings.NewReplacer("/", "+", ":", "+").Replace(ref) + ".sqsh"
+
+	setUp := func(t *testing.T) (*attackEnv, string, string) {
+		e := newAttackEnv(t)
+		shared := e.path("shared", "enroot")
+		e.writeSpec(fmt.Sprintf(`
+cache "sqsh" {
+  runtime   = "enroot"
+  root      = %q
+  images    = [%q]
+  owner     = "root"
+  group     = %q
+  file_mode = "0644"
+  dir_mode  = "2755"
+}
+`, shared, ref, attackerGroup))
+		e.mustApply()
+		scratch := e.path("local")
+		victimDir(t, scratch, 0o1777|os.ModeSticky)
+		must(t, os.Chmod(scratch, 0o777|os.ModeSticky))
+		return e, shared, scratch
+	}
+
+	t.Run("squat", func(t *testing.T) {
+		e, shared, scratch := setUp(t)
+		local := filepath.Join(scratch, "enroot")
+		e.attack("mkdir", local)
+		r := e.stageTask(shared, local, name, ref)
+		checkClean(t, r, 0, 1)
+		t.Logf("stage-task: exit %d: %s", r.code, errorLine(r.out))
+		placed := filepath.Join(local, name)
+		if _, err := os.Lstat(placed); err != nil {
+			if r.code == 0 {
+				t.Errorf("stage-task exited 0 but placed nothing at %s:\n%s", placed, r)
+			}
+			return
+		}
+		c := e.attackerCmd("renameover", placed)
+		c.Stdin = strings.NewReader("hsqs: the member's image, run by every job on the node\n")
+		if out, err := c.CombinedOutput(); err == nil {
+			t.Errorf("the stage task (exit %d) placed root's image in %s, a directory the member made; the member then replaced %s (jobs on the node run it)", r.code, local, placed)
+		} else {
+			t.Logf("member could not replace %s: %v %s", placed, err, out)
+		}
+	})
+
+	t.Run("symlink", func(t *testing.T) {
+		e, shared, scratch := setUp(t)
+		victim := e.path("victim")
+		victimDir(t, victim, 0o755)
+		victimFile(t, filepath.Join(victim, "keep"), "root's file\n", 0o644)
+		v := watchVictims(t, victim)
+		local := filepath.Join(scratch, "enroot")
+		e.attack("symlink", victim, local)
+		r := e.stageTask(shared, local, name, ref)
+		checkClean(t, r, 0, 1)
+		t.Logf("stage-task (fs.protected_symlinks=%s): exit %d: %s", protectedSymlinks(), r.code, errorLine(r.out))
+		v.check(fmt.Sprintf("stage-task with the local root a member's symlink (fs.protected_symlinks=%s)", protectedSymlinks()))
+	})
+}
+
+// protectedSymlinks reports the kernel's fs.protected_symlinks setting.
+func protectedSymlinks() string {
+	b, err := os.ReadFile("/proc/sys/fs/protected_symlinks")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
 }

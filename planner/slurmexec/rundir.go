@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -69,36 +70,15 @@ func CheckLogDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("slurm log directory: %w", err)
 	}
-	p := abs
-	for {
-		if _, err := os.Lstat(p); err == nil || filepath.Dir(p) == p {
-			break
-		}
-		p = filepath.Dir(p)
+	err = cacheroot.CheckPath(abs)
+	var ue *cacheroot.UnsafePathError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("slurm log directory %s: another user could swap a job's run directory for their own and have Slurm write the job's logs through their symbolic links, and run their batch script, as you: %w; make it root's or yours and writable only by its owner (chown, chmod go-w), or set log_dir in the spec's cachectl { slurm { } } block to such a directory (the default, <store>/slurm, is one)", abs, err)
 	}
-	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		return fmt.Errorf("slurm log directory %s: %w", abs, err)
 	}
-	for d := real; ; d = filepath.Dir(d) {
-		var st unix.Stat_t
-		if err := unix.Lstat(d, &st); err != nil {
-			return fmt.Errorf("slurm log directory %s: %s: %w", abs, d, err)
-		}
-		const why = "could swap a job's run directory for their own and have Slurm write the job's logs through their symbolic links, and run their batch script, as you"
-		const other = "or set log_dir in the spec's cachectl { slurm { } } block to a directory that only root or you can write (the default, <store>/slurm, is one)"
-		switch {
-		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-			return fmt.Errorf("slurm log directory %s: %s is not a directory", abs, d)
-		case st.Uid != 0 && int(st.Uid) != os.Geteuid():
-			return fmt.Errorf("slurm log directory %s: %s belongs to uid %d, not to root or to you (uid %d): its owner %s; chown it, %s", abs, d, st.Uid, os.Geteuid(), why, other)
-		case st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0:
-			return fmt.Errorf("slurm log directory %s: %s is writable by group or others (mode %04o) without the sticky bit: they %s; chmod go-w %s, %s", abs, d, st.Mode&0o7777, why, d, other)
-		}
-		if d == "/" {
-			return nil
-		}
-	}
+	return nil
 }
 
 // WriteJSON writes v as the file name (0600, new) in the run directory
