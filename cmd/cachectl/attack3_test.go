@@ -31,6 +31,8 @@ var _ = func() bool {
 	// user link a file they own, or one they may read and write).
 	attack2Commands["link"] = func(a []string) error { return os.Link(a[0], a[1]) }
 	attack2Commands["rundirswap"] = runDirSwap
+	// mkfifo PATH: a named pipe, mode 0644.
+	attack2Commands["mkfifo"] = func(a []string) error { return unix.Mkfifo(a[0], 0o644) }
 	return true
 }()
 
@@ -379,4 +381,31 @@ func protectedSymlinks() string {
 		return "unknown"
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestAttackImportFIFO: a user hands the admin "their SIF" to import
+// (cachectl import, manage-singularity-cache -i), and it is a named pipe.
+// import checks what image the file says it holds before anything else,
+// opening it by its path without O_NONBLOCK: the open waits for a writer
+// that never comes, and the admin's import (or the cron job or launcher
+// script running it, holding nothing yet) hangs for good. It must answer
+// at once that the file is not a regular file (exit 1).
+func TestAttackImportFIFO(t *testing.T) {
+	e := newAttackEnv(t)
+	e.limit = 20 * time.Second
+	drop := e.path("drop")
+	must(t, os.Mkdir(drop, 0o755))
+	must(t, os.Chown(drop, e.uid, e.gid))
+	fifo := filepath.Join(drop, "tool.sif")
+	e.attack("mkfifo", fifo)
+	e.writeSpec(sifCache("sif", e.path("cache", "sif"), "0644", []string{"alice/tool:1"}))
+	for _, args := range [][]string{{"import", "sif", fifo, "alice/tool:1"}} {
+		start := time.Now()
+		r := e.cachectl(args...)
+		t.Logf("%s: exit %d after %s: %s", args[0], r.code, time.Since(start).Round(time.Millisecond), errorLine(r.out))
+		checkClean(t, r, 1)
+	}
+	r := e.compat("manage-singularity-cache", "-i", fifo, "alice/tool:1")
+	t.Logf("manage-singularity-cache -i: exit %d: %s", r.code, errorLine(r.out))
+	checkClean(t, r, 1)
 }
