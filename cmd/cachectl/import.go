@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/cachectl/cachectl/planner"
-	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/planner/adopt"
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/spec"
 )
 
