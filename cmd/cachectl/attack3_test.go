@@ -409,3 +409,48 @@ func TestAttackImportFIFO(t *testing.T) {
 	t.Logf("manage-singularity-cache -i: exit %d: %s", r.code, errorLine(r.out))
 	checkClean(t, r, 1)
 }
+
+// TestAttackEscapesInNames: round two made plan and list print file names
+// escaped (TestCraftedFileNameInOutput). Other commands print the names
+// of files a member of the cache group left in a root as they are:
+// "cachectl enroot-sync" (which every user runs, over roots members may
+// add to: dir_mode "3775"), "cachectl adopt" (the admin, over a root
+// members have written) and "manage-enroot-cache -l". The member's file
+// name holds terminal control sequences (erase lines, move the cursor, a
+// forged line, retitle the window): none may reach the terminal raw.
+func TestAttackEscapesInNames(t *testing.T) {
+	e := newAttackEnv(t)
+	root := e.path("enroot")
+	victimDir(t, root, 0o775)
+	must(t, os.Chown(root, 0, e.gid))
+	must(t, os.Chmod(root, 0o775|os.ModeSticky))
+	evil := "x\x1b[1A\x1b[2K\rkeep team+tool+1 (up to date)\x1b]0;title\x07.sqsh"
+	planted := e.path("member.sqsh")
+	must(t, os.WriteFile(planted, []byte("hsqs: the member's file\n"), 0o644))
+	e.attack("copy", planted, filepath.Join(root, evil))
+	e.writeSpec(fmt.Sprintf(`
+cache "enroot" {
+  runtime   = "enroot"
+  root      = %q
+  images    = []
+  file_mode = "0644"
+  dir_mode  = "3775"
+}
+`, root))
+	data := e.path("data")
+	must(t, os.Mkdir(data, 0o700))
+	for _, run := range []struct {
+		what string
+		r    result
+	}{
+		{"enroot-sync --dry-run", e.cachectl("enroot-sync", root, "--dry-run", "--data-path", data)},
+		{"enroot-sync", e.cachectl("enroot-sync", root, "--data-path", data)},
+		{"adopt --dry-run", e.cachectl("adopt", "enroot", "--dry-run", "--offline")},
+		{"manage-enroot-cache -l", e.compat("manage-enroot-cache", "-s", root, "-l")},
+	} {
+		checkClean(t, run.r, 0, 1)
+		if strings.ContainsAny(run.r.out, "\x1b\x07") {
+			t.Errorf("cachectl %s printed a member's file name with its control characters raw: %q", run.what, run.r.out)
+		}
+	}
+}
