@@ -454,3 +454,41 @@ cache "enroot" {
 		}
 	}
 }
+
+// TestAttackCompatRootThroughUserSymlink: "manage-enroot-cache -s DIR
+// REF" (and a spec root) may name a directory below one a user owns — a
+// project's or a user's own cache directory they asked the admin to fill.
+// cachectl opens the root by its path as written, following symbolic
+// links ("the root's parent directories: owned by root", docs/security.md
+// asks, but nothing checks it), and trusts whatever directory it reaches.
+// The user makes DIR a symbolic link to a root-owned directory; the
+// admin's command then creates .cachectl/ and the image there.
+//
+// A root whose path holds another user's symbolic link, or a directory
+// above it that another user owns or may write (not sticky), must be
+// refused before anything is created, saying which and how to fix it.
+func TestAttackCompatRootThroughUserSymlink(t *testing.T) {
+	e := newAttackEnv(t)
+	srv := e.registry()
+	ref := srv.Ref("user/app:1")
+	pushSmall(t, ref, 320)
+	e.writeSpec(sifCache("sif", e.path("cache", "sif"), "0644", nil))
+
+	home := e.path("project", "alice")
+	victimDir(t, home, 0o755)
+	must(t, os.Chown(home, e.uid, e.gid))
+	victim := e.path("victim")
+	victimDir(t, victim, 0o755)
+	victimFile(t, filepath.Join(victim, "keep"), "root's file\n", 0o644)
+	v := watchVictims(t, victim)
+	dir := filepath.Join(home, "enroot")
+	e.attack("symlink", victim, dir)
+
+	r := e.compat("manage-enroot-cache", "-s", dir, "--nocreate", ref)
+	checkClean(t, r, 0, 1)
+	t.Logf("manage-enroot-cache -s %s: exit %d: %s", dir, r.code, errorLine(r.out))
+	v.check("manage-enroot-cache -s DIR with DIR the user's symlink to a root-owned directory")
+	if r.code == 1 && !strings.Contains(r.out, dir) {
+		t.Errorf("the refusal should name %s:\n%s", dir, r)
+	}
+}

@@ -36,7 +36,16 @@ func (e *UnsafePathError) Error() string {
 // theirs). Components that do not exist yet are not checked (the caller
 // creates them; check again once they exist). It returns an
 // *UnsafePathError, or the error of a failed lookup.
-func CheckPath(path string, owners ...int) error {
+func CheckPath(path string, owners ...int) error { return checkPath(path, owners, false) }
+
+// CheckRootPath is CheckPath for a cache root, whose own directory may
+// belong to anyone (its owner is trusted with what is below it, see
+// Root): only the symbolic links and the directories above it are
+// checked. Whoever could change one of those could point the root
+// elsewhere, where cachectl would create and change files.
+func CheckRootPath(path string, owners ...int) error { return checkPath(path, owners, true) }
+
+func checkPath(path string, owners []int, exemptLast bool) error {
 	if !filepath.IsAbs(path) {
 		return fmt.Errorf("%s: not an absolute path", path)
 	}
@@ -97,6 +106,9 @@ func CheckPath(path string, owners ...int) error {
 			}
 			rest = append(strings.Split(target, "/"), rest...)
 		case unix.S_IFDIR:
+			if exemptLast && !slices.ContainsFunc(rest, func(c string) bool { return c != "" && c != "." }) {
+				return nil // the root itself
+			}
 			if err := checkDir(p, &st); err != nil {
 				return err
 			}

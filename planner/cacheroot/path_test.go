@@ -55,6 +55,7 @@ func TestCheckPath(t *testing.T) {
 		{filepath.Join(link, "x"), nil, link},
 		{filepath.Join(ours, "x"), nil, link},
 		{filepath.Join(base, "..", filepath.Base(base), "open"), nil, open},
+		{filepath.Join(theirs, "."), nil, theirs},
 	} {
 		err := CheckPath(tc.path, tc.owners...)
 		var ue *UnsafePathError
@@ -63,6 +64,23 @@ func TestCheckPath(t *testing.T) {
 			t.Errorf("CheckPath(%s, %v) = %v, want nil", tc.path, tc.owners, err)
 		case tc.unsafe != "" && (!errors.As(err, &ue) || ue.At != tc.unsafe):
 			t.Errorf("CheckPath(%s, %v) = %v, want it refused at %s", tc.path, tc.owners, err, tc.unsafe)
+		}
+	}
+	// A root's own directory may be anyone's; what is above it may not,
+	// nor another user's symlink on the way.
+	for _, tc := range []struct{ path, unsafe string }{
+		{theirs, ""},
+		{filepath.Join(theirs, "root"), theirs},
+		{link, link},
+		{filepath.Join(good, "theirs"), ""},
+	} {
+		err := CheckRootPath(tc.path)
+		var ue *UnsafePathError
+		switch {
+		case tc.unsafe == "" && err != nil:
+			t.Errorf("CheckRootPath(%s) = %v, want nil", tc.path, err)
+		case tc.unsafe != "" && (!errors.As(err, &ue) || ue.At != tc.unsafe):
+			t.Errorf("CheckRootPath(%s) = %v, want it refused at %s", tc.path, err, tc.unsafe)
 		}
 	}
 }

@@ -58,8 +58,17 @@ type Session struct {
 // owner) and locks a cache root, checks its state directory, removes what
 // interrupted runs left in it, and reads the index.
 func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.Duration) (*Session, error) {
+	// The path to the root: before it is created or opened, and again
+	// once it exists (a missing part could have been made meanwhile).
+	if err := checkRootPath(rootPath, set.UID); err != nil {
+		return nil, err
+	}
 	r, created, err := CreateRoot(rootPath, set.DirMode, set.UID, set.GID)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkRootPath(rootPath, set.UID); err != nil {
+		r.Close()
 		return nil, err
 	}
 	r.Trust(set.UID)
@@ -92,6 +101,21 @@ func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.
 	}
 	ok = true
 	return s, nil
+}
+
+// checkRootPath refuses a root that another user could point elsewhere
+// (CheckRootPath), with what to do about it.
+func checkRootPath(root string, uid int) error {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
+	err = CheckRootPath(abs, uid)
+	var ue *UnsafePathError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("cache root %w: whoever owns or can write it could point the root elsewhere, where cachectl would create and change files; give the root's real path, or make the directories above it root's and writable only by their owner (or sticky)", err)
+	}
+	return err
 }
 
 // Created reports whether Begin made the root.
