@@ -492,3 +492,43 @@ func TestAttackCompatRootThroughUserSymlink(t *testing.T) {
 		t.Errorf("the refusal should name %s:\n%s", dir, r)
 	}
 }
+
+// TestAttackStoreThroughSymlink: the blob store directory itself may be a
+// symbolic link ("to a bigger disk", store.Open follows it), and nothing
+// checks the directories above it. A site that keeps the store beside its
+// caches, in a directory of the cache group (/shared/cachectl, 0775 or
+// 2775, group hpc), lets a member rename the store away and put a
+// symbolic link to a root-owned directory in its place: the next apply
+// creates blobs/, tmp/ and lock there and writes blobs into it. apply
+// must refuse a store whose path holds another user's symbolic link or a
+// directory above it that others may write (not sticky), before creating
+// anything, naming it.
+func TestAttackStoreThroughSymlink(t *testing.T) {
+	e := newAttackEnv(t)
+	srv := e.registry()
+	ref := srv.Ref("store/app:1")
+	pushSmall(t, ref, 330)
+	shared := e.path("shared")
+	victimDir(t, shared, 0o775)
+	must(t, os.Chown(shared, 0, e.gid))
+	e.store = filepath.Join(shared, "store")
+	must(t, os.Mkdir(e.store, 0o755))
+	root := e.path("cache", "sif")
+	e.writeSpec(sifCache("sif", root, "0644", []string{ref}))
+
+	victim := e.path("victim")
+	victimDir(t, victim, 0o755)
+	victimFile(t, filepath.Join(victim, "keep"), "root's file\n", 0o644)
+	v := watchVictims(t, victim)
+	e.attack("rename", e.store, e.store+".old")
+	e.attack("symlink", victim, e.store)
+	for _, args := range [][]string{applyArgs, {"gc"}} {
+		r := e.cachectl(args...)
+		checkClean(t, r, 0, 1)
+		t.Logf("%s: exit %d: %s", args[0], r.code, errorLine(r.out))
+		v.check(args[0] + " with the store a member's symlink to a root-owned directory")
+		if r.code == 1 && !strings.Contains(r.out, e.store) {
+			t.Errorf("the refusal should name %s:\n%s", e.store, r)
+		}
+	}
+}

@@ -45,6 +45,22 @@ func CheckPath(path string, owners ...int) error { return checkPath(path, owners
 // elsewhere, where cachectl would create and change files.
 func CheckRootPath(path string, owners ...int) error { return checkPath(path, owners, true) }
 
+// CheckPlace is CheckRootPath for what (a "cache root", the "blob
+// store") at path, made absolute: an unsafe path is an error that says
+// what to do about it.
+func CheckPlace(what, path string, owners ...int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	err = CheckRootPath(abs, owners...)
+	var ue *UnsafePathError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %w: whoever owns or can write it could point the %s elsewhere, where cachectl would create and change files; give its real path, or make the directories above it root's and writable only by their owner (or sticky)", what, err, what)
+	}
+	return err
+}
+
 func checkPath(path string, owners []int, exemptLast bool) error {
 	if !filepath.IsAbs(path) {
 		return fmt.Errorf("%s: not an absolute path", path)

@@ -105,18 +105,7 @@ func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.
 
 // checkRootPath refuses a root that another user could point elsewhere
 // (CheckRootPath), with what to do about it.
-func checkRootPath(root string, uid int) error {
-	abs, err := filepath.Abs(root)
-	if err != nil {
-		return err
-	}
-	err = CheckRootPath(abs, uid)
-	var ue *UnsafePathError
-	if errors.As(err, &ue) {
-		return fmt.Errorf("cache root %w: whoever owns or can write it could point the root elsewhere, where cachectl would create and change files; give the root's real path, or make the directories above it root's and writable only by their owner (or sticky)", err)
-	}
-	return err
-}
+func checkRootPath(root string, uid int) error { return CheckPlace("cache root", root, uid) }
 
 // Created reports whether Begin made the root.
 func (s *Session) Created() bool { return s.created }
