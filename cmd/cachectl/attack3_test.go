@@ -36,9 +36,10 @@ var _ = func() bool {
 	return true
 }()
 
-// protectedHardlinks reports the kernel's fs.protected_hardlinks setting.
-func protectedHardlinks(t testing.TB) string {
-	b, err := os.ReadFile("/proc/sys/fs/protected_hardlinks")
+// fsSysctl reports a setting of the kernel's fs.* (protected_hardlinks,
+// protected_symlinks), "unknown" when it cannot be read.
+func fsSysctl(name string) string {
+	b, err := os.ReadFile("/proc/sys/fs/" + name)
 	if err != nil {
 		return "unknown"
 	}
@@ -85,7 +86,7 @@ func TestAttackImportHardLinkInPlace(t *testing.T) {
 	e.attack("link", model, placed)
 	r := e.cachectl("import", "sif", placed, "crafted/app:1")
 	checkClean(t, r, 0, 1)
-	if !v.check(fmt.Sprintf("import in place of a hard link to the teammate's file (protected_hardlinks=%s)", protectedHardlinks(t))) {
+	if !v.check(fmt.Sprintf("import in place of a hard link to the teammate's file (protected_hardlinks=%s)", fsSysctl("protected_hardlinks"))) {
 		t.Logf("%s", r)
 	}
 	t.Logf("import: exit %d: %s", r.code, errorLine(r.out))
@@ -369,18 +370,9 @@ cache "sqsh" {
 		e.attack("symlink", victim, local)
 		r := e.stageTask(shared, local, name, ref)
 		checkClean(t, r, 0, 1)
-		t.Logf("stage-task (fs.protected_symlinks=%s): exit %d: %s", protectedSymlinks(), r.code, errorLine(r.out))
-		v.check(fmt.Sprintf("stage-task with the local root a member's symlink (fs.protected_symlinks=%s)", protectedSymlinks()))
+		t.Logf("stage-task (fs.protected_symlinks=%s): exit %d: %s", fsSysctl("protected_symlinks"), r.code, errorLine(r.out))
+		v.check(fmt.Sprintf("stage-task with the local root a member's symlink (fs.protected_symlinks=%s)", fsSysctl("protected_symlinks")))
 	})
-}
-
-// protectedSymlinks reports the kernel's fs.protected_symlinks setting.
-func protectedSymlinks() string {
-	b, err := os.ReadFile("/proc/sys/fs/protected_symlinks")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // TestAttackImportFIFO: a user hands the admin "their SIF" to import
