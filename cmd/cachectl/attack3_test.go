@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -46,60 +45,88 @@ func fsSysctl(name string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// TestAttackImportHardLinkInPlace: "cachectl import CACHE FILE REF" with
-// FILE already at the artifact's final path adopts it in place: it chowns
-// it to the cache's owner and group and chmods it to file_mode, through
-// the root's handles — without asking whether the file has a second name
-// elsewhere. The member hard-links another user's file into a directory
-// of the root (protected_hardlinks=1 still lets them link any file they
-// may read and write: here a teammate's SIF in a project directory, mode
-// 0660, group the cache group; with protected_hardlinks=0, any file
-// whose directory they can reach), at the name of an image the spec
-// lists, and asks the admin to import "their file in place". The
-// teammate's file then belongs to root and is readable by everyone.
+// TestAttackImportHardLink: "cachectl import CACHE FILE REF" (and
+// manage-singularity-cache -i) takes FILE as a user hands it over,
+// without asking whether the file has a second name elsewhere:
+//
+//   - in-place: FILE already sits at the artifact's final path, and import
+//     adopts it there: it chowns it to the cache's owner and group and
+//     chmods it to file_mode. The member hard-links another user's file
+//     into a directory of the root (fs.protected_hardlinks=1 still lets
+//     them link a file they may read and write: here a teammate's SIF in
+//     a project directory, mode 0660, group the cache group) at the name
+//     of an image the spec lists, and asks the admin to import "their file
+//     in place": the teammate's file then belongs to root and is readable
+//     by everyone.
+//   - copy: FILE is a hard link in the member's own drop directory, and
+//     import copies it into the cache with file_mode 0644. With
+//     fs.protected_hardlinks=0 the member can link any file whose
+//     directory they can search, also one they may not read (another
+//     user's 0600 SIF): root's import then publishes it. (With
+//     protected_hardlinks=1, as here, the member can link only what they
+//     may read; the test shows the mechanism with the teammate's 0660
+//     file.)
 //
 // adopt refuses a file with a second link ("a later chmod or replacement
-// would change it too", docs/security.md); import in place must refuse it
-// too (exit 1, saying which file and why), and change nothing.
-func TestAttackImportHardLinkInPlace(t *testing.T) {
-	e := newAttackEnv(t)
+// would change it too", docs/security.md); import must refuse it too
+// (exit 1, saying which file and why), and change and place nothing.
+func TestAttackImportHardLink(t *testing.T) {
 	const teammate = 65534 // nobody: another user, not the attacker
-	root := e.path("cache", "sif")
-	for _, d := range []string{root, filepath.Join(root, "crafted")} {
-		victimDir(t, d, 0o775)
-		must(t, os.Chown(d, 0, e.gid))
+	setUp := func(t *testing.T) (e *attackEnv, root, model string, v *victims) {
+		e = newAttackEnv(t)
+		root = e.path("cache", "sif")
+		for _, d := range []string{root, filepath.Join(root, "crafted")} {
+			victimDir(t, d, 0o775)
+			must(t, os.Chown(d, 0, e.gid))
+		}
+		e.writeSpec(sifCache("sif", root, "0644", []string{"crafted/app:1"}))
+		// The teammate's project directory and SIF (group-shared, not for
+		// everyone).
+		project := e.path("projects", "bob")
+		victimDir(t, project, 0o755)
+		must(t, os.Chown(project, teammate, teammate))
+		model = filepath.Join(project, "model.sif")
+		craftedSIF(t, model, func([]byte) {})
+		must(t, os.Chown(model, teammate, e.gid))
+		must(t, os.Chmod(model, 0o660))
+		return e, root, model, watchVictims(t, project)
 	}
-	e.writeSpec(sifCache("sif", root, "0644", []string{"crafted/app:1"}))
-
-	// The teammate's project directory and SIF (group-shared, not for
-	// everyone).
-	project := e.path("projects", "bob")
-	victimDir(t, project, 0o755)
-	must(t, os.Chown(project, teammate, teammate))
-	model := filepath.Join(project, "model.sif")
-	craftedSIF(t, model, func([]byte) {})
-	must(t, os.Chown(model, teammate, e.gid))
-	must(t, os.Chmod(model, 0o660))
-	v := watchVictims(t, project)
-
-	placed := filepath.Join(root, "crafted", "app:1")
-	e.attack("link", model, placed)
-	r := e.cachectl("import", "sif", placed, "crafted/app:1")
-	checkClean(t, r, 0, 1)
-	if !v.check(fmt.Sprintf("import in place of a hard link to the teammate's file (protected_hardlinks=%s)", fsSysctl("protected_hardlinks"))) {
-		t.Logf("%s", r)
-	}
-	t.Logf("import: exit %d: %s", r.code, errorLine(r.out))
-	if r.code == 1 && !strings.Contains(r.out, "link") {
-		t.Errorf("the refusal should say that the file has another hard link:\n%s", r)
-	}
-	// The teammate's file itself, after the run.
-	if fi, err := os.Stat(model); err == nil {
-		st := fi.Sys().(*syscall.Stat_t)
-		if st.Uid != teammate || fi.Mode().Perm() != 0o660 {
-			t.Errorf("the teammate's %s is now uid %d mode %v (was uid %d mode 0660)", model, st.Uid, fi.Mode().Perm(), teammate)
+	refused := func(t *testing.T, r result) {
+		t.Helper()
+		checkClean(t, r, 0, 1)
+		t.Logf("import: exit %d: %s", r.code, errorLine(r.out))
+		if r.code != 1 || !strings.Contains(r.out, "hard link") {
+			t.Errorf("import of a file with a second hard link (fs.protected_hardlinks=%s) was not refused as such:\n%s", fsSysctl("protected_hardlinks"), r)
 		}
 	}
+
+	t.Run("in-place", func(t *testing.T) {
+		e, root, model, v := setUp(t)
+		placed := filepath.Join(root, "crafted", "app:1")
+		e.attack("link", model, placed)
+		r := e.cachectl("import", "sif", placed, "crafted/app:1")
+		v.check(fmt.Sprintf("import in place of a hard link to the teammate's file (fs.protected_hardlinks=%s)", fsSysctl("protected_hardlinks")))
+		refused(t, r)
+	})
+
+	t.Run("copy", func(t *testing.T) {
+		e, root, model, v := setUp(t)
+		drop := e.path("drop")
+		must(t, os.Mkdir(drop, 0o755))
+		must(t, os.Chown(drop, e.uid, e.gid))
+		handed := filepath.Join(drop, "app.sif")
+		e.attack("link", model, handed)
+		for _, r := range []result{
+			e.cachectl("import", "sif", handed, "crafted/app:1"),
+			e.compat("manage-singularity-cache", "-i", handed, "crafted/app:1"),
+		} {
+			v.check("import of a hard link to the teammate's file")
+			refused(t, r)
+			if _, err := os.Lstat(filepath.Join(root, "crafted", "app:1")); err == nil {
+				t.Fatalf("import placed a copy of the teammate's file in the cache")
+			}
+		}
+	})
 }
 
 // errorLine returns the "Error: …" line of a command's output ("" when
