@@ -47,6 +47,14 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
+	// A second name of the file may be another user's file, one the user
+	// who handed this path over may not read (fs.protected_hardlinks = 0
+	// lets anyone link any file): its content would land in the cache
+	// with the cache's file_mode. In place, its owner and mode would
+	// change too.
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 {
+		return nil, fmt.Errorf("import: %s %w (%d names): the other names are the same file, perhaps another user's; import a copy of its own (cp %s NEW && cachectl import … NEW)", file, cacheroot.ErrHardLinked, sys.Nlink, file)
+	}
 
 	// Verify reads the very file opened above, whatever its path becomes
 	// (its messages name the file as the user gave it).
@@ -77,7 +85,9 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 		return nil, &cacheroot.PathError{Op: "import", Path: there.Blocked, Err: there.BlockedBy}
 	}
 	if there.Exists && sameFile(fi, there) {
-		// Adopt in place: the file is already where it belongs.
+		// Adopt in place: the file is already where it belongs (the very
+		// inode checked; Adopt refuses one with a second hard link).
+		e.Inode = there.Inode
 		e, err := sess.Adopt(name, e, c.FileMode)
 		return &e, err
 	}

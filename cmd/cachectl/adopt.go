@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cachectl/cachectl/cmd/cachectl/views"
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/adopt"
 	"github.com/cachectl/cachectl/providers/registry"
@@ -252,7 +253,9 @@ func writeAdoptTable(w io.Writer, res *adopt.Result) {
 				note += ", digest from the registry (unverified content)"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Status, f.Name, ref, by, note)
+		// File names (and what they read as) are the root's, where others
+		// may have written: escaped when they hold control characters.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Status, views.Printable(f.Name), views.Printable(ref), by, views.Printable(note))
 	}
 	tw.Flush()
 }

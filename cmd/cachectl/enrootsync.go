@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cachectl/cachectl/cmd/cachectl/views"
 	"github.com/cachectl/cachectl/planner/enrootsync"
 	"github.com/cachectl/cachectl/spec"
 )
@@ -87,12 +88,14 @@ func syncContainers(iox *IO, opts enrootsync.Options, dryRun bool) error {
 		if s.Action == enrootsync.Unreadable {
 			unreadable = append(unreadable, s.Reason)
 		}
-		line := fmt.Sprintf("%s %s", verb[s.Action], s.Container)
+		// Names come from the root, where members of the cache group may
+		// add files: escaped when they hold control characters.
+		line := fmt.Sprintf("%s %s", verb[s.Action], views.Printable(s.Container))
 		if s.Image != "" {
-			line += " from " + filepath.Join(opts.Root, s.Image)
+			line += " from " + views.Printable(filepath.Join(opts.Root, s.Image))
 		}
 		if s.Reason != "" {
-			line += " (" + s.Reason + ")"
+			line += " (" + views.PrintableText(s.Reason) + ")"
 		}
 		fmt.Fprintln(iox.Stdout, line)
 	}

@@ -2,11 +2,12 @@ package main
 
 import (
 	"fmt"
-	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/adopt"
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -75,9 +76,16 @@ func (c *ImportCmd) Run(g *Globals, iox *IO) error {
 // than one image: jobs asking for ref would run something else, and an
 // imported file is never refreshed.
 func checkImportContent(file, ref string) error {
-	f, err := os.Open(file)
+	abs, err := filepath.Abs(file)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
+	}
+	// Opened as Import opens it (no symlink followed, a FIFO does not
+	// block, only a regular file): a file it would refuse is left to it
+	// to refuse, with its message.
+	f, err := cacheroot.OpenRegularNoSymlinks(abs)
+	if err != nil {
+		return nil
 	}
 	defer f.Close()
 	d, err := adopt.Describe(f)

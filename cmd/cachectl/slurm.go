@@ -40,6 +40,9 @@ func newExecutor(g *Globals, m *spec.Model, name string, events *func(apply.Even
 	if err != nil {
 		return nil, fmt.Errorf("the slurm executor: cannot tell the path of cachectl for the nodes (%v); set command in the spec's cachectl { slurm { } } block", err)
 	}
+	if err := slurmexec.CheckLogDir(slurmexec.LogDir(m.Slurm, storeDir(g, m))); err != nil {
+		return nil, err
+	}
 	return &slurmexec.Executor{
 		Client: c, Settings: m.Slurm, Store: storeDir(g, m), Command: cmd,
 		Events: func(e apply.Event) {

@@ -64,6 +64,9 @@ func (c *StageCmd) Run(g *Globals, iox *IO) error {
 	if err != nil {
 		return fmt.Errorf("cannot tell the path of cachectl for the nodes (%v); set command in the spec's cachectl { slurm { } } block", err)
 	}
+	if err := slurmexec.CheckLogDir(slurmexec.LogDir(m.Slurm, storeDir(g, m))); err != nil {
+		return err
+	}
 	var mu sync.Mutex
 	failed := 0
 	for _, nc := range ncs {

@@ -51,6 +51,10 @@ var ErrNotDir = errors.New("is not a directory")
 // directory may rename and replace what is in it, whatever its mode.
 var ErrUntrusted = errors.New("belongs to another user")
 
+// ErrHardLinked is returned (wrapped) when a file cachectl would take
+// over has more than one hard link.
+var ErrHardLinked = errors.New("has another hard link")
+
 // PathError names the path below a root that an operation refused.
 type PathError struct {
 	Op   string

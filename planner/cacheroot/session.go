@@ -58,8 +58,17 @@ type Session struct {
 // owner) and locks a cache root, checks its state directory, removes what
 // interrupted runs left in it, and reads the index.
 func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.Duration) (*Session, error) {
+	// The path to the root: before it is created or opened, and again
+	// once it exists (a missing part could have been made meanwhile).
+	if err := checkRootPath(rootPath, set.UID); err != nil {
+		return nil, err
+	}
 	r, created, err := CreateRoot(rootPath, set.DirMode, set.UID, set.GID)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkRootPath(rootPath, set.UID); err != nil {
+		r.Close()
 		return nil, err
 	}
 	r.Trust(set.UID)
@@ -93,6 +102,10 @@ func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.
 	ok = true
 	return s, nil
 }
+
+// checkRootPath refuses a root that another user could point elsewhere
+// (CheckRootPath), with what to do about it.
+func checkRootPath(root string, uid int) error { return CheckPlace("cache root", root, uid) }
 
 // Created reports whether Begin made the root.
 func (s *Session) Created() bool { return s.created }
@@ -614,7 +627,9 @@ func (s *Session) removeEmptyDirs(name string) {
 // Adopt takes over a file that already sits at its final path (import in
 // place): it gives it the mode and owner through its handle, hashes it and
 // records e for it. When e.Inode is set, the file must still be that inode
-// (the one the caller checked), else nothing is changed.
+// (the one the caller checked), else nothing is changed. A file with a
+// second hard link is refused (ErrHardLinked): the other name is the same
+// file, maybe another user's, which the chown and chmod would change too.
 func (s *Session) Adopt(name string, e Entry, mode spec.Mode) (Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -623,14 +638,15 @@ func (s *Session) Adopt(name string, e Entry, mode spec.Mode) (Entry, error) {
 		return Entry{}, err
 	}
 	defer f.Close()
-	if e.Inode != 0 {
-		st, err := fstat(f)
-		if err != nil {
-			return Entry{}, err
-		}
-		if st.Ino != e.Inode {
-			return Entry{}, fmt.Errorf("%s was replaced since it was checked (inode %d, checked %d); not adopted", s.Root.Abs(name), st.Ino, e.Inode)
-		}
+	st, err := fstat(f)
+	if err != nil {
+		return Entry{}, err
+	}
+	if e.Inode != 0 && st.Ino != e.Inode {
+		return Entry{}, fmt.Errorf("%s was replaced since it was checked (inode %d, checked %d); not adopted", s.Root.Abs(name), st.Ino, e.Inode)
+	}
+	if st.Nlink != 1 {
+		return Entry{}, fmt.Errorf("%s: %w (%d names): the other names are the same file, perhaps another user's, whose owner and mode taking it over would change too; not adopted (copy it to a file of its own and import that)", s.Root.Abs(name), ErrHardLinked, st.Nlink)
 	}
 	fin, err := finishOpen(f, mode, s.set.UID, s.set.GID)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -35,10 +36,16 @@ type RunDir struct {
 }
 
 // NewRunDir makes a new run directory under base (made 0700 when
-// missing).
+// missing), which must be safe from other users (CheckLogDir).
 func NewRunDir(base, kind string) (*RunDir, error) {
+	if err := CheckLogDir(base); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return nil, fmt.Errorf("slurm log directory: %w", err)
+	}
+	if err := CheckLogDir(base); err != nil {
+		return nil, err
 	}
 	var b [4]byte
 	rand.Read(b[:])
@@ -47,6 +54,31 @@ func NewRunDir(base, kind string) (*RunDir, error) {
 		return nil, fmt.Errorf("slurm log directory: %w", err)
 	}
 	return &RunDir{Path: p}, nil
+}
+
+// CheckLogDir refuses a log directory (or, while it does not exist, its
+// nearest existing parent) that another user could change: it and every
+// directory above it (symbolic links resolved) must belong to root or the
+// running user and be writable by nobody else, unless sticky (like /tmp,
+// where others cannot rename what is not theirs). The run directory's
+// paths go to sbatch and to Slurm, which opens the job's --output and
+// reads the script by path, as the submitter: whoever could rename a run
+// directory and put their own in its place would have Slurm write the logs
+// through their symbolic links, and run their script, as that user.
+func CheckLogDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("slurm log directory: %w", err)
+	}
+	err = cacheroot.CheckPath(abs)
+	var ue *cacheroot.UnsafePathError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("slurm log directory %s: another user could swap a job's run directory for their own and have Slurm write the job's logs through their symbolic links, and run their batch script, as you: %w; make it root's or yours and writable only by its owner (chown, chmod go-w), or set log_dir in the spec's cachectl { slurm { } } block to such a directory (the default, <store>/slurm, is one)", abs, err)
+	}
+	if err != nil {
+		return fmt.Errorf("slurm log directory %s: %w", abs, err)
+	}
+	return nil
 }
 
 // WriteJSON writes v as the file name (0600, new) in the run directory

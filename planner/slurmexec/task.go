@@ -177,6 +177,9 @@ func build(ctx context.Context, storeDir string, t Task, work *cacheroot.WorkDir
 	if err != nil {
 		return err
 	}
+	if err := cacheroot.CheckPlace("blob store", storeDir); err != nil {
+		return err
+	}
 	st, err := store.Open(storeDir)
 	if err != nil {
 		return err

@@ -1,0 +1,150 @@
+package cacheroot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// UnsafePathError says why a path (a node-local root, a Slurm log
+// directory) is one that another user could redirect or take over.
+type UnsafePathError struct {
+	Path   string // the path as given
+	At     string // the component found unsafe
+	Reason string
+}
+
+func (e *UnsafePathError) Error() string {
+	if e.At == e.Path {
+		return fmt.Sprintf("%s %s", e.Path, e.Reason)
+	}
+	return fmt.Sprintf("%s: %s %s", e.Path, e.At, e.Reason)
+}
+
+// CheckPath refuses an absolute path that someone other than root, the
+// running user or the given owners could redirect or take over: every
+// symbolic link on the way (followed as the kernel would, each one
+// checked) must belong to root or the running user, and every directory on
+// the way — the path itself included — must belong to root, the running
+// user or one of owners, and be writable by nobody else unless it has the
+// sticky bit (like /tmp, where others cannot rename or replace what is not
+// theirs). Components that do not exist yet are not checked (the caller
+// creates them; check again once they exist). It returns an
+// *UnsafePathError, or the error of a failed lookup.
+func CheckPath(path string, owners ...int) error { return checkPath(path, owners, false) }
+
+// CheckRootPath is CheckPath for a cache root, whose own directory may
+// belong to anyone (its owner is trusted with what is below it, see
+// Root): only the symbolic links and the directories above it are
+// checked. Whoever could change one of those could point the root
+// elsewhere, where cachectl would create and change files.
+func CheckRootPath(path string, owners ...int) error { return checkPath(path, owners, true) }
+
+// CheckPlace is CheckRootPath for what (a "cache root", the "blob
+// store") at path, made absolute: an unsafe path is an error that says
+// what to do about it.
+func CheckPlace(what, path string, owners ...int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	err = CheckRootPath(abs, owners...)
+	var ue *UnsafePathError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %w: whoever owns or can write it could point the %s elsewhere, where cachectl would create and change files; give its real path, or make the directories above it root's and writable only by their owner (or sticky)", what, err, what)
+	}
+	return err
+}
+
+func checkPath(path string, owners []int, exemptLast bool) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%s: not an absolute path", path)
+	}
+	trusted := func(uid uint32) bool {
+		return uid == 0 || int(uid) == os.Geteuid() || slices.Contains(owners, int(uid))
+	}
+	unsafe := func(at, format string, args ...any) error {
+		return &UnsafePathError{Path: path, At: at, Reason: fmt.Sprintf(format, args...)}
+	}
+	checkDir := func(p string, st *unix.Stat_t) error {
+		switch {
+		case !trusted(st.Uid):
+			return unsafe(p, "belongs to uid %d, not to root or to you (uid %d)%s", st.Uid, os.Geteuid(), ownersText(owners))
+		case st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0:
+			return unsafe(p, "is writable by group or others (mode %04o) without the sticky bit", st.Mode&0o7777)
+		}
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat("/", &st); err != nil {
+		return err
+	}
+	if err := checkDir("/", &st); err != nil {
+		return err
+	}
+	dir, rest := "/", strings.Split(path, "/")
+	for links := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			dir = filepath.Dir(dir)
+			continue
+		}
+		p := filepath.Join(dir, c)
+		if err := unix.Lstat(p, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil
+			}
+			return &os.PathError{Op: "lstat", Path: p, Err: err}
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFLNK:
+			if !trusted(st.Uid) {
+				return unsafe(p, "is a symbolic link of uid %d, not of root or of you (uid %d)%s", st.Uid, os.Geteuid(), ownersText(owners))
+			}
+			if links++; links > 40 {
+				return &os.PathError{Op: "resolve", Path: path, Err: unix.ELOOP}
+			}
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if filepath.IsAbs(target) {
+				dir = "/"
+			}
+			rest = append(strings.Split(target, "/"), rest...)
+		case unix.S_IFDIR:
+			if exemptLast && !slices.ContainsFunc(rest, func(c string) bool { return c != "" && c != "." }) {
+				return nil // the root itself
+			}
+			if err := checkDir(p, &st); err != nil {
+				return err
+			}
+			dir = p
+		default:
+			return unsafe(p, "is not a directory")
+		}
+	}
+	return nil
+}
+
+func ownersText(owners []int) string {
+	var ids []string
+	for _, o := range owners {
+		if o >= 0 && o != 0 && o != os.Geteuid() {
+			ids = append(ids, fmt.Sprint(o))
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	return " or to the owner set in the spec (uid " + strings.Join(ids, ", ") + ")"
+}
