@@ -109,7 +109,7 @@ func (c *ReportCmd) Run(g *Globals, iox *IO) error {
 	if c.Output == "" {
 		_, err = iox.Stdout.Write(buf.Bytes())
 	} else {
-		err = renameio.WriteFile(c.Output, buf.Bytes(), 0o644)
+		err = writeReportFile(c.Output, buf.Bytes())
 	}
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
@@ -147,4 +147,19 @@ func checkFailure(g *Globals, iox *IO, at time.Time, err error) views.CheckFailu
 	errs.WriteText(&b, false, 0)
 	f.Detail = b.String()
 	return f
+}
+
+// writeReportFile writes a report through a temporary file and a rename,
+// always mode 0644: not renameio.WriteFile, which copies the mode of
+// whatever is at the path (a file someone else put there 0666).
+func writeReportFile(p string, b []byte) error {
+	t, err := renameio.NewPendingFile(p, renameio.WithPermissions(0o644))
+	if err != nil {
+		return err
+	}
+	defer t.Cleanup()
+	if _, err := t.Write(b); err != nil {
+		return err
+	}
+	return t.CloseAtomicallyReplace()
 }

@@ -66,3 +66,26 @@ func TestApplyRecordsChangeTime(t *testing.T) {
 		t.Errorf("apply with nothing to change left the old change time in the index (%v; the file's is %v): every plan hashes the file again", got, want)
 	}
 }
+
+// TestReportOutputMode: report -o replaces what is at the path with a
+// 0644 file, whatever the mode of the file it replaces (renameio.WriteFile
+// would copy a 0666 one's).
+func TestReportOutputMode(t *testing.T) {
+	e := newPlainEnv(t)
+	e.writeSpec(`cache "sif" {
+  runtime = "apptainer"
+  root    = "` + e.path("cache") + `"
+}
+`)
+	out := e.path("drift.prom")
+	must(t, os.WriteFile(out, []byte("old"), 0o644))
+	must(t, os.Chmod(out, 0o666))
+	if r := e.cachectl("report", "--format", "prometheus", "-o", out); r.code != 0 {
+		t.Fatalf("report:\n%s", r)
+	}
+	fi, err := os.Stat(out)
+	must(t, err)
+	if fi.Mode().Perm() != 0o644 {
+		t.Errorf("report -o over a 0666 file left mode %v, want 0644", fi.Mode().Perm())
+	}
+}
