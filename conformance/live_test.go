@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +27,39 @@ const peersEnv = "/opt/peers/env.sh"
 // environment never reaches a goldens file.
 type peers struct {
 	env []string
+	// enrootRegistry is the address Enroot pulls from: a proxy of the
+	// registry (enrootProxy).
+	enrootRegistry string
+}
+
+// enrootProxy forwards requests to the registry at upstream ("host:port"),
+// adding an Accept header to manifest requests that have none. Enroot
+// 4.1.2 asks for permission with a HEAD of the manifest without an Accept
+// header (docker::_authenticate) before it fetches it with one; Debian's
+// docker-registry 2.8 (like GitLab's and GHCR's registries) answers 404
+// to that for an OCI manifest ("OCI manifest found, but accept header
+// does not support OCI manifests"), so Enroot cannot import OCI images
+// from it. Docker Hub and distribution 3 answer the probe, and so does
+// the proxy: the suite compares Enroot's import of OCI images as those
+// registries let it happen. Requests with an Accept header pass as they
+// are.
+func enrootProxy(t *testing.T, upstream string) string {
+	t.Helper()
+	target := &url.URL{Scheme: "http", Host: upstream}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") && r.Header.Get("Accept") == "" {
+			r.Header.Set("Accept", strings.Join([]string{
+				"application/vnd.docker.distribution.manifest.v2+json",
+				"application/vnd.docker.distribution.manifest.list.v2+json",
+				"application/vnd.oci.image.manifest.v1+json",
+				"application/vnd.oci.image.index.v1+json",
+			}, ", "))
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }
 
 // loadPeers returns the runtimes' environment, or nil when env.sh is
@@ -121,6 +158,26 @@ func failure(r result, norm normalizer) string {
 	return fmt.Sprintf("error (exit %d): %s", r.exit, norm.apply(strings.TrimSpace(last)))
 }
 
+// podmanFailure is the cause of a failed podman pull or load: where a
+// layer could not be stored, that line from "adding layer" on and the
+// storage's own message after it (pull and load of an archive word the
+// rest differently: load lists every transport it tried); else failure's.
+func podmanFailure(r result, norm normalizer) string {
+	lines := strings.Split(r.stdout+"\n"+r.stderr, "\n")
+	for i, l := range lines {
+		_, cause, ok := strings.Cut(l, "adding layer with blob")
+		if !ok || r.err != nil {
+			continue
+		}
+		cause = "adding layer with blob" + cause
+		if i+1 < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[i+1]), "stderr:") {
+			cause += " " + strings.Join(strings.Fields(lines[i+1]), " ")
+		}
+		return fmt.Sprintf("error (exit %d): %s", r.exit, norm.apply(cause))
+	}
+	return failure(r, norm)
+}
+
 // runtimeBuild builds shape's image with the runtime into dir and returns
 // the artifact's doc (build failures give a doc with only "build").
 func (p *peers) runtimeBuild(t *testing.T, ctx context.Context, runtime, ref, dir string, norm normalizer) (doc, string) {
@@ -134,6 +191,9 @@ func (p *peers) runtimeBuild(t *testing.T, ctx context.Context, runtime, ref, di
 		r = p.run(ctx, runtime, "build", "--disable-cache", "--no-https", out, "docker://"+ref)
 	case "enroot":
 		out = filepath.Join(dir, "enroot.sqsh")
+		if p.enrootRegistry != "" {
+			reg = p.enrootRegistry
+		}
 		r = p.run(ctx, "enroot", "import", "-o", out, "docker://"+reg+"#"+repo)
 	}
 	if r.err != nil || r.exit != 0 {
@@ -206,7 +266,7 @@ func (p *peers) podman(ctx context.Context, image, load string, norm normalizer)
 		r = p.run(ctx, cmd("pull", "-q", "--tls-verify=false", image)...)
 	}
 	if r.err != nil || r.exit != 0 {
-		d["build"] = failure(r, norm)
+		d["build"] = podmanFailure(r, norm)
 		return d
 	}
 	d["build"] = "ok"

@@ -88,6 +88,11 @@ func TestConformance(t *testing.T) {
 
 	start = time.Now()
 	srv := registrytest.StartDistribution(t)
+	var aliases []string // other addresses of the registry, for the normalizer
+	if p != nil {
+		p.enrootRegistry = enrootProxy(t, srv.Addr)
+		aliases = append(aliases, p.enrootRegistry)
+	}
 	shapes := selectedShapes(t)
 	type pushed struct {
 		shape corpus.Shape
@@ -102,7 +107,7 @@ func TestConformance(t *testing.T) {
 		}
 		ref := srv.Addr + "/conf/" + s.Name + ":1"
 		digest := registrytest.Push(t, img, ref)
-		all = append(all, pushed{shape: s, ref: ref, norm: normalizerFor(t, srv.Addr, img, digest)})
+		all = append(all, pushed{shape: s, ref: ref, norm: normalizerFor(t, srv.Addr, aliases, img, digest)})
 	}
 
 	t.Logf("registry and %d images: %s", len(all), time.Since(start).Round(time.Millisecond))
@@ -243,10 +248,14 @@ func artifactPath(root, runtime, ref string) string {
 	return filepath.Join(root, ref)
 }
 
-// normalizerFor replaces the registry address and the image's digests.
-func normalizerFor(t *testing.T, addr string, img v1.Image, digest v1.Hash) normalizer {
+// normalizerFor replaces the registry address (and its aliases: the
+// proxy Enroot pulls through) and the image's digests.
+func normalizerFor(t *testing.T, addr string, aliases []string, img v1.Image, digest v1.Hash) normalizer {
 	t.Helper()
 	pairs := []string{addr, "REGISTRY", digest.String(), "MANIFEST-DIGEST", digest.Hex, "MANIFEST-DIGEST"}
+	for _, a := range aliases {
+		pairs = append(pairs, a, "REGISTRY")
+	}
 	if cd, err := img.ConfigName(); err == nil {
 		pairs = append(pairs, cd.String(), "CONFIG-DIGEST", cd.Hex, "CONFIG-DIGEST")
 	}
