@@ -285,17 +285,17 @@ func TestHardLinkErrors(t *testing.T) {
 
 func TestUnsafeNamesRejected(t *testing.T) {
 	cases := map[string][][]te{
-		"dotdot":                           {L(reg("../evil", "x"))},
-		"inner dotdot":                     {L(reg("a/../../evil", "x"))},
-		"dotdot that would clean":          {L(reg("a/../b", "x"))},
-		"whiteout dot":                     {L(wh("a/.wh.."))},
-		"whiteout dotdot":                  {L(wh("a/.wh..."))},
-		"whiteout empty":                   {L(wh(".wh."))},
-		"below a regular file":             {L(reg("f", "x"), reg("f/g", "y"))},
-		"below a symlink to a file":        {L(reg("f", "x"), sym("s", "f")), L(reg("s/g", "y"))},
-		"symlink loop":                     {L(sym("a", "b"), sym("b", "a")), L(reg("a/x", "y"))},
-		"whiteout name as dir":             {L(reg(".wh.x/y", "z"))},
-		"root replaced by file":            {L(reg(".", ""))},
+		"dotdot":                    {L(reg("../evil", "x"))},
+		"inner dotdot":              {L(reg("a/../../evil", "x"))},
+		"dotdot that would clean":   {L(reg("a/../b", "x"))},
+		"whiteout dot":              {L(wh("a/.wh.."))},
+		"whiteout dotdot":           {L(wh("a/.wh..."))},
+		"whiteout empty":            {L(wh(".wh."))},
+		"below a regular file":      {L(reg("f", "x"), reg("f/g", "y"))},
+		"below a symlink to a file": {L(reg("f", "x"), sym("s", "f")), L(reg("s/g", "y"))},
+		"symlink loop":              {L(sym("a", "b"), sym("b", "a")), L(reg("a/x", "y"))},
+		"whiteout name as dir":      {L(reg(".wh.x/y", "z"))},
+		"root replaced by file":     {L(reg(".", ""))},
 	}
 	for name, layers := range cases {
 		t.Run(name, func(t *testing.T) {
