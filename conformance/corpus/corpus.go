@@ -157,6 +157,10 @@ func Whiteout(name string) Member {
 // Opaque hides what lower layers put in dir.
 func Opaque(dir string) Member { return Member{Name: dir + "/.wh..wh..opq", Type: tar.TypeReg} }
 
+// TarBytes returns the uncompressed tar stream of ms, as the corpus
+// writes its layers (providers/rootfs tests sparse files with it).
+func TarBytes(ms []Member) ([]byte, error) { return tarBytes(ms) }
+
 // tarBytes returns the tar stream of ms.
 func tarBytes(ms []Member) ([]byte, error) {
 	var raw bytes.Buffer

@@ -191,6 +191,13 @@ func (ix *indexer) add(i int, hdr *tar.Header, ord int32) error {
 		if hdr.Typeflag != tar.TypeDir {
 			return fmt.Errorf("%w: the root is not a directory (type %q)", ErrUnsafe, hdr.Typeflag)
 		}
+		// The root entry ("./", as `tar -C dir -c .` writes it) updates
+		// the root's metadata like any directory over a directory.
+		a, err := attrsFromHeader(hdr, int32(i), ord)
+		if err != nil {
+			return err
+		}
+		lg.recs = append(lg.recs, rec{node: rootID, ino: ix.t.x.inodeOf(&a), ord: ord, kind: recWrite, form: formOf(hdr.Name, "")})
 		return nil
 	}
 	for _, c := range comps[:len(comps)-1] {

@@ -11,6 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cachectl/cachectl/conformance/corpus"
 )
 
 // describe renders a tree as path → "f:BODY", "d", "l:TARGET", "h:TARGET",
@@ -594,4 +598,87 @@ func TestLayerChangedBetweenPasses(t *testing.T) {
 	if err := tree.WriteTar(context.Background(), &bytes.Buffer{}, TarOptions{}); err == nil {
 		t.Fatal("no error for a layer that changed")
 	}
+}
+
+// TestSparseFiles: sparse members (PAX 1.0, as GNU tar --sparse writes
+// them) are regular files whose holes read as zeros, in the tree and in
+// both output streams, as umoci and GNU tar extract them; one larger than
+// MaxSparseSize is refused.
+func TestSparseFiles(t *testing.T) {
+	body := "head" + strings.Repeat("\x00", 9000) + "middle" + strings.Repeat("\x00", 5000) + "tail"
+	raw, err := corpus.TarBytes([]corpus.Member{
+		corpus.Reg("before", 0o644, "b"),
+		{Name: "d/sparse", Mode: 0o640, Body: body, Sparse: []corpus.SparseRegion{{Offset: 0, Length: 512}, {Offset: 8704, Length: 512}, {Offset: 13824, Length: int64(len(body)) - 13824}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffID, _, _ := v1.SHA256(bytes.NewReader(raw))
+	img := imageOf(t, &rawLayer{data: gz(t, raw), diffID: diffID})
+	tree, err := Flatten(context.Background(), img, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := entriesByPath(tree.Entries())["d/sparse"]; e.Type != tar.TypeReg || e.Size != int64(len(body)) || e.Mode != 0o640 {
+		t.Errorf("d/sparse = %+v", e)
+	}
+	out, _ := writeTar(t, tree, TarOptions{})
+	if got := out["d/sparse"].body; got != body {
+		t.Errorf("WriteTar wrote %d bytes for d/sparse, want the %d with zeros for holes", len(got), len(body))
+	}
+	var buf bytes.Buffer
+	c := &Consumer{W: &buf}
+	if _, err := Stream(context.Background(), img, Options{}, c); err != nil || c.Err() != nil {
+		t.Fatalf("Stream: %v %v", err, c.Err())
+	}
+	var ref bytes.Buffer
+	if err := tree.WriteTar(context.Background(), &ref, TarOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := resolved(t, buf.Bytes()), resolved(t, ref.Bytes()); a["d/sparse"] != b["d/sparse"] {
+		t.Errorf("Stream wrote d/sparse as %.80s, WriteTar as %.80s", a["d/sparse"], b["d/sparse"])
+	}
+	for _, h := range []*tar.Header{
+		{Typeflag: tar.TypeGNUSparse, Name: "old-gnu", Size: MaxSparseSize + 1},
+		{Typeflag: tar.TypeReg, Name: "pax", Size: MaxSparseSize + 1, PAXRecords: map[string]string{"GNU.sparse.major": "1"}},
+	} {
+		if _, err := attrsFromHeader(h, 0, 0); err == nil || !strings.Contains(err.Error(), "sparse file of") {
+			t.Errorf("%s: err = %v, want the sparse size limit", h.Name, err)
+		}
+	}
+	if _, err := attrsFromHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "big", Size: MaxSparseSize + 1}, 0, 0); err != nil {
+		t.Errorf("a regular file larger than MaxSparseSize: %v", err)
+	}
+}
+
+// TestTimesBeforeEpoch: a time before 1970 is written as its low 32 bits,
+// as squashfs stores it from a directory (mksquashfs -tar refuses negative
+// PAX times).
+func TestTimesBeforeEpoch(t *testing.T) {
+	old := time.Date(1960, 1, 2, 3, 4, 5, 0, time.UTC)
+	tree := flatten(t, L(te{name: "f", body: "x", mtime: old}, te{name: "d", typ: tar.TypeDir, mtime: old}))
+	out, _ := writeTar(t, tree, TarOptions{})
+	want := time.Date(2096, 2, 7, 9, 32, 21, 0, time.UTC)
+	for _, p := range []string{"f", "d"} {
+		if got := out[p].hdr.ModTime; !got.Equal(want) {
+			t.Errorf("%s: mtime %v, want %v", p, got, want)
+		}
+	}
+}
+
+// TestRootEntry: a layer's root entry ("./") gives the root its metadata,
+// the newest one winning; without one the root is 0755 root:root.
+func TestRootEntry(t *testing.T) {
+	if r := flatten(t, L(reg("f", "x"))).Root(); r.Type != tar.TypeDir || r.Mode != 0o755 || r.Uid != 0 || r.Gid != 0 {
+		t.Errorf("default root = %+v", r)
+	}
+	tree := flatten(t,
+		L(te{name: "./", typ: tar.TypeDir, mode: 0o700}),
+		L(te{name: "./", typ: tar.TypeDir, mode: 0o711, uid: 5, gid: 6}, reg("./f", "x")),
+		L(reg("g", "y")),
+	)
+	if r := tree.Root(); r.Mode != 0o711 || r.Uid != 5 || r.Gid != 6 || r.Path != "" {
+		t.Errorf("root = %+v, want 0711 5:6", r)
+	}
+	expectTree(t, tree, map[string]string{"f": "f:x", "g": "f:y"})
 }

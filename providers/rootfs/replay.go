@@ -72,6 +72,9 @@ func (r *replayer) apply(i int, rc rec) error {
 		r.opaques = append(r.opaques, d)
 		return nil
 	}
+	if rc.node == rootID {
+		return r.place(rootID, rc.ino) // a directory over the root directory
+	}
 	n, err := r.resolveMember(rc.node, true)
 	if err != nil {
 		return err

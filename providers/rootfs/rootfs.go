@@ -36,8 +36,9 @@
 //     that path, written after it.
 //   - Missing parent directories are created 0755 root:root with mtime 0
 //     (TarOptions.ImplicitDirMode gives them another mode in the output).
-//   - The root entry ("./") of a layer is ignored; mksquashfs sets the root's
-//     mode (-root-mode 755).
+//   - The root entry ("./") of a layer updates the root's metadata like a
+//     directory over a directory (Tree.Root); the SIF builders hand its
+//     mode to mksquashfs (-root-mode), as their runtimes keep it.
 //
 // # Safety
 //
