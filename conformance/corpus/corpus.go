@@ -4,8 +4,12 @@
 // SingularityCE, Enroot, Podman and image tools found hard: odd ENV values
 // and labels, shell characters in ENTRYPOINT/CMD/WORKDIR/VOLUME/USER,
 // whiteouts and opaque directories, hard links across layers, symlinked
-// directories (also /etc -> usr/etc), restrictive modes, many layers, odd
-// file names and extended attributes.
+// directories (also /etc -> usr/etc) and members written through a lower
+// layer's symlinked directory, restrictive modes, many layers, odd file
+// names and extended attributes, tar entries as GNU tar writes them (root
+// entries, duplicates, GNU long names, sparse files, times outside 32
+// bits), OCI media types with uncompressed and zstd layers, empty layers
+// and config fields the runtimes mostly ignore.
 //
 // Every image starts with the kit layer: a static busybox as /bin/sh (the
 // runtimes' start scripts need a shell) and /probe, a static program that
