@@ -223,6 +223,16 @@ func TestBuildSIFAllRoot(t *testing.T) {
 	if err := b.Build(ctx, testImage(t), providers.BuildRequest{Ref: "a:b"}, out); err != nil {
 		t.Fatal(err)
 	}
+	for _, e := range sifListing(t, out) {
+		if e.Uid != 0 || e.Gid != 0 {
+			t.Errorf("%s owned by %d/%d", e.Path, e.Uid, e.Gid)
+		}
+	}
+}
+
+// sifListing lists the primary partition of the SIF at out.
+func sifListing(t *testing.T, out string) []squashfs.Entry {
+	t.Helper()
 	f, err := sif.LoadContainerFromPath(out, sif.OptLoadWithFlag(os.O_RDONLY))
 	if err != nil {
 		t.Fatal(err)
@@ -232,15 +242,11 @@ func TestBuildSIFAllRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, err := squashfs.List(ctx, out, d.Offset())
+	es, err := squashfs.List(context.Background(), out, d.Offset())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range es {
-		if e.Uid != 0 || e.Gid != 0 {
-			t.Errorf("%s owned by %d/%d", e.Path, e.Uid, e.Gid)
-		}
-	}
+	return es
 }
 
 func TestBuildFailureLeavesNothing(t *testing.T) {
@@ -346,21 +352,8 @@ func TestBuildSIFRootEntry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := sif.LoadContainerFromPath(out, sif.OptLoadWithFlag(os.O_RDONLY))
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := f.GetDescriptor(sif.WithPartitionType(sif.PartPrimSys))
-			f.UnloadContainer()
-			if err != nil {
-				t.Fatal(err)
-			}
-			es, err := squashfs.List(ctx, out, d.Offset())
-			if err != nil {
-				t.Fatal(err)
-			}
 			found := false
-			for _, e := range es {
+			for _, e := range sifListing(t, out) {
 				if e.Path == "/" {
 					found = true
 					if e.Mode != "drwx--x--x" || e.Uid != c.uid || e.Gid != c.gid {
