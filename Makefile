@@ -37,12 +37,13 @@ sif-goldens: deps
 # against Apptainer, SingularityCE, Enroot and podman when /opt/peers/env.sh
 # exists, else against the committed goldens.
 conformance: deps
-	CACHECTL_REQUIRE_TOOLS=$${CACHECTL_REQUIRE_TOOLS:-1} $(GO) test -count=1 -timeout 20m -v -run '^TestConformance$$' ./conformance/
+	CACHECTL_CONFORMANCE_SHAPES='$(SHAPES)' CACHECTL_REQUIRE_TOOLS=$${CACHECTL_REQUIRE_TOOLS:-1} $(GO) test -count=1 -timeout 20m -v -run '^TestConformance$$' ./conformance/
 
 # Rewrites conformance/testdata/golden from the installed runtimes
-# (bash ../shared/peers/install.sh first).
+# (bash ../shared/peers/install.sh first); SHAPES=a,b-* rewrites (and
+# `make conformance SHAPES=...` checks) only those shapes.
 conformance-goldens: deps
-	CACHECTL_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m -run '^TestConformance$$' ./conformance/ -update
+	CACHECTL_CONFORMANCE_SHAPES='$(SHAPES)' CACHECTL_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m -run '^TestConformance$$' ./conformance/ -update
 
 test-short:
 	$(GO) test -short ./...

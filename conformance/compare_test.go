@@ -36,7 +36,7 @@ type ledger struct {
 	devs []deviation
 	seen []int
 	// compared records which kinds of keys ("build", "tree", "run", ...)
-	// were compared for which runtime.
+	// were compared for which shape and runtime ("SHAPE RUNTIME KIND").
 	compared map[string]bool
 }
 
@@ -68,7 +68,7 @@ func (l *ledger) compare(t *testing.T, shape, runtime, what string, got, want do
 	var bad []string
 	l.mu.Lock()
 	for _, k := range sorted {
-		l.compared[runtime+" "+kind(k)] = true
+		l.compared[shape+" "+runtime+" "+kind(k)] = true
 		g, gok := got[k]
 		w, wok := want[k]
 		if g == w && gok == wok {
@@ -107,7 +107,7 @@ func show(s string, ok bool) string {
 }
 
 // checkStale fails for deviations that accepted nothing although their
-// runtime's keys were compared.
+// shape's and runtime's keys were compared.
 func (l *ledger) checkStale(t *testing.T) {
 	t.Helper()
 	for i, d := range l.devs {
@@ -121,8 +121,8 @@ func (l *ledger) checkStale(t *testing.T) {
 		rt := d.runtime
 		compared := false
 		for key := range l.compared {
-			r, kk, _ := strings.Cut(key, " ")
-			if (rt == "*" || r == rt) && glob(k, kk) {
+			f := strings.SplitN(key, " ", 3)
+			if glob(d.shapes, f[0]) && (rt == "*" || f[1] == rt) && glob(k, f[2]) {
 				compared = true
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,36 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the runtimes (needs "+peersEnv+"; make conformance-goldens)")
+
+// shapesEnv names the shapes to check (comma-separated globs, "*" any
+// text); unset or empty means every shape. With -update only those
+// shapes' goldens are rewritten (make conformance-goldens SHAPES=a,b).
+const shapesEnv = "CACHECTL_CONFORMANCE_SHAPES"
+
+// selectedShapes returns the corpus's shapes that shapesEnv selects; it
+// fails when a glob selects none.
+func selectedShapes(t *testing.T) []corpus.Shape {
+	t.Helper()
+	all := corpus.Shapes()
+	sel := strings.TrimSpace(os.Getenv(shapesEnv))
+	if sel == "" {
+		return all
+	}
+	var out []corpus.Shape
+	for _, g := range strings.Split(sel, ",") {
+		g = strings.TrimSpace(g)
+		if !slices.ContainsFunc(all, func(s corpus.Shape) bool { return glob(g, s.Name) }) {
+			t.Fatalf("%s=%q: %q names no shape of the corpus", shapesEnv, sel, g)
+		}
+	}
+	for _, s := range all {
+		if slices.ContainsFunc(strings.Split(sel, ","), func(g string) bool { return glob(strings.TrimSpace(g), s.Name) }) {
+			out = append(out, s)
+		}
+	}
+	t.Logf("%s=%q: checking %d of %d shapes", shapesEnv, sel, len(out), len(all))
+	return out
+}
 
 // shapeWorkers is how many shapes are checked at once.
 const shapeWorkers = 4
@@ -57,7 +88,12 @@ func TestConformance(t *testing.T) {
 
 	start = time.Now()
 	srv := registrytest.StartDistribution(t)
-	shapes := corpus.Shapes()
+	var aliases []string // other addresses of the registry, for the normalizer
+	if p != nil {
+		p.enrootRegistry = enrootProxy(t, srv.Addr)
+		aliases = append(aliases, p.enrootRegistry)
+	}
+	shapes := selectedShapes(t)
 	type pushed struct {
 		shape corpus.Shape
 		ref   string
@@ -71,7 +107,7 @@ func TestConformance(t *testing.T) {
 		}
 		ref := srv.Addr + "/conf/" + s.Name + ":1"
 		digest := registrytest.Push(t, img, ref)
-		all = append(all, pushed{shape: s, ref: ref, norm: normalizerFor(t, srv.Addr, img, digest)})
+		all = append(all, pushed{shape: s, ref: ref, norm: normalizerFor(t, srv.Addr, aliases, img, digest)})
 	}
 
 	t.Logf("registry and %d images: %s", len(all), time.Since(start).Round(time.Millisecond))
@@ -212,10 +248,14 @@ func artifactPath(root, runtime, ref string) string {
 	return filepath.Join(root, ref)
 }
 
-// normalizerFor replaces the registry address and the image's digests.
-func normalizerFor(t *testing.T, addr string, img v1.Image, digest v1.Hash) normalizer {
+// normalizerFor replaces the registry address (and its aliases: the
+// proxy Enroot pulls through) and the image's digests.
+func normalizerFor(t *testing.T, addr string, aliases []string, img v1.Image, digest v1.Hash) normalizer {
 	t.Helper()
 	pairs := []string{addr, "REGISTRY", digest.String(), "MANIFEST-DIGEST", digest.Hex, "MANIFEST-DIGEST"}
+	for _, a := range aliases {
+		pairs = append(pairs, a, "REGISTRY")
+	}
 	if cd, err := img.ConfigName(); err == nil {
 		pairs = append(pairs, cd.String(), "CONFIG-DIGEST", cd.Hex, "CONFIG-DIGEST")
 	}

@@ -416,15 +416,131 @@ func Shapes() []Shape {
 		},
 		{
 			Name:  "whiteout-readd",
-			About: "a path whited out and re-added in the same layer (OCI: the whiteout applies to lower layers only; Enroot 4.1.2 fails to import it)",
+			About: "a file, and a directory, whited out and re-added in the same layer (OCI: the whiteout applies to lower layers only; Enroot 4.1.2 fails to import it); an opaque directory whose layer also adds files to it",
 			Layers: [][]Member{
-				{Reg("re/added", 0o644, "v1")},
-				{Whiteout("re/added"), Reg("re/added", 0o600, "v2")},
+				{Reg("re/added", 0o644, "v1"), Reg("wd/old", 0o644, "old"), Reg("wd/sub/deep", 0o644, "deep"), Reg("op/old", 0o644, "old")},
+				{Whiteout("re/added"), Reg("re/added", 0o600, "v2"), Whiteout("wd"), Dir("wd", 0o700), Reg("wd/new", 0o644, "new"), Opaque("op"), Reg("op/new", 0o644, "new")},
 			},
 			Config: v1.Config{Env: []string{path}, Cmd: []string{"/probe"}},
 		},
+		{
+			Name:  "tar-odd",
+			About: "layers and tar entries as other tools write them: an uncompressed (rootfs.diff.tar) layer, empty 32-byte gzip layers, the same layer blob twice in the manifest (applied twice: it re-adds what a layer between deleted), empty_layer history entries; a ./ root entry with its own mode, ./ and / prefixes, GNU long names and link names, non-UTF-8 names (GNU raw and PAX), a PAX 1.0 sparse file, mtimes at 0, before 1970, in 2040 and past 2106 (squashfs keeps 32-bit times)",
+			Layers: [][]Member{nil, {
+				{Name: "./", Type: tar.TypeDir, Mode: 0o711},
+				Dir("./dot", 0o755),
+				Reg("./dot/file", 0o644, "dot-slash"),
+				Reg("/abs/file", 0o644, "absolute"),
+				Dir("/abs/dir", 0o750),
+				{Name: "gnu/" + strings.Repeat("l", 130) + "/" + strings.Repeat("o", 120), Body: "gnu long name", Format: tar.FormatGNU},
+				{Name: "gnu/long-link", Type: tar.TypeSymlink, Link: strings.Repeat("t", 150), Format: tar.FormatGNU},
+				{Name: "gnu/caf\xe9-latin1", Body: "latin1 name", Format: tar.FormatGNU},
+				{Name: "pax/bad-utf8-\xff\xfe", Body: "bad utf-8 in a PAX path"},
+				{Name: "sparse/file", Mode: 0o640, Body: sparseBody, Sparse: []SparseRegion{{0, 512}, {8704, 512}, {13824, int64(len(sparseBody)) - 13824}}},
+				{Name: "times/epoch", Body: "0", ModTime: time.Unix(0, 0)},
+				{Name: "times/1960", Body: "1960", ModTime: time.Date(1960, 1, 2, 3, 4, 5, 0, time.UTC)},
+				{Name: "times/2040", Body: "2040", ModTime: time.Date(2040, 1, 2, 3, 4, 5, 0, time.UTC)},
+				{Name: "times/2200", Body: "2200", ModTime: time.Date(2200, 1, 2, 3, 4, 5, 0, time.UTC)},
+				{Name: "times/link-1960", Type: tar.TypeSymlink, Link: "1960", ModTime: time.Date(1960, 1, 2, 3, 4, 5, 0, time.UTC)},
+			},
+				{Reg("u/plain", 0o644, "from an uncompressed layer")},
+				{Reg("twice/f", 0o644, "twice")},
+				{Whiteout("twice/f"), Reg("between", 0o644, "between")},
+				{Reg("twice/f", 0o644, "twice")},
+				nil,
+			},
+			Encodings:         []Encoding{Gzip, Gzip, Uncompressed},
+			EmptyLayerHistory: true,
+			Config:            v1.Config{Env: []string{path}, Cmd: []string{"/probe"}},
+		},
+		{
+			Name:  "tar-duplicates",
+			About: "one layer names paths twice (GNU tar appends, rpm-built trees): the last entry wins, a hard link made between keeps the first copy; podman refuses such layers (\"duplicates of file paths not supported\")",
+			Layers: [][]Member{{
+				Reg("dup/file", 0o600, "first copy"),
+				Hardlink("dup/link-to-first", "dup/file"),
+				Reg("dup/file", 0o644, "second copy, longer"),
+				Dir("dup/dir", 0o755),
+				Reg("dup/dir/in", 0o644, "in"),
+				Dir("dup/dir", 0o700),
+				Reg("dup/file-then-link", 0o644, "file"),
+				Symlink("dup/file-then-link", "file"),
+				Symlink("dup/link-then-file", "file"),
+				Reg("dup/link-then-file", 0o644, "now a file"),
+			}},
+			Config: v1.Config{Env: []string{path}, Cmd: []string{"/probe"}},
+		},
+		{
+			Name:  "replace-kinds",
+			About: "an upper layer puts a file where a directory was, a directory where a file or a symlink to a directory was (without whiteouts), and writes and hard-links below a lower layer's symlinked directory (usr-merge lib -> usr/lib; whiteouts through it are in providers/rootfs's umoci crosscheck: Enroot 4.1.2 fails on them)",
+			Layers: [][]Member{
+				{
+					Reg("k/dir-to-file/inner", 0o644, "inner"),
+					Reg("k/file-to-dir", 0o644, "file"),
+					Reg("k/real/kept", 0o644, "kept"),
+					Symlink("k/link-to-dir", "real"),
+					Reg("usr/lib/libold.so", 0o644, "old"),
+					Symlink("lib", "usr/lib"),
+				},
+				{
+					Reg("k/dir-to-file", 0o600, "now a file"),
+					Dir("k/file-to-dir", 0o750),
+					Reg("k/file-to-dir/inside", 0o644, "inside"),
+					Dir("k/link-to-dir", 0o755),
+					Reg("k/link-to-dir/new", 0o644, "new"),
+					Reg("lib/libnew.so", 0o644, "new lib"),
+					Hardlink("k/new-link", "lib/libnew.so"),
+				},
+			},
+			Config: v1.Config{Env: []string{path}, Cmd: []string{"/probe"}},
+		},
+		{
+			Name:  "oci-layers",
+			About: "OCI media types (manifest, config; gzip, uncompressed and zstd layers: a tar+zstd layer above gzip ones)",
+			Layers: [][]Member{
+				{Reg("o/gz", 0o644, "gzip layer"), Symlink("o/link", "gz"), Reg("z/gz", 0o644, "gzip layer")},
+				{Reg("o/plain", 0o644, "uncompressed layer"), Whiteout("o/link")},
+				{Reg("z/zstd", 0o644, "zstd layer"), Whiteout("z/gz")},
+			},
+			Encodings: []Encoding{Gzip, Uncompressed, Zstd},
+			OCI:       true,
+			Config:    v1.Config{Env: []string{path}, Cmd: []string{"/probe", "oci"}},
+		},
+		{
+			Name:  "config-extras",
+			About: "config fields the runtimes mostly ignore: USER name:group, ExposedPorts, Volumes, StopSignal, Healthcheck, Shell, OnBuild, ArgsEscaped; ENV without PATH, a key set twice and an entry without '='",
+			Layers: [][]Member{{
+				Reg("etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\nsvc:x:1001:1001::/home/svc:/bin/sh\n"),
+				Reg("etc/group", 0o644, "root:x:0:\nsvc:x:1001:\nstaff:x:50:\n"),
+			}},
+			Config: v1.Config{
+				Env:          []string{"TWICE=first", "NOEQUALS", "TWICE=second", "LAST=1"},
+				Cmd:          []string{"/probe", "extras"},
+				User:         "svc:staff",
+				ExposedPorts: map[string]struct{}{"8080/tcp": {}, "53/udp": {}},
+				Volumes:      map[string]struct{}{"/cache": {}},
+				StopSignal:   "SIGINT",
+				Healthcheck:  &v1.HealthConfig{Test: []string{"CMD", "/probe", "health"}, Interval: 30 * time.Second, Retries: 3},
+				Shell:        []string{"/bin/sh", "-ec"},
+				OnBuild:      []string{"RUN echo onbuild"},
+				ArgsEscaped:  true,
+			},
+		},
+		{
+			Name:  "entrypoint-empty",
+			About: "ENTRYPOINT [\"\"] (a Dockerfile's way to clear an inherited entrypoint) with CMD holding an empty argument",
+			Config: v1.Config{
+				Env:        []string{path},
+				Entrypoint: []string{""},
+				Cmd:        []string{"/probe", "", "after-empty"},
+			},
+		},
 	}
 }
+
+// sparseBody is the tar-odd shape's sparse file: data in three 512-byte
+// blocks of 14014 bytes.
+var sparseBody = "head" + strings.Repeat("\x00", 9000) + "middle" + strings.Repeat("\x00", 5000) + "tail"
 
 // manyLayers returns n layers: layer i adds f/i, rewrites common, and
 // deletes f/(i-2).

@@ -82,7 +82,8 @@ func (b *Builder) Build(ctx context.Context, img v1.Image, req providers.BuildRe
 // BuildTree writes the SIF of img to out from tree, the already flattened
 // img; a tree can serve several builders.
 func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image, req providers.BuildRequest, out string) error {
-	return b.build(ctx, img, req, out, func(meta *Meta, now time.Time) (squashfs.TarWriter, error) {
+	root := tree.Root()
+	return b.build(ctx, img, req, out, &root, func(meta *Meta, now time.Time) (squashfs.TarWriter, error) {
 		extra, ifMissing, err := meta.layout(treeIndex{tree}, now)
 		if err != nil {
 			return nil, err
@@ -103,11 +104,16 @@ func (b *Builder) BuildTree(ctx context.Context, tree *rootfs.Tree, img v1.Image
 // is built again from the tree.
 func (b *Builder) BuildShared(ctx context.Context, m *rootfs.Member, img v1.Image, req providers.BuildRequest, out string) error {
 	defer m.Leave(ctx)
-	err := b.build(ctx, img, req, out, func(meta *Meta, now time.Time) (squashfs.TarWriter, error) {
+	err := b.build(ctx, img, req, out, nil, func(meta *Meta, now time.Time) (squashfs.TarWriter, error) {
 		return func(ctx context.Context, w io.Writer) error {
 			return m.Write(ctx, img, &rootfs.Consumer{
 				W: req.TarProgressOf(w, img), AllRoot: b.sq.AllRoot, Hold: holdsRuntimeFile,
 				Finish: func(tree *rootfs.Tree) (rootfs.TarOptions, error) {
+					if r := tree.Root(); !b.defaultRoot(r) {
+						// mksquashfs got the default root: build again
+						// from the tree, with the image's.
+						return rootfs.TarOptions{}, fmt.Errorf("%w: the image's root directory is %04o", rootfs.ErrStreamConflict, r.Mode)
+					}
 					extra, ifMissing, err := meta.layout(treeIndex{tree}, now)
 					return b.tarOptions(extra, ifMissing), err
 				},
@@ -119,6 +125,11 @@ func (b *Builder) BuildShared(ctx context.Context, m *rootfs.Member, img v1.Imag
 	}
 	return err
 }
+
+// defaultRoot reports whether root, the image's root directory, has the
+// mode mksquashfs gives it without a root entry (0755). Its owner stays
+// root: `mksquashfs -tar` 4.5.1 ignores -root-uid and -root-gid.
+func (b *Builder) defaultRoot(root rootfs.Entry) bool { return root.Mode == 0o755 }
 
 // holdsRuntimeFile reports whether the runtime may replace the image's
 // file at p: /.singularity.d, and hosts and resolv.conf wherever /etc
@@ -136,8 +147,12 @@ func (b *Builder) tarOptions(extra, ifMissing []rootfs.Entry) rootfs.TarOptions 
 }
 
 // build writes the SIF of img to out; tarStream returns what writes its
-// root file system, given the runtime's metadata.
-func (b *Builder) build(ctx context.Context, img v1.Image, req providers.BuildRequest, out string, tarStream func(*Meta, time.Time) (squashfs.TarWriter, error)) (err error) {
+// root file system, given the runtime's metadata. root, when known, is the
+// image's root directory (a layer's "./" entry), whose mode Apptainer
+// 1.5.3 and SingularityCE 4.5.1 keep; nil gives mksquashfs's 0755. The
+// root's owner is root either way (`mksquashfs -tar` 4.5.1 ignores
+// -root-uid and -root-gid; the runtimes keep a root entry's owner).
+func (b *Builder) build(ctx context.Context, img v1.Image, req providers.BuildRequest, out string, root *rootfs.Entry, tarStream func(*Meta, time.Time) (squashfs.TarWriter, error)) (err error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return fmt.Errorf("apptainer: read image config: %w", err)
@@ -185,6 +200,9 @@ func (b *Builder) build(ctx context.Context, img v1.Image, req providers.BuildRe
 	}
 	sqOpts := b.sq.Options
 	sqOpts.Compression, sqOpts.Processors, sqOpts.Offset = comp, req.Processors, off
+	if root != nil {
+		sqOpts.RootMode = os.FileMode(root.Mode & 0o777)
+	}
 	// The runtimes run mksquashfs on a directory, whose defaults differ
 	// from -tar's: an NFS-exportable image, no tail ends in fragments.
 	sqOpts.ExtraArgs = []string{"-exports", "-no-tailends"}

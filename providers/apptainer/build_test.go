@@ -223,6 +223,16 @@ func TestBuildSIFAllRoot(t *testing.T) {
 	if err := b.Build(ctx, testImage(t), providers.BuildRequest{Ref: "a:b"}, out); err != nil {
 		t.Fatal(err)
 	}
+	for _, e := range sifListing(t, out) {
+		if e.Uid != 0 || e.Gid != 0 {
+			t.Errorf("%s owned by %d/%d", e.Path, e.Uid, e.Gid)
+		}
+	}
+}
+
+// sifListing lists the primary partition of the SIF at out.
+func sifListing(t *testing.T, out string) []squashfs.Entry {
+	t.Helper()
 	f, err := sif.LoadContainerFromPath(out, sif.OptLoadWithFlag(os.O_RDONLY))
 	if err != nil {
 		t.Fatal(err)
@@ -232,15 +242,11 @@ func TestBuildSIFAllRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, err := squashfs.List(ctx, out, d.Offset())
+	es, err := squashfs.List(context.Background(), out, d.Offset())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range es {
-		if e.Uid != 0 || e.Gid != 0 {
-			t.Errorf("%s owned by %d/%d", e.Path, e.Uid, e.Gid)
-		}
-	}
+	return es
 }
 
 func TestBuildFailureLeavesNothing(t *testing.T) {
@@ -308,5 +314,56 @@ func TestOneTreeTwoBuilders(t *testing.T) {
 	}
 	if err := enroot.New().Verify(ctx, filepath.Join(dir, "x.sqsh")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestBuildSIFRootEntry: a layer's root entry ("./" 0711) gives the SIF's
+// root directory its mode, as Apptainer 1.5.3 and SingularityCE 4.5.1
+// builds keep it (conformance shape tar-odd), whether the SIF is streamed
+// (it is built again from the tree) or built from a tree. Its owner stays
+// root (`mksquashfs -tar` 4.5.1 ignores -root-uid; the runtimes would keep
+// 5:6).
+func TestBuildSIFRootEntry(t *testing.T) {
+	buildtest.RequireTools(t, "mksquashfs", "unsquashfs")
+	ctx := context.Background()
+	img := buildtest.Image(t, v1.Config{Cmd: []string{"/bin/sh"}}, buildtest.Layer(t,
+		buildtest.Member{Name: "./", Type: tar.TypeDir, Mode: 0o711, UID: 5, GID: 6},
+		buildtest.Reg("f", 0o644, "x"),
+	))
+	tree, err := rootfs.Flatten(ctx, img, rootfs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		allRoot  bool
+		fromTree bool
+		uid, gid int
+	}{{"stream", false, false, 0, 0}, {"tree", false, true, 0, 0}, {"all-root", true, false, 0, 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "img.sif")
+			b := New(Apptainer, squashfs.WithAllRoot(c.allRoot))
+			req := providers.BuildRequest{Ref: "a:b"}
+			if c.fromTree {
+				err = b.BuildTree(ctx, tree, img, req, out)
+			} else {
+				err = b.Build(ctx, img, req, out)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, e := range sifListing(t, out) {
+				if e.Path == "/" {
+					found = true
+					if e.Mode != "drwx--x--x" || e.Uid != c.uid || e.Gid != c.gid {
+						t.Errorf("root %s %d:%d, want drwx--x--x %d:%d", e.Mode, e.Uid, e.Gid, c.uid, c.gid)
+					}
+				}
+			}
+			if !found {
+				t.Error("no root in the listing")
+			}
+		})
 	}
 }

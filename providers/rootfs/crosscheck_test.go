@@ -88,6 +88,33 @@ func crossImages(t *testing.T) map[string][][]te {
 				te{name: "usr/share/doc/README", body: "readme"},
 			),
 		},
+		"parent-symlinks": {
+			L(
+				te{name: "usr/lib/libold.so", body: "old"},
+				sym("lib", "usr/lib"),
+				te{name: "real/f", body: "f"},
+				te{name: "real/gone", body: "gone"},
+				te{name: "real/sub/in", body: "in"},
+				sym("s", "real"),
+				sym("abs", "/real/sub"),
+				sym("up", "../../real"),
+				sym("chain", "s/sub"),
+				sym("dangling", "nowhere/deeper"),
+			),
+			L(
+				te{name: "lib/libnew.so", body: "new"},
+				wh("s/.wh.gone"),
+				hardlink("hl", "s/f"),
+				te{name: "abs/via-abs", body: "via abs"},
+				te{name: "up/via-up", body: "via up"},
+				te{name: "chain/via-chain", body: "via chain"},
+				te{name: "dangling/made", body: "made"},
+			),
+			L(
+				wh("chain/.wh..wh..opq"),
+				te{name: "chain/after-opaque", body: "after"},
+			),
+		},
 		"links": {
 			L(
 				te{name: "a", typ: tar.TypeDir, mode: 0o755},

@@ -191,6 +191,13 @@ func (ix *indexer) add(i int, hdr *tar.Header, ord int32) error {
 		if hdr.Typeflag != tar.TypeDir {
 			return fmt.Errorf("%w: the root is not a directory (type %q)", ErrUnsafe, hdr.Typeflag)
 		}
+		// The root entry ("./", as `tar -C dir -c .` writes it) updates
+		// the root's metadata like any directory over a directory.
+		a, err := attrsFromHeader(hdr, int32(i), ord)
+		if err != nil {
+			return err
+		}
+		lg.recs = append(lg.recs, rec{node: rootID, ino: ix.t.x.inodeOf(&a), ord: ord, kind: recWrite, form: formOf(hdr.Name, "")})
 		return nil
 	}
 	for _, c := range comps[:len(comps)-1] {
@@ -418,6 +425,27 @@ func (ix *indexer) indexLayer(ctx context.Context, i int, headers <-chan headerB
 	}
 }
 
+// MaxSparseSize bounds the size of a sparse file (GNU tar's old 'S' type
+// or a PAX GNU.sparse file): the layer stores its data regions only, so
+// its holes expand to zeros without costing the layer anything. archive/tar
+// reads sparse files with their holes as zeros, as umoci (Apptainer 1.5.3,
+// SingularityCE 4.5.1) and GNU tar (Enroot 4.1.2) extract them; a regular
+// file's size is bounded by its layer's instead.
+const MaxSparseSize = 16 << 30
+
+// isSparse reports whether hdr is a sparse file (archive/tar expands it).
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
 // attrsFromHeader validates hdr and converts its metadata. For a hard link,
 // the caller uses the target's inode instead.
 func attrsFromHeader(hdr *tar.Header, layer, ord int32) (attrs, error) {
@@ -436,17 +464,13 @@ func attrsFromHeader(hdr *tar.Header, layer, ord int32) (attrs, error) {
 		ino.mtime = epoch
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
 		ino.typ = tar.TypeReg
-		for k := range hdr.PAXRecords {
-			if strings.HasPrefix(k, "GNU.sparse.") {
-				// The logical size of a sparse file is unbounded by the
-				// layer's size; image builders never write them.
-				return ino, fmt.Errorf("sparse files are not supported")
-			}
-		}
 		if hdr.Size < 0 {
 			return ino, fmt.Errorf("negative size %d", hdr.Size)
+		}
+		if isSparse(hdr) && hdr.Size > MaxSparseSize {
+			return ino, fmt.Errorf("sparse file of %d bytes: larger than the limit of %d for sparse files, whose holes cost the layer nothing", hdr.Size, int64(MaxSparseSize))
 		}
 		ino.size = hdr.Size
 		ino.layer, ino.ord = layer, ord
@@ -464,8 +488,6 @@ func attrsFromHeader(hdr *tar.Header, layer, ord int32) (attrs, error) {
 			return ino, fmt.Errorf("negative device number %d:%d", hdr.Devmajor, hdr.Devminor)
 		}
 		ino.major, ino.minor = hdr.Devmajor, hdr.Devminor
-	case tar.TypeGNUSparse:
-		return ino, fmt.Errorf("sparse files are not supported")
 	default:
 		return ino, fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}

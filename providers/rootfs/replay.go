@@ -2,7 +2,9 @@ package rootfs
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
+	"strings"
 )
 
 // replay is the second phase of flattening: it applies the logs of layers
@@ -63,22 +65,27 @@ func (r *replayer) apply(i int, rc rec) error {
 		r.whiteouts = append(r.whiteouts, rc.node)
 		return nil
 	case recOpaque:
-		if err := r.ensureDir(rc.node); err != nil {
+		d, err := r.resolve(rc.node, true)
+		if err != nil {
 			return err
 		}
-		r.opaques = append(r.opaques, rc.node)
+		r.opaques = append(r.opaques, d)
 		return nil
 	}
-	if err := r.ensureDir(x.node(rc.node).parent); err != nil {
+	if rc.node == rootID {
+		return r.place(rootID, rc.ino) // a directory over the root directory
+	}
+	n, err := r.resolveMember(rc.node, true)
+	if err != nil {
 		return err
 	}
 	if rc.kind == recLink {
-		target, err := r.lookup(nodeID(rc.ino))
 		name := r.ix.linkName(i, rc)
+		target, err := r.resolveMember(nodeID(rc.ino), false)
 		if err != nil {
 			return fmt.Errorf("hard link target %q: %w", name, err)
 		}
-		if target == 0 {
+		if target == 0 || !r.present(target) {
 			return fmt.Errorf("%w: hard link target %q does not exist", ErrUnsafe, name)
 		}
 		if x.isDir(target) {
@@ -86,9 +93,9 @@ func (r *replayer) apply(i int, rc rec) error {
 		}
 		ino := x.node(target).ino
 		x.inode(ino).flags |= flagHardlinked
-		return r.place(rc.node, ino)
+		return r.place(n, ino)
 	}
-	return r.place(rc.node, rc.ino)
+	return r.place(n, rc.ino)
 }
 
 // ancestors sets r.chain to the ancestors of n below the root, top down,
@@ -104,47 +111,110 @@ func (r *replayer) ancestors(n nodeID) []nodeID {
 	return r.chain
 }
 
-// ensureDir makes the directory d and its parents exist, creating missing
-// ones; a symlink or other non-directory on the way is refused.
-func (r *replayer) ensureDir(d nodeID) error {
+// resolveMember returns the node where the member named n lands: its
+// parent directory resolved (resolve), then n's own name in it, which is
+// not followed. With create, missing directories are created and the
+// node is made when the index has none; without, 0 means missing.
+func (r *replayer) resolveMember(n nodeID, create bool) (nodeID, error) {
 	x := r.x
-	for _, a := range r.ancestors(d) {
-		if !r.present(a) {
-			n := x.node(a)
-			n.ino = x.inodeOf(&attrs{typ: tar.TypeDir, mode: 0o755, mtime: epoch, layer: -1, implicit: true})
-			n.layer = r.layer
-			if err := r.counted(); err != nil {
-				return err
+	p := x.node(n).parent
+	dir, err := r.resolve(p, create)
+	if err != nil || dir == 0 {
+		return 0, err
+	}
+	if dir == p {
+		return n, nil
+	}
+	name := x.nameStr(n)
+	k := x.child(dir, name)
+	if k == 0 && create {
+		k = x.addChild(dir, name, 0, 0)
+	}
+	return k, nil
+}
+
+// resolve returns the directory d (a path the layers named) as the
+// kernel resolves it with the tree as the root directory, the way umoci
+// (Apptainer 1.5.3, SingularityCE 4.5.1), containerd, Docker and podman
+// apply a layer: a symlink on the way is followed inside the tree (an
+// absolute target starts at the root, ".." stops at the root, at most
+// maxSymlinks links), so that a member below a lower layer's lib ->
+// usr/lib lands in usr/lib. With create, missing directories, those a
+// dangling link names too, are created (implicit, 0755 root:root) and
+// the node is made when the index has none; without, 0 means missing. A
+// non-directory on the way fails with ErrUnsafe.
+func (r *replayer) resolve(d nodeID, create bool) (nodeID, error) {
+	x := r.x
+	type step struct {
+		name string
+		node nodeID // the named node, while no link was followed (0 after)
+	}
+	chain := r.ancestors(d)
+	todo := make([]step, 0, len(chain))
+	for _, a := range chain {
+		todo = append(todo, step{name: x.nameStr(a), node: a})
+	}
+	cur, links := rootID, 0
+	for len(todo) > 0 {
+		s := todo[0]
+		todo = todo[1:]
+		switch s.name {
+		case "", ".":
+			continue
+		case "..":
+			if cur != rootID {
+				cur = x.node(cur).parent
 			}
 			continue
 		}
-		if err := r.ix.t.checkTraversable(a); err != nil {
-			return err
+		k := s.node
+		if k == 0 || x.node(k).parent != cur {
+			k = x.child(cur, s.name)
 		}
-	}
-	return nil
-}
-
-// lookup finds the path n in the tree without following symlinks; 0 when
-// missing. A symlink on the way is an error; another non-directory means
-// missing.
-func (r *replayer) lookup(n nodeID) (nodeID, error) {
-	x := r.x
-	cur := rootID
-	for _, a := range r.ancestors(n) {
-		if !x.isDir(cur) {
-			if x.typ(cur) == tar.TypeSymlink {
-				return 0, r.ix.t.checkTraversable(cur)
+		switch {
+		case (k == 0 || !r.present(k)) && !create:
+			return 0, nil
+		case k == 0 || !r.present(k):
+			if k == 0 {
+				k = x.addChild(cur, s.name, 0, 0)
 			}
-			return 0, nil
+			n := x.node(k)
+			n.ino = x.inodeOf(&attrs{typ: tar.TypeDir, mode: 0o755, mtime: epoch, layer: -1, implicit: true})
+			n.layer = r.layer
+			if err := r.counted(); err != nil {
+				return 0, err
+			}
+		case x.isDir(k):
+		case x.typ(k) == tar.TypeSymlink:
+			if links++; links > maxSymlinks {
+				return 0, fmt.Errorf("%w: too many levels of symlinks at %q", ErrUnsafe, x.path(k))
+			}
+			target := x.linkname(x.node(k).ino)
+			if strings.HasPrefix(target, "/") {
+				cur = rootID
+			}
+			var ts []step
+			for c := range strings.SplitSeq(target, "/") {
+				ts = append(ts, step{name: c})
+			}
+			todo = append(ts, todo...)
+			continue
+		default:
+			return 0, &notDirError{path: x.path(k)}
 		}
-		if !r.present(a) {
-			return 0, nil
-		}
-		cur = a
+		cur = k
 	}
 	return cur, nil
 }
+
+// notDirError is resolve's error for a non-directory on the way.
+type notDirError struct{ path string }
+
+func (e *notDirError) Error() string {
+	return fmt.Sprintf("%v: parent %q is not a directory", ErrUnsafe, e.path)
+}
+
+func (e *notDirError) Unwrap() error { return ErrUnsafe }
 
 // place puts inode ino at n, following the replacement rules.
 func (r *replayer) place(n nodeID, ino inodeID) error {
@@ -195,29 +265,31 @@ func (r *replayer) hasChildren(n nodeID) bool {
 
 // applyWhiteouts removes the lower-layer content named by the current
 // layer's whiteouts and hidden by its opaque directories; what the current
-// layer itself added stays.
+// layer itself added stays. Symlinks on a whiteout's parent path are
+// followed (resolve).
 func (r *replayer) applyWhiteouts() error {
 	x := r.x
 	for _, w := range r.whiteouts {
-		parent, err := r.lookup(x.node(w).parent)
+		n, err := r.resolveMember(w, false)
+		var nd *notDirError
+		if errors.As(err, &nd) {
+			continue // nothing to delete below a non-directory
+		}
 		if err != nil {
 			return fmt.Errorf("whiteout %q: %w", x.path(w), err)
 		}
-		if parent != 0 && x.typ(parent) == tar.TypeSymlink {
-			return fmt.Errorf("whiteout %q: %w", x.path(w), r.ix.t.checkTraversable(parent))
-		}
-		if parent == 0 || !x.isDir(parent) || !r.present(w) {
+		if n == 0 || !r.present(n) {
 			continue
 		}
-		r.prune(w)
-		if x.node(w).layer < r.layer && !r.hasChildren(w) {
-			r.remove(w)
+		r.prune(n)
+		if x.node(n).layer < r.layer && !r.hasChildren(n) {
+			r.remove(n)
 		}
 	}
 	for _, d := range r.opaques {
 		// The directory as it is now: one this layer replaced after its
 		// marker holds only this layer's entries, which stay anyway.
-		if p, err := r.lookup(d); err == nil && p != 0 && x.isDir(p) {
+		if p, err := r.resolve(d, false); err == nil && p != 0 && x.isDir(p) {
 			r.prune(p)
 		}
 	}

@@ -36,29 +36,36 @@
 //     that path, written after it.
 //   - Missing parent directories are created 0755 root:root with mtime 0
 //     (TarOptions.ImplicitDirMode gives them another mode in the output).
-//   - The root entry ("./") of a layer is ignored; mksquashfs sets the root's
-//     mode (-root-mode 755).
+//   - The root entry ("./") of a layer updates the root's metadata like a
+//     directory over a directory (Tree.Root); the SIF builders hand its
+//     mode to mksquashfs (-root-mode), as their runtimes keep it.
 //
 // # Safety
 //
-// Nothing is ever written or looked up outside the tree, and no symlink is
-// ever followed. Member names and hard-link targets lose leading "/" and "./"
-// (as tar does) and are rejected when a component is "..". A whiteout for
-// "", "." or ".." (`.wh.`, `.wh..`, `.wh...`) is rejected (Debian's umoci
-// 0.4.7 deletes the parent of its rootfs on it). A hard link whose target does
-// not exist (at that moment, without following symlinks) or is a directory
-// is rejected. A member or whiteout whose parent path goes through a symlink
-// is rejected rather than written through it or resolved: image builders
-// record changes at real paths, so only a crafted layer does that. A member
-// below a non-directory is rejected too. Symlink targets are kept verbatim,
-// absolute or not: they are resolved in the container's root, never here.
-// All such rejections wrap ErrUnsafe.
+// Nothing is ever written or looked up outside the tree: the tree is
+// memory, and a path is only ever resolved inside it. Member names and
+// hard-link targets lose leading "/" and "./" (as tar does) and are
+// rejected when a component is "..". A whiteout for "", "." or ".."
+// (`.wh.`, `.wh..`, `.wh...`) is rejected (Debian's umoci 0.4.7 deletes the
+// parent of its rootfs on it). A hard link whose target does not exist (at
+// that moment) or is a directory is rejected. A member, whiteout, opaque
+// marker or hard-link target whose parent path goes through a symlink (a
+// layer writing lib/x over a lower layer's lib -> usr/lib) is placed where
+// the symlink leads inside the tree, as umoci (Apptainer 1.5.3,
+// SingularityCE 4.5.1), containerd, Docker and podman apply layers: an
+// absolute target starts at the tree's root, ".." stops at it, at most 40
+// links are followed, and missing directories on the way (a dangling
+// link's target too) are created. The member's own name is never
+// followed. A member below a non-directory, or a symlink loop, is
+// rejected. Symlink targets are kept verbatim, absolute or not. All such
+// rejections wrap ErrUnsafe.
 //
 // AUFS metadata (names starting with `.wh..wh.` other than the opaque
 // marker, and everything below such a directory) is skipped.
-// Sparse files (GNU or PAX sparse) are rejected: their logical size is not
-// bounded by the layer's size, and image builders never write them. Other
-// entry types than the seven of Entry.Type are rejected too.
+// Sparse files (GNU or PAX sparse) are regular files with their holes as
+// zeros, as the runtimes extract them; one larger than MaxSparseSize is
+// rejected, since its logical size is not bounded by the layer's. Other
+// entry types than the seven of Entry.Type are rejected.
 //
 // # Memory
 //

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 )
 
 // iref is an inode as a view sees it: one of the tree's, or the attributes
@@ -579,6 +580,18 @@ func (t *Tree) Entries() []Entry {
 	return out
 }
 
+// Root returns the root directory's metadata (Path ""): that of the
+// newest layer's root entry ("./", as `tar -C dir -c .` writes it), else
+// 0755 root:root with mtime 0. Apptainer 1.5.3 and SingularityCE 4.5.1
+// give their images' root these (umoci applies the root entry like any
+// directory's); Enroot 4.1.2 keeps 0755 root:root. WriteTar writes no
+// root entry (`mksquashfs -tar` 4.5.1 ignores it): mksquashfs takes the
+// root's mode from -root-mode (and ignores -root-uid and -root-gid).
+func (t *Tree) Root() Entry {
+	a := t.x.attrsOf(t.x.node(rootID).ino)
+	return entryOf("", &a, "", false)
+}
+
 // entryOf is the Entry of path with metadata a; link, when set, makes it a
 // hard link to that path.
 func entryOf(path string, a *attrs, link string, allRoot bool) Entry {
@@ -638,6 +651,14 @@ func writeHeader(tw *tar.Writer, it item, a *attrs, opts *TarOptions) error {
 	h := headerOf(entryOf(it.path, a, it.link, opts.AllRoot))
 	if opts.ImplicitDirMode != 0 && a.implicit && it.link == "" {
 		h.Mode = opts.ImplicitDirMode & 0o7777
+	}
+	if s := h.ModTime.Unix(); s < 0 {
+		// squashfs keeps 32-bit times: mksquashfs over a directory (the
+		// runtimes' builds) stores the low 32 bits of a time before 1970
+		// (1960 becomes 2096), and `mksquashfs -tar` 4.5.1 refuses a
+		// negative PAX mtime ("Failed to parse pax header"). Times past
+		// 2106 it cuts to 32 bits itself.
+		h.ModTime = time.Unix(int64(uint32(s)), 0).UTC()
 	}
 	if opts.EditHeader != nil {
 		name, typ, size, link := h.Name, h.Typeflag, h.Size, h.Linkname
