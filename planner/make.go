@@ -68,6 +68,9 @@ func MakePlan(ctx context.Context, m *spec.Model, res source.Resolver, opts Opti
 			continue
 		}
 		uid, gid, err := LookupOwner(c.Owner, c.Group)
+		if err == nil {
+			err = cacheroot.CheckRoot(c.Root, uid)
+		}
 		if err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("cache %q: %w", c.Name, err))
 			continue

@@ -60,14 +60,14 @@ type Session struct {
 func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.Duration) (*Session, error) {
 	// The path to the root: before it is created or opened, and again
 	// once it exists (a missing part could have been made meanwhile).
-	if err := checkRootPath(rootPath, set.UID); err != nil {
+	if err := CheckRoot(rootPath, set.UID); err != nil {
 		return nil, err
 	}
 	r, created, err := CreateRoot(rootPath, set.DirMode, set.UID, set.GID)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRootPath(rootPath, set.UID); err != nil {
+	if err := CheckRoot(rootPath, set.UID); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -103,9 +103,11 @@ func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.
 	return s, nil
 }
 
-// checkRootPath refuses a root that another user could point elsewhere
-// (CheckRootPath), with what to do about it.
-func checkRootPath(root string, uid int) error { return CheckPlace("cache root", root, uid) }
+// CheckRoot refuses a cache root that another user than root, the runner
+// or the cache's owner (uid, -1 for none) could point elsewhere
+// (CheckRootPath), with what to do about it. Begin checks it; plan checks
+// it too, so that it fails where apply would.
+func CheckRoot(root string, uid int) error { return CheckPlace("cache root", root, uid) }
 
 // Created reports whether Begin made the root.
 func (s *Session) Created() bool { return s.created }
