@@ -160,6 +160,9 @@ type indexer struct {
 	// maxNodes bounds the paths named (2 × MaxEntries).
 	maxNodes int
 	logs     []layerLog
+	// sparse sums the sizes of the image's sparse files (MaxSparseSize
+	// bounds the sum: each costs its builds reading its holes as zeros).
+	sparse int64
 }
 
 func (ix *indexer) node(comps []string) (nodeID, error) {
@@ -239,6 +242,11 @@ func (ix *indexer) add(i int, hdr *tar.Header, ord int32) error {
 	a, err := attrsFromHeader(hdr, int32(i), ord)
 	if err != nil {
 		return err
+	}
+	if isSparse(hdr) {
+		if ix.sparse += hdr.Size; ix.sparse > MaxSparseSize {
+			return fmt.Errorf("sparse files of %d bytes in all: more than the limit of %d for an image's sparse files, whose holes cost its layers nothing", ix.sparse, int64(MaxSparseSize))
+		}
 	}
 	if r.node, err = ix.node(comps); err != nil {
 		return err
@@ -426,7 +434,9 @@ func (ix *indexer) indexLayer(ctx context.Context, i int, headers <-chan headerB
 }
 
 // MaxSparseSize bounds the size of a sparse file (GNU tar's old 'S' type
-// or a PAX GNU.sparse file): the layer stores its data regions only, so
+// or a PAX GNU.sparse file), and the sum of an image's sparse files
+// (counted as each layer is read, a file replaced later included): the
+// layer stores their data regions only, so
 // its holes expand to zeros without costing the layer anything. archive/tar
 // reads sparse files with their holes as zeros, as umoci (Apptainer 1.5.3,
 // SingularityCE 4.5.1) and GNU tar (Enroot 4.1.2) extract them; a regular

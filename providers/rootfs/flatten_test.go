@@ -649,6 +649,16 @@ func TestSparseFiles(t *testing.T) {
 	if _, err := attrsFromHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "big", Size: MaxSparseSize + 1}, 0, 0); err != nil {
 		t.Errorf("a regular file larger than MaxSparseSize: %v", err)
 	}
+	// The bound is on the image's sum too: many sparse files, each under
+	// it, in a tiny layer would cost every build reading hours of zeros.
+	ix := &indexer{t: &Tree{x: newIndex()}, maxNodes: 1 << 20, logs: make([]layerLog, 1)}
+	var err2 error
+	for i := 0; i < 5 && err2 == nil; i++ {
+		err2 = ix.add(0, &tar.Header{Typeflag: tar.TypeGNUSparse, Name: fmt.Sprintf("s%d", i), Size: MaxSparseSize / 4, Mode: 0o644}, int32(i))
+	}
+	if err2 == nil || !strings.Contains(err2.Error(), "sparse files of") || !strings.Contains(err2.Error(), "in all") {
+		t.Errorf("five sparse files of MaxSparseSize/4: err = %v, want the image's sparse limit", err2)
+	}
 }
 
 // TestTimesBeforeEpoch: a time before 1970 is written as its low 32 bits,

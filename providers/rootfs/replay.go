@@ -37,6 +37,24 @@ type replayer struct {
 	whiteouts  []nodeID // paths whited out by the current layer
 	opaques    []nodeID // directories made opaque by the current layer
 	chain      []nodeID
+	// linkSteps counts the path components taken from symlink targets
+	// while the current layer is replayed (maxLinkSteps bounds them).
+	linkSteps int
+	todo      []step // resolve's work stack, reused
+}
+
+// maxLinkSteps bounds the path components resolve takes from symlink
+// targets in one layer. Each lookup follows at most maxSymlinks links,
+// but a layer of many members below a chain of links with long targets
+// would otherwise cost hours (measured: 95 ms a member with 39 chained
+// links of 4,000 components); an image's merged-usr lib -> usr/lib costs
+// two a member.
+const maxLinkSteps = 1 << 24
+
+// step is one path component resolve has still to take.
+type step struct {
+	name string
+	node nodeID // the named node, while no link was followed (0 after)
 }
 
 func (r *replayer) present(n nodeID) bool { return n == rootID || r.x.node(n).ino != 0 }
@@ -44,6 +62,7 @@ func (r *replayer) present(n nodeID) bool { return n == rootID || r.x.node(n).in
 func (r *replayer) applyLayer(i int) error {
 	lg := &r.ix.logs[i]
 	r.layer = int32(i)
+	r.linkSteps = 0
 	r.whiteouts, r.opaques = r.whiteouts[:0], r.opaques[:0]
 	for _, rc := range lg.recs {
 		if err := r.apply(i, rc); err != nil {
@@ -145,19 +164,17 @@ func (r *replayer) resolveMember(n nodeID, create bool) (nodeID, error) {
 // non-directory on the way fails with ErrUnsafe.
 func (r *replayer) resolve(d nodeID, create bool) (nodeID, error) {
 	x := r.x
-	type step struct {
-		name string
-		node nodeID // the named node, while no link was followed (0 after)
-	}
+	// todo is a stack: the next component is last.
 	chain := r.ancestors(d)
-	todo := make([]step, 0, len(chain))
-	for _, a := range chain {
-		todo = append(todo, step{name: x.nameStr(a), node: a})
+	todo := r.todo[:0]
+	for i := len(chain) - 1; i >= 0; i-- {
+		todo = append(todo, step{name: x.nameStr(chain[i]), node: chain[i]})
 	}
+	defer func() { r.todo = todo[:0] }()
 	cur, links := rootID, 0
 	for len(todo) > 0 {
-		s := todo[0]
-		todo = todo[1:]
+		s := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
 		switch s.name {
 		case "", ".":
 			continue
@@ -193,11 +210,20 @@ func (r *replayer) resolve(d nodeID, create bool) (nodeID, error) {
 			if strings.HasPrefix(target, "/") {
 				cur = rootID
 			}
-			var ts []step
-			for c := range strings.SplitSeq(target, "/") {
-				ts = append(ts, step{name: c})
+			// The target's components, pushed last first; empty and "."
+			// ones are nothing to take.
+			for rest := target; rest != ""; {
+				i := strings.LastIndexByte(rest, '/')
+				c := rest[i+1:]
+				rest = rest[:max(i, 0)]
+				if c == "" || c == "." {
+					continue
+				}
+				if r.linkSteps++; r.linkSteps > maxLinkSteps {
+					return 0, fmt.Errorf("%w: the layer's symlinked parents take more than %d steps to resolve (at %q)", ErrUnsafe, maxLinkSteps, x.path(k))
+				}
+				todo = append(todo, step{name: c})
 			}
-			todo = append(ts, todo...)
 			continue
 		default:
 			return 0, &notDirError{path: x.path(k)}
