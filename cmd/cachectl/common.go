@@ -137,12 +137,7 @@ func useStore(g *Globals, iox *IO, m *spec.Model) (*store.Store, *store.Lock, er
 // openStore opens the run's blob store (--store, the spec's, or the
 // default): once per run, shared by its sources.
 func openStore(g *Globals, m *spec.Model) (*store.Store, error) {
-	// The store directory itself is checked by Open; the path to it must
-	// be one nobody else can point elsewhere.
-	if err := cacheroot.CheckPlace("blob store", storeDir(g, m)); err != nil {
-		return nil, fmt.Errorf("open blob store: %w", err)
-	}
-	st, err := store.Open(storeDir(g, m))
+	st, err := cacheroot.OpenStore(storeDir(g, m))
 	if err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}

@@ -194,7 +194,10 @@ func (r *applyRecorder) write(g *Globals, iox *IO, m *spec.Model, p *planner.Pla
 			result = history.ResultInterrupted
 		}
 	}
-	type root struct{ cache, dir string }
+	type root struct {
+		cache, dir string
+		uid        int // the cache's owner (-1: none)
+	}
 	var roots []root
 	if p != nil {
 		changed := map[string]bool{}
@@ -204,12 +207,12 @@ func (r *applyRecorder) write(g *Globals, iox *IO, m *spec.Model, p *planner.Pla
 		for _, rp := range p.Roots {
 			// With -target, a root the targets leave alone was not applied.
 			if len(p.Targets) == 0 || changed[rp.Cache] {
-				roots = append(roots, root{rp.Cache, rp.Root})
+				roots = append(roots, root{rp.Cache, rp.Root, rp.UID})
 			}
 		}
 	} else if m != nil {
 		for _, c := range m.Caches {
-			roots = append(roots, root{c.Name, c.Root})
+			roots = append(roots, root{c.Name, c.Root, cacheOwner(c)})
 		}
 	}
 	r.mu.Lock()
@@ -255,7 +258,7 @@ func (r *applyRecorder) write(g *Globals, iox *IO, m *spec.Model, p *planner.Pla
 		if runErr != nil && (rec.Result != history.ResultSuccess || p == nil || mentionsCache(runErr, rt.cache)) {
 			rec.Result, rec.Error = result, rootError(runErr, rt.cache, msg)
 		}
-		if err := appendRecord(rt.dir, rec); err != nil {
+		if err := appendRecord(rt.dir, rt.uid, rec); err != nil {
 			log.Warn("history not written", "cache", rt.cache, "err", err)
 		}
 	}
@@ -281,14 +284,21 @@ func recordImport(g *Globals, iox *IO, c *spec.Cache, address, ref string, start
 		a.WrittenBytes, rec.WrittenBytes = e.Size, e.Size
 	}
 	rec.Artifacts = []history.Artifact{a}
-	if err := appendRecord(c.Root, rec); err != nil {
+	if err := appendRecord(c.Root, cacheOwner(c), rec); err != nil {
 		g.Logger(iox.Stderr).Warn("history not written", "cache", c.Name, "err", err)
 	}
 }
 
 // appendRecord appends rec to the history of root when root has a
-// .cachectl directory.
-func appendRecord(root string, rec history.Record) error {
+// .cachectl directory, and its path is one only root, the runner or the
+// cache's owner (uid) could point elsewhere (a run that Begin refused for
+// that reason must not write there either).
+func appendRecord(root string, uid int, rec history.Record) error {
+	if err := cacheroot.CheckPlaceExisting("cache root", root, uid); errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
 	d, err := history.OpenDir(root)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -298,6 +308,15 @@ func appendRecord(root string, rec history.Record) error {
 	}
 	defer d.Close()
 	return history.Append(d, rec)
+}
+
+// cacheOwner is the uid of the cache's owner setting (-1: none or unknown).
+func cacheOwner(c *spec.Cache) int {
+	uid, _, err := planner.LookupOwner(c.Owner, "")
+	if err != nil {
+		return -1
+	}
+	return uid
 }
 
 // countAction adds one planned change to s, counted as the plan counts it

@@ -569,3 +569,42 @@ func TestScanUnderSwapAlwaysHashes(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckExistingAndResolvesTo: once a caller has made what is at a
+// path, a missing component is an error (someone removed it, perhaps a
+// link that led elsewhere), and a root handle must still be what its path
+// leads to (Begin's second check; before, a missing part passed).
+func TestCheckExistingAndResolvesTo(t *testing.T) {
+	base := t.TempDir()
+	missing := filepath.Join(base, "gone", "root")
+	if err := CheckPath(missing); err != nil {
+		t.Errorf("CheckPath of a path still to make: %v", err)
+	}
+	if err := CheckPathExisting(missing); err == nil {
+		t.Error("CheckPathExisting of a missing path passed")
+	}
+	if err := CheckPlaceExisting("cache root", missing); err == nil {
+		t.Error("CheckPlaceExisting of a missing path passed")
+	}
+	dir := filepath.Join(base, "root")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.resolvesTo(dir); err != nil {
+		t.Fatalf("resolvesTo its own path: %v", err)
+	}
+	if err := os.Rename(dir, dir+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.resolvesTo(dir); err == nil || !strings.Contains(err.Error(), "changed while it was being opened") {
+		t.Errorf("resolvesTo after the path was pointed at another directory: %v", err)
+	}
+}

@@ -153,6 +153,22 @@ func CreateRoot(path string, dirMode spec.Mode, uid, gid int) (r *Root, created 
 	return r, made, err
 }
 
+// resolvesTo fails unless path leads (following symlinks, as OpenRoot
+// does) to the directory r holds.
+func (r *Root) resolvesTo(path string) error {
+	var byPath, held unix.Stat_t
+	if err := unix.Stat(path, &byPath); err != nil {
+		return fmt.Errorf("cache root %s changed while it was being opened (%v); run again", path, err)
+	}
+	if err := unix.Fstat(fd(r.dir), &held); err != nil {
+		return err
+	}
+	if byPath.Dev != held.Dev || byPath.Ino != held.Ino {
+		return fmt.Errorf("cache root %s changed while it was being opened (it now leads to another directory); run again, and see who can change the directories above it", path)
+	}
+	return nil
+}
+
 // Path returns the root's path as given.
 func (r *Root) Path() string { return r.path }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cachectl/cachectl/providers/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,24 +37,41 @@ func (e *UnsafePathError) Error() string {
 // theirs). Components that do not exist yet are not checked (the caller
 // creates them; check again once they exist). It returns an
 // *UnsafePathError, or the error of a failed lookup.
-func CheckPath(path string, owners ...int) error { return checkPath(path, owners, false) }
+func CheckPath(path string, owners ...int) error { return checkPath(path, owners, false, false) }
+
+// CheckPathExisting is CheckPath once the caller has made (or opened)
+// what is at path: a missing component is then an error (someone removed
+// it since, perhaps a link that led elsewhere), not a part still to make.
+func CheckPathExisting(path string, owners ...int) error {
+	return checkPath(path, owners, false, true)
+}
 
 // CheckRootPath is CheckPath for a cache root, whose own directory may
 // belong to anyone (its owner is trusted with what is below it, see
 // Root): only the symbolic links and the directories above it are
 // checked. Whoever could change one of those could point the root
 // elsewhere, where cachectl would create and change files.
-func CheckRootPath(path string, owners ...int) error { return checkPath(path, owners, true) }
+func CheckRootPath(path string, owners ...int) error { return checkPath(path, owners, true, false) }
 
 // CheckPlace is CheckRootPath for what (a "cache root", the "blob
 // store") at path, made absolute: an unsafe path is an error that says
 // what to do about it.
 func CheckPlace(what, path string, owners ...int) error {
+	return checkPlace(what, path, owners, false)
+}
+
+// CheckPlaceExisting is CheckPlace once what is at path has been made or
+// opened (see CheckPathExisting).
+func CheckPlaceExisting(what, path string, owners ...int) error {
+	return checkPlace(what, path, owners, true)
+}
+
+func checkPlace(what, path string, owners []int, mustExist bool) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
 	}
-	err = CheckRootPath(abs, owners...)
+	err = checkPath(abs, owners, true, mustExist)
 	var ue *UnsafePathError
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%s %w: whoever owns or can write it could point the %s elsewhere, where cachectl would create and change files; give its real path, or make the directories above it root's and writable only by their owner (or sticky)", what, err, what)
@@ -61,7 +79,7 @@ func CheckPlace(what, path string, owners ...int) error {
 	return err
 }
 
-func checkPath(path string, owners []int, exemptLast bool) error {
+func checkPath(path string, owners []int, exemptLast, mustExist bool) error {
 	if !filepath.IsAbs(path) {
 		return fmt.Errorf("%s: not an absolute path", path)
 	}
@@ -100,7 +118,7 @@ func checkPath(path string, owners []int, exemptLast bool) error {
 		}
 		p := filepath.Join(dir, c)
 		if err := unix.Lstat(p, &st); err != nil {
-			if errors.Is(err, unix.ENOENT) {
+			if errors.Is(err, unix.ENOENT) && !mustExist {
 				return nil
 			}
 			return &os.PathError{Op: "lstat", Path: p, Err: err}
@@ -147,4 +165,21 @@ func ownersText(owners []int) string {
 		return ""
 	}
 	return " or to the owner set in the spec (uid " + strings.Join(ids, ", ") + ")"
+}
+
+// OpenStore opens the blob store at dir (store.Open checks the store's
+// own directories) once its path is one nobody else could point
+// elsewhere, before Open creates anything there and again once it exists.
+func OpenStore(dir string) (*store.Store, error) {
+	if err := CheckPlace("blob store", dir); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPlaceExisting("blob store", dir); err != nil {
+		return nil, err
+	}
+	return st, nil
 }

@@ -67,7 +67,14 @@ func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckRoot(rootPath, set.UID); err != nil {
+	// The path is safe now and leads to the directory this session
+	// holds: made in the order that leaves no gap (a path unsafe when it
+	// was resolved cannot become safe but by losing a component).
+	if err := r.resolvesTo(rootPath); err != nil {
+		r.Close()
+		return nil, err
+	}
+	if err := CheckPlaceExisting("cache root", rootPath, set.UID); err != nil {
 		r.Close()
 		return nil, err
 	}

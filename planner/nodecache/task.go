@@ -124,14 +124,14 @@ func stage(ctx context.Context, sf *StageFile, st *NodeState, log io.Writer) err
 	// root, the runner or the node cache's owner could have made or could
 	// change, before Begin creates anything there and again once it
 	// exists (someone could have made it in between).
-	if err := checkLocalRoot(st.Root, sf.UID); err != nil {
+	if err := checkLocalRoot(st.Root, sf.UID, false); err != nil {
 		return err
 	}
 	sess, err := cacheroot.Begin(ctx, st.Root, cacheroot.Settings{Runtime: rt, DirMode: dirMode, UID: sf.UID, GID: sf.GID}, lockTimeout)
 	if err != nil {
 		return err
 	}
-	if err := checkLocalRoot(st.Root, sf.UID); err != nil {
+	if err := checkLocalRoot(st.Root, sf.UID, true); err != nil {
 		sess.Abandon()
 		return err
 	}
@@ -230,8 +230,12 @@ func stage(ctx context.Context, sf *StageFile, st *NodeState, log io.Writer) err
 // the runner or the node cache's owner (uid, -1 for none) could redirect
 // or take over (cacheroot.CheckPath): jobs on the node read its files by
 // that path.
-func checkLocalRoot(root string, uid int) error {
-	err := cacheroot.CheckPath(root, uid)
+func checkLocalRoot(root string, uid int, existing bool) error {
+	check := cacheroot.CheckPath
+	if existing {
+		check = cacheroot.CheckPathExisting
+	}
+	err := check(root, uid)
 	var ue *cacheroot.UnsafePathError
 	if errors.As(err, &ue) {
 		return fmt.Errorf("local root %s: %w: whoever made or can change it could replace what stage puts there, and jobs on this node would run their files; remove it (stage then makes it) or make it and the directories above it root's and writable only by their owner (or sticky), or choose another root in the node_cache block", root, err)

@@ -44,7 +44,7 @@ func NewRunDir(base, kind string) (*RunDir, error) {
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return nil, fmt.Errorf("slurm log directory: %w", err)
 	}
-	if err := CheckLogDir(base); err != nil {
+	if err := checkLogDir(base, true); err != nil {
 		return nil, err
 	}
 	var b [4]byte
@@ -65,12 +65,20 @@ func NewRunDir(base, kind string) (*RunDir, error) {
 // reads the script by path, as the submitter: whoever could rename a run
 // directory and put their own in its place would have Slurm write the logs
 // through their symbolic links, and run their script, as that user.
-func CheckLogDir(dir string) error {
+func CheckLogDir(dir string) error { return checkLogDir(dir, false) }
+
+// checkLogDir is CheckLogDir; existing once the directory was made (see
+// cacheroot.CheckPathExisting).
+func checkLogDir(dir string, existing bool) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return fmt.Errorf("slurm log directory: %w", err)
 	}
-	err = cacheroot.CheckPath(abs)
+	check := cacheroot.CheckPath
+	if existing {
+		check = cacheroot.CheckPathExisting
+	}
+	err = check(abs)
 	var ue *cacheroot.UnsafePathError
 	if errors.As(err, &ue) {
 		return fmt.Errorf("slurm log directory %s: another user could swap a job's run directory for their own and have Slurm write the job's logs through their symbolic links, and run their batch script, as you: %w; make it root's or yours and writable only by its owner (chown, chmod go-w), or set log_dir in the spec's cachectl { slurm { } } block to such a directory (the default, <store>/slurm, is one)", abs, err)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
-	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -177,10 +176,7 @@ func build(ctx context.Context, storeDir string, t Task, work *cacheroot.WorkDir
 	if err != nil {
 		return err
 	}
-	if err := cacheroot.CheckPlace("blob store", storeDir); err != nil {
-		return err
-	}
-	st, err := store.Open(storeDir)
+	st, err := cacheroot.OpenStore(storeDir)
 	if err != nil {
 		return err
 	}
