@@ -56,7 +56,7 @@ func Inventory(m *spec.Model, only string, builder func(spec.Runtime) BuilderInf
 			continue
 		}
 		found = true
-		st, err := cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Owner: ownerUID(c), Verify: verify, Names: c.ArtifactNames()})
+		st, err := cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Owner: OwnerUID(c), Verify: verify, Names: c.ArtifactNames()})
 		if err != nil {
 			return nil, fmt.Errorf("cache %q: %w", c.Name, err)
 		}

@@ -62,14 +62,15 @@ func MakePlan(ctx context.Context, m *spec.Model, res source.Resolver, opts Opti
 	}
 	var inputs []CacheInput
 	for _, c := range m.Caches {
-		st, err := cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Owner: ownerUID(c), Verify: opts.Verify, Names: c.ArtifactNames()})
-		if err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("cache %q: %w", c.Name, err))
-			continue
-		}
+		// The owner first, then the root's path (refused as apply refuses
+		// it), and only then the scan, which may hash every file.
 		uid, gid, err := LookupOwner(c.Owner, c.Group)
 		if err == nil {
 			err = cacheroot.CheckRoot(c.Root, uid)
+		}
+		var st *cacheroot.RootState
+		if err == nil {
+			st, err = cacheroot.Scan(c.Root, cacheroot.ScanOptions{Runtime: c.Runtime, Owner: uid, Verify: opts.Verify, Names: c.ArtifactNames()})
 		}
 		if err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("cache %q: %w", c.Name, err))
@@ -228,8 +229,8 @@ func resolvedPath(p string) string {
 	}
 }
 
-// ownerUID is the uid of a cache's owner (-1 when none or unknown).
-func ownerUID(c *spec.Cache) int {
+// OwnerUID is the uid of a cache's owner (-1 when none or unknown).
+func OwnerUID(c *spec.Cache) int {
 	uid, _, err := LookupOwner(c.Owner, "")
 	if err != nil {
 		return -1

@@ -212,7 +212,7 @@ func (r *applyRecorder) write(g *Globals, iox *IO, m *spec.Model, p *planner.Pla
 		}
 	} else if m != nil {
 		for _, c := range m.Caches {
-			roots = append(roots, root{c.Name, c.Root, cacheOwner(c)})
+			roots = append(roots, root{c.Name, c.Root, planner.OwnerUID(c)})
 		}
 	}
 	r.mu.Lock()
@@ -284,7 +284,7 @@ func recordImport(g *Globals, iox *IO, c *spec.Cache, address, ref string, start
 		a.WrittenBytes, rec.WrittenBytes = e.Size, e.Size
 	}
 	rec.Artifacts = []history.Artifact{a}
-	if err := appendRecord(c.Root, cacheOwner(c), rec); err != nil {
+	if err := appendRecord(c.Root, planner.OwnerUID(c), rec); err != nil {
 		g.Logger(iox.Stderr).Warn("history not written", "cache", c.Name, "err", err)
 	}
 }
@@ -308,15 +308,6 @@ func appendRecord(root string, uid int, rec history.Record) error {
 	}
 	defer d.Close()
 	return history.Append(d, rec)
-}
-
-// cacheOwner is the uid of the cache's owner setting (-1: none or unknown).
-func cacheOwner(c *spec.Cache) int {
-	uid, _, err := planner.LookupOwner(c.Owner, "")
-	if err != nil {
-		return -1
-	}
-	return uid
 }
 
 // countAction adds one planned change to s, counted as the plan counts it

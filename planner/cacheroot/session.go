@@ -418,15 +418,16 @@ func (s *Session) openPlaced(name string, e *Entry) (*os.File, error) {
 		f.Close()
 		return nil, err
 	}
-	if err := samePlaced(dest, stateOf(st), e, func() (string, error) { return hashAt(f) }); err != nil {
+	if err := samePlaced(dest, stateOf(st), e, func() (string, error) { return HashFile(f) }); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
 }
 
-// hashAt hashes an open file from its start.
-func hashAt(f *os.File) (string, error) {
+// HashFile returns the sha256 ("sha256:HEX") of the open file f, read from
+// its start whatever its offset.
+func HashFile(f *os.File) (string, error) {
 	return hashReader(io.NewSectionReader(f, 0, 1<<62))
 }
 
@@ -589,7 +590,7 @@ func (s *Session) removePlaced(name string, e *Entry, unchanged bool) error {
 				return "", err
 			}
 			defer f.Close()
-			return hashAt(f)
+			return HashFile(f)
 		})
 	}
 	if err != nil {

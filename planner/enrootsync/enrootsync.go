@@ -15,8 +15,6 @@ package enrootsync
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -361,7 +359,7 @@ func Run(ctx context.Context, opts Options, steps []Step) error {
 			}
 			before, err := f.Stat()
 			if err == nil && s.sum == "" {
-				s.sum, err = hashFile(f)
+				s.sum, err = cacheroot.HashFile(f)
 			}
 			if err != nil {
 				f.Close()
@@ -524,14 +522,4 @@ func short(d string) string {
 		return d[:19]
 	}
 	return d
-}
-
-// hashFile returns the sha256 ("sha256:HEX") of an open file, read from
-// its start.
-func hashFile(f *os.File) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
