@@ -645,13 +645,12 @@ func (a *applier) buildWith(ctx context.Context, job *rootJob, ch planner.Change
 	if werr := wait(); werr != nil {
 		return fmt.Errorf("pull %s: %w", ch.Ref, werr)
 	}
-	var layerErr *rootfs.LayerError
-	if err != nil && ctx.Err() == nil && a.batch == nil && (errors.As(err, &layerErr) ||
-		errors.Is(err, store.ErrDigestMismatch) || errors.Is(err, store.ErrSizeMismatch)) {
+	if err != nil && ctx.Err() == nil && a.batch == nil && (errors.Is(err, store.ErrFollowFailed) || errors.Is(err, store.ErrNotStarted)) {
 		// The pull ended well, yet the build that read the layers as they
-		// arrived failed reading one (a blob downloaded again after a
-		// mismatch, or from the registry after its mirror failed): build
-		// again from the complete image, alone.
+		// arrived read a download that failed (a blob downloaded again
+		// after a mismatch, or from the registry after its mirror
+		// failed): build again from the complete image, alone. A layer
+		// that is itself bad fails the same way every time: not again.
 		os.Remove(out)
 		if img, err = a.fetch(ctx, &ch); err != nil {
 			return fmt.Errorf("pull %s: %w", ch.Ref, err)

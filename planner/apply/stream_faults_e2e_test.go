@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,11 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/cachectl/cachectl/conformance/corpus"
 	"github.com/cachectl/cachectl/planner"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
@@ -20,6 +26,7 @@ import (
 	"github.com/cachectl/cachectl/providers/enroot"
 	"github.com/cachectl/cachectl/providers/registry"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/providers/rootfs"
 	"github.com/cachectl/cachectl/providers/squashfs"
 	"github.com/cachectl/cachectl/providers/store"
 	"github.com/cachectl/cachectl/spec"
@@ -274,4 +281,62 @@ func TestStreamedApplyMirrorFallsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.check(t, "sif", "sqsh", "oci")
+}
+
+// countingBuilder counts the builds of a streaming builder.
+type countingBuilder struct {
+	providers.StreamBuilder
+	n *atomic.Int32
+}
+
+func (c countingBuilder) Build(ctx context.Context, img v1.Image, req providers.BuildRequest, out string) error {
+	c.n.Add(1)
+	return c.StreamBuilder.Build(ctx, img, req, out)
+}
+
+func (c countingBuilder) BuildShared(ctx context.Context, m *rootfs.Member, img v1.Image, req providers.BuildRequest, out string) error {
+	c.n.Add(1)
+	return c.StreamBuilder.BuildShared(ctx, m, img, req, out)
+}
+
+// TestStreamedApplyBadLayerBuiltOnce: an image whose layer is itself bad
+// (a hard link to a file no layer has) fails its streamed SIF and .sqsh
+// builds the same way every time; the pull ended well, but they are not
+// built again from the complete image (which read every layer and ran
+// mksquashfs twice to fail twice). Nothing is placed.
+func TestStreamedApplyBadLayerBuiltOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	registrytest.RequireTool(t, "mksquashfs")
+	srv := registrytest.StartDistribution(t)
+	raw, err := corpus.TarBytes([]corpus.Member{corpus.Reg("a", 0o644, "x"), corpus.Hardlink("b", "missing")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registrytest.Push(t, img, srv.Ref("faults/bad:1"))
+	f := newFaultyApply(t, srv, img, "faults/bad:1", func(string) []registrytest.Fault { return nil }, time.Minute)
+	var builds atomic.Int32
+	err = f.run(t, func(rt spec.Runtime) (providers.Builder, error) {
+		b, err := realBuilder(rt)
+		if sb, ok := b.(providers.StreamBuilder); ok && err == nil {
+			return countingBuilder{sb, &builds}, nil
+		}
+		return b, err
+	})
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("err = %v, want the missing hard-link target", err)
+	}
+	if n := builds.Load(); n != 2 {
+		t.Errorf("%d builds of the SIF and the .sqsh, want 2: a bad layer was built again", n)
+	}
+	f.check(t, "oci")
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -73,6 +74,12 @@ func (s *Store) endFlight(h v1.Hash, fl *flight, err error) {
 // store nor being written by this process.
 var ErrNotStarted = errors.New("blob is not in the store and not being written")
 
+// ErrFollowFailed is wrapped by Follow and its reader's errors when the
+// download they followed failed (a digest or size mismatch, a connection
+// cut, a cancelled download): what was read is then not the blob, and a
+// reader may read the blob again once a later download stored it.
+var ErrFollowFailed = errors.New("the download followed failed")
+
 // Follow opens blob h for reading while this process may still be writing
 // it (Put): a reader of a blob in progress gets the bytes as they are
 // written and waits for more; it ends with io.EOF only once the blob is
@@ -90,7 +97,8 @@ func (s *Store) Follow(h v1.Hash) (io.ReadCloser, error) {
 		s.mu.Unlock()
 		if fl == nil {
 			rc, err := s.Open(h)
-			if errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrUntrustedBlob) || errors.Is(err, syscall.ELOOP) {
+				// (A file Has counts as absent is one Put will replace.)
 				return nil, fmt.Errorf("store: blob %s: %w", h, ErrNotStarted)
 			}
 			return rc, err
@@ -105,7 +113,7 @@ func (s *Store) Follow(h v1.Hash) (io.ReadCloser, error) {
 			ferr := fl.err
 			fl.mu.Unlock()
 			if ferr != nil {
-				return nil, fmt.Errorf("store: blob %s: %w", h, ferr)
+				return nil, fmt.Errorf("store: blob %s: %w: %w", h, ErrFollowFailed, ferr)
 			}
 			continue
 		}
@@ -137,7 +145,7 @@ func (r *followReader) Read(p []byte) (int, error) {
 	fl.mu.Unlock()
 	if r.off >= avail {
 		if ferr != nil {
-			return 0, fmt.Errorf("store: blob %s: %w", r.h, ferr)
+			return 0, fmt.Errorf("store: blob %s: %w: %w", r.h, ErrFollowFailed, ferr)
 		}
 		if done {
 			return 0, io.EOF
