@@ -51,10 +51,11 @@ type replayer struct {
 // two a member.
 const maxLinkSteps = 1 << 24
 
-// step is one path component resolve has still to take.
+// step is one path component resolve has still to take: a node of the
+// path the layers named, or (node 0) a name from a link's target.
 type step struct {
 	name string
-	node nodeID // the named node, while no link was followed (0 after)
+	node nodeID
 }
 
 func (r *replayer) present(n nodeID) bool { return n == rootID || r.x.node(n).ino != 0 }
@@ -168,24 +169,27 @@ func (r *replayer) resolve(d nodeID, create bool) (nodeID, error) {
 	chain := r.ancestors(d)
 	todo := r.todo[:0]
 	for i := len(chain) - 1; i >= 0; i-- {
-		todo = append(todo, step{name: x.nameStr(chain[i]), node: chain[i]})
+		todo = append(todo, step{node: chain[i]}) // named by the node (no string made)
 	}
 	defer func() { r.todo = todo[:0] }()
 	cur, links := rootID, 0
 	for len(todo) > 0 {
 		s := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
-		switch s.name {
-		case "", ".":
-			continue
-		case "..":
-			if cur != rootID {
-				cur = x.node(cur).parent
-			}
-			continue
-		}
 		k := s.node
 		if k == 0 || x.node(k).parent != cur {
+			// Off the path the layers named (a link was followed): look
+			// the name up where the walk is. Index names are never "",
+			// "." or ".."; link targets' "" and "." were left out.
+			if k != 0 {
+				s.name = x.nameStr(k)
+			}
+			if s.name == ".." {
+				if cur != rootID {
+					cur = x.node(cur).parent
+				}
+				continue
+			}
 			k = x.child(cur, s.name)
 		}
 		switch {
