@@ -608,3 +608,54 @@ func TestCheckExistingAndResolvesTo(t *testing.T) {
 		t.Errorf("resolvesTo after the path was pointed at another directory: %v", err)
 	}
 }
+
+// TestChmoddedFileHashedOncePerRun: a file chmodded away from its placed
+// mode is hashed by the plan's scan (its change time moved); the apply
+// that fixes its mode, in the same run, neither scans nor chmods it by
+// reading it again (it read the file three times before).
+func TestChmoddedFileHashedOncePerRun(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "c")
+	s := begin(t, root)
+	big := strings.Repeat("y", 8<<20)
+	place(t, s, "a:1", big)
+	s.Release()
+	if err := os.Chmod(filepath.Join(root, "a:1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(racyWindow + 100*time.Millisecond)
+	opts := ScanOptions{Runtime: spec.RuntimeApptainer, SkipUnmanaged: true, Owner: -1}
+
+	s = begin(t, root)
+	planned, err := Scan(root, opts) // the plan, under the apply's lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := planned.Rehashed["a:1"]; !ok {
+		t.Fatalf("the plan's scan did not list the chmodded file as verified: %v", planned.Rehashed)
+	}
+	before := rchar(t)
+	if err := s.RecordChangeTimes(planned.Rehashed); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Scan(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files["a:1"].SHA256 == "" {
+		t.Error("the session's scan reports the chmodded file without a hash")
+	}
+	if err := s.Update("a:1", 0o644, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if read := rchar(t) - before; read >= int64(len(big)) {
+		t.Errorf("the apply's scan and chmod read %d bytes: the file was hashed again", read)
+	}
+	s.Release()
+	st, err = Scan(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := st.Files["a:1"]; f.Mode != 0o644 || f.SHA256 != "" {
+		t.Errorf("after the fix: mode %v, hashed %q; want 0644 and no hash needed", f.Mode, f.SHA256)
+	}
+}

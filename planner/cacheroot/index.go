@@ -141,11 +141,15 @@ func (ix *Index) Put(e Entry) {
 
 // setCtime records the change time of hashed (a scan's RootState.
 // Rehashed) as that of name's entry, when the entry is still the file
-// hashed (inode, size, mtime).
-func (ix *Index) setCtime(name string, hashed FileState) {
-	if e, ok := ix.Lookup(name); ok && e.Inode == hashed.Inode && e.Size == hashed.Size && e.ModTime.Equal(hashed.ModTime) {
-		e.Ctime = hashed.Ctime
+// hashed (inode, size, mtime) and its owner and mode are as placed. It
+// reports whether it did.
+func (ix *Index) setCtime(name string, hashed FileState) bool {
+	e, ok := ix.Lookup(name)
+	if !ok || e.Inode != hashed.Inode || e.Size != hashed.Size || !e.ModTime.Equal(hashed.ModTime) || !recordable(hashed, e) || e.Ctime.Equal(hashed.Ctime) {
+		return false
 	}
+	e.Ctime = hashed.Ctime
+	return true
 }
 
 // Remove deletes the entry for name, if any.

@@ -41,13 +41,15 @@ type RootState struct {
 	// a saved plan records it and apply refuses the plan when it changed.
 	Fingerprint string
 	// Rehashed holds, by name, the state (from fstat of the descriptor
-	// hashed, before reading) of each managed file whose change time
-	// alone had moved (chmod -R or chown -R to the same values, a backup
-	// tool's touch of xattrs) and whose content, hashed for that reason,
-	// is still what was placed, with the owner and mode placed. A session
-	// records their change times in the index (RecordChangeTimes) so that
-	// the next scan need not hash them again; the fingerprint leaves
-	// change times out, so a saved plan stays valid.
+	// hashed, before reading; its hash in SHA256) of each managed file
+	// whose change time alone had moved (a chmod, chmod -R or chown -R to
+	// the same values, a backup tool's touch of xattrs) and whose content,
+	// hashed for that reason, is still what was placed. A session keeps
+	// them for the rest of its run (ScanOptions.Known, Update, Delete) and
+	// records in the index the change times of those whose owner and mode
+	// are also as placed (RecordChangeTimes), so that later scans need not
+	// hash them again; the fingerprint leaves change times out, so a saved
+	// plan stays valid.
 	Rehashed map[string]FileState
 }
 
@@ -75,6 +77,10 @@ type ScanOptions struct {
 	// looked at too (RootState.Occupied), so that the diff needs no file
 	// system access of its own.
 	Names []string
+	// Known holds files hashed earlier in this run (a RootState.Rehashed):
+	// one still in exactly that state (inode, size, mtime, change time) is
+	// not hashed again.
+	Known map[string]FileState
 }
 
 // Scan reads the index of the root at path and stats its files, read-only
@@ -118,13 +124,17 @@ func (r *Root) Scan(s *StateDir, opts ScanOptions) (*RootState, error) {
 		if err == nil && fs.SHA256 == "" && changedOnlyCtime(fs, &e) {
 			// Only the content can tell whether this is still the file
 			// placed (see Entry.Ctime): hash it.
-			var hashed FileState
-			opened := time.Now()
-			if fs, hashed, err = r.statHashed(e.Name); err == nil && recordable(hashed, &e, opened) {
-				if st.Rehashed == nil {
-					st.Rehashed = map[string]FileState{}
+			if k, ok := opts.Known[e.Name]; ok && sameState(k, fs) {
+				fs.SHA256 = k.SHA256 // hashed earlier in this run, unchanged since
+			} else {
+				var hashed FileState
+				opened := time.Now()
+				if fs, hashed, err = r.statHashed(e.Name); err == nil && verified(hashed, &e, opened) {
+					if st.Rehashed == nil {
+						st.Rehashed = map[string]FileState{}
+					}
+					st.Rehashed[e.Name] = hashed
 				}
-				st.Rehashed[e.Name] = hashed
 			}
 		}
 		if err != nil {
@@ -167,14 +177,25 @@ func Intact(fs FileState, e *Entry) bool {
 		fs.Size == e.Size && fs.ModTime.Equal(e.ModTime) && (fs.SHA256 == "" || fs.SHA256 == e.SHA256)
 }
 
-// recordable reports whether hashed, the state of a file hashed because
-// only its change time had moved, may have that change time recorded:
-// its content, owner and mode are still those placed, and the change time
-// is older than racyWindow at opened (before the file was opened).
-func recordable(hashed FileState, e *Entry, opened time.Time) bool {
-	return hashed.SHA256 == e.SHA256 && changedOnlyCtime(hashed, e) &&
-		hashed.Mode == e.Mode && hashed.UID == e.UID && hashed.GID == e.GID &&
-		opened.Sub(hashed.Ctime) >= racyWindow
+// verified reports whether hashed, the state of a file hashed because
+// only its change time had moved, may stand for its content later on: the
+// content is still what was placed, and the change time is older than
+// racyWindow at opened (before the file was opened).
+func verified(hashed FileState, e *Entry, opened time.Time) bool {
+	return hashed.SHA256 == e.SHA256 && changedOnlyCtime(hashed, e) && opened.Sub(hashed.Ctime) >= racyWindow
+}
+
+// recordable reports whether a verified state's change time may be
+// recorded in the index: the owner and mode are also those placed (a file
+// chmodded away from them is fixed by apply, which records the change).
+func recordable(hashed FileState, e *Entry) bool {
+	return hashed.Mode == e.Mode && hashed.UID == e.UID && hashed.GID == e.GID
+}
+
+// sameState reports whether a and b are the same file unchanged: inode,
+// device, size, mtime and change time.
+func sameState(a, b FileState) bool {
+	return a.Inode == b.Inode && a.Dev == b.Dev && a.Size == b.Size && a.ModTime.Equal(b.ModTime) && a.Ctime.Equal(b.Ctime)
 }
 
 // changedOnlyCtime reports whether a placed file still has its recorded

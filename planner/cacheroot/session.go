@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,10 @@ type Session struct {
 	// rehashed is set when Scan found files whose change time alone had
 	// moved and recorded their new one in the index (RootState.Rehashed).
 	rehashed bool
+	// known holds the files hashed in this run whose content was still
+	// what was placed (RootState.Rehashed): Scan, Update and Delete do not
+	// hash one again while it is in exactly that state.
+	known map[string]FileState
 
 	mu sync.Mutex // guards ix and index writes
 	ix *Index
@@ -213,6 +218,9 @@ func (s *Session) removeUnused() bool {
 // Scan scans the locked root (see Root.Scan).
 func (s *Session) Scan(opts ScanOptions) (*RootState, error) {
 	opts.Runtime = s.set.Runtime
+	s.mu.Lock()
+	opts.Known = maps.Clone(s.known)
+	s.mu.Unlock()
 	st, err := s.Root.Scan(s.state, opts)
 	if err != nil {
 		return nil, err
@@ -222,28 +230,51 @@ func (s *Session) Scan(opts ScanOptions) (*RootState, error) {
 		st.Index.addDirInode(".", s.rootIno) // not in the fingerprint: see rootIno
 	}
 	s.ix = st.Index
-	for name, hashed := range st.Rehashed {
-		s.ix.setCtime(name, hashed) // written with the index, at the latest at Release
-		s.rehashed = true
+	if s.remember(st.Rehashed) {
+		s.rehashed = true // written with the index, at the latest at Release
 	}
 	s.mu.Unlock()
 	return st, nil
 }
 
-// RecordChangeTimes records, from a scan of this locked root made since
-// Begin (RootState.Rehashed), the change time of each file whose change
-// time alone had moved and whose content was still what was placed, and
-// writes the index, so that the next scans need not hash those files
-// again. Change times are not in the root's fingerprint: plans made from
-// the scan stay valid.
-func (s *Session) RecordChangeTimes(rehashed map[string]FileState) error {
-	if len(rehashed) == 0 {
-		return nil
+// remember keeps rehashed (a RootState.Rehashed) for the rest of the run
+// and records in the index the change times it may (Index.setCtime); it
+// reports whether it recorded any (mu held).
+func (s *Session) remember(rehashed map[string]FileState) bool {
+	recorded := false
+	for name, hashed := range rehashed {
+		if s.known == nil {
+			s.known = map[string]FileState{}
+		}
+		s.known[name] = hashed
+		if s.ix.setCtime(name, hashed) {
+			recorded = true
+		}
 	}
+	return recorded
+}
+
+// knownSum returns the hash this run found for name when fs is still
+// exactly the state it hashed ("" otherwise; mu held).
+func (s *Session) knownSum(name string, fs FileState) string {
+	if k, ok := s.known[name]; ok && sameState(k, fs) {
+		return k.SHA256
+	}
+	return ""
+}
+
+// RecordChangeTimes takes, from a scan of this locked root made since
+// Begin (RootState.Rehashed), the files whose change time alone had moved
+// and whose content was still what was placed: the session does not hash
+// them again (Scan, Update, Delete), and it records in the index, written
+// now, the change times of those whose owner and mode are as placed, so
+// that later runs need not hash them either. Change times are not in the
+// root's fingerprint: plans made from the scan stay valid.
+func (s *Session) RecordChangeTimes(rehashed map[string]FileState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for name, hashed := range rehashed {
-		s.ix.setCtime(name, hashed)
+	if !s.remember(rehashed) {
+		return nil
 	}
 	return s.writeIndex()
 }
@@ -418,7 +449,13 @@ func (s *Session) openPlaced(name string, e *Entry) (*os.File, error) {
 		f.Close()
 		return nil, err
 	}
-	if err := samePlaced(dest, stateOf(st), e, func() (string, error) { return HashFile(f) }); err != nil {
+	fs := stateOf(st)
+	if err := samePlaced(dest, fs, e, func() (string, error) {
+		if sum := s.knownSum(name, fs); sum != "" {
+			return sum, nil
+		}
+		return HashFile(f)
+	}); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -538,9 +575,11 @@ func (s *Session) Delete(name string) error {
 			return err // (the content is checked after the move aside)
 		}
 		// Unchanged since placed (inode, size, mtime and change time as
-		// recorded): the move aside, which moves the change time, need
-		// not be followed by hashing the whole file.
-		if err := s.removePlaced(name, e, fs.Ctime.Equal(e.Ctime)); err != nil {
+		// recorded), or hashed in this run in this very state: the move
+		// aside, which moves the change time, need not be followed by
+		// hashing the whole file.
+		checked := fs.Ctime.Equal(e.Ctime) || e.SHA256 != "" && s.knownSum(name, fs) == e.SHA256
+		if err := s.removePlaced(name, e, checked); err != nil {
 			return err
 		}
 	}
@@ -550,13 +589,14 @@ func (s *Session) Delete(name string) error {
 }
 
 // removePlaced moves name aside into the staging area, checks the moved
-// file is the one placed, and unlinks it (or moves it back). unchanged
-// says the file at name had the recorded change time just before: then
-// the moved file's inode, size and mtime suffice, else its content must
-// match too. (Between that look and the move only someone who may write
+// file is the one placed, and unlinks it (or moves it back). checked
+// says the content at name was known to be the one placed just before
+// (the recorded change time, or a hash of this run in that very state):
+// then the moved file's inode, size and mtime suffice, else its content
+// must match too. (Between that look and the move only someone who may write
 // the file, its owner, could change its content; the inode is still the
 // one cachectl placed.)
-func (s *Session) removePlaced(name string, e *Entry, unchanged bool) error {
+func (s *Session) removePlaced(name string, e *Entry, checked bool) error {
 	dest := s.Root.Abs(name)
 	if s.staging == nil {
 		st, err := s.state.Staging()
@@ -581,7 +621,7 @@ func (s *Session) removePlaced(name string, e *Entry, unchanged bool) error {
 	}
 	if err == nil {
 		moved := stateOf(&st)
-		if unchanged {
+		if checked {
 			moved.Ctime = e.Ctime // the move's own change, not content's
 		}
 		err = samePlaced(dest, moved, e, func() (string, error) {
