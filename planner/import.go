@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cachectl/cachectl/planner/adopt"
 	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/providers"
 	"github.com/cachectl/cachectl/providers/image"
@@ -61,6 +62,9 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 	fdPath := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), src.Fd())
 	if err := b.Verify(ctx, fdPath); err != nil {
 		return nil, fmt.Errorf("import: %s is not a valid %s artifact for cache %q (runtime %s): %s", file, b.Format(), c.Name, c.Runtime, strings.ReplaceAll(err.Error(), fdPath, file))
+	}
+	if err := checkContent(src, file, ref); err != nil {
+		return nil, err
 	}
 	uid, gid, err := LookupOwner(c.Owner, c.Group)
 	if err != nil {
@@ -126,4 +130,23 @@ func Import(ctx context.Context, c *spec.Cache, b providers.Builder, file, ref, 
 func sameFile(fi os.FileInfo, st cacheroot.FileState) bool {
 	sys, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && st.Regular && sys.Ino == st.Inode && uint64(sys.Dev) == st.Dev
+}
+
+// checkContent refuses the opened file src when it says it holds another
+// image than ref (a SIF's base.name or definition, an OCI archive's
+// ref.name), or more than one image: jobs asking for ref would run
+// something else, and an imported file is never refreshed. It reads the
+// very file Import places (file names it in messages).
+func checkContent(src *os.File, file, ref string) error {
+	d, err := adopt.Describe(src)
+	if err != nil {
+		return nil // the builder's Verify said what it needs of the file
+	}
+	if d.Images > 1 {
+		return fmt.Errorf("import: %s holds %d images (an OCI archive of several, or a bundle); a cache file holds one: import each image's own archive", file, d.Images)
+	}
+	if d.Ref != "" && !adopt.SameImageAnyHost(d.Ref, ref) {
+		return fmt.Errorf("import: %s says it was made from %s, not %s: import it as that image, or build %s's own file", file, d.Ref, ref, ref)
+	}
+	return nil
 }

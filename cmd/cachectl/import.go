@@ -2,12 +2,9 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/cachectl/cachectl/planner"
-	"github.com/cachectl/cachectl/planner/adopt"
-	"github.com/cachectl/cachectl/planner/cacheroot"
 	"github.com/cachectl/cachectl/spec"
 )
 
@@ -54,9 +51,6 @@ func (c *ImportCmd) Run(g *Globals, iox *IO) error {
 		}
 		return fmt.Errorf("%s is not an image of cache %q in the spec: imported as it is, the next plan would take it for an orphan (and apply, with prune = true, delete it); add it to the cache's images first, then import", c.Ref, cache.Name)
 	}
-	if err := checkImportContent(c.File, c.Ref); err != nil {
-		return err
-	}
 	b, err := builderFor(cache.Runtime)
 	if err != nil {
 		return err
@@ -68,35 +62,5 @@ func (c *ImportCmd) Run(g *Globals, iox *IO) error {
 		return err
 	}
 	fmt.Fprintf(iox.Stdout, "Imported %s as %s (%s, %s, mode %s).\n", c.File, spec.Address(cache.Name, c.Ref), spec.JoinRoot(cache.Root, name), planner.HumanBytes(e.Size), e.Mode)
-	return nil
-}
-
-// checkImportContent refuses a file that says it holds another image than
-// ref (a SIF's base.name or definition, an OCI archive's ref.name), or more
-// than one image: jobs asking for ref would run something else, and an
-// imported file is never refreshed.
-func checkImportContent(file, ref string) error {
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		return fmt.Errorf("import: %w", err)
-	}
-	// Opened as Import opens it (no symlink followed, a FIFO does not
-	// block, only a regular file): a file it would refuse is left to it
-	// to refuse, with its message.
-	f, err := cacheroot.OpenRegularNoSymlinks(abs)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	d, err := adopt.Describe(f)
-	if err != nil {
-		return nil // the builder's Verify says what is wrong with the file
-	}
-	if d.Images > 1 {
-		return fmt.Errorf("import: %s holds %d images (an OCI archive of several, or a bundle); a cache file holds one: import each image's own archive", file, d.Images)
-	}
-	if d.Ref != "" && !adopt.SameImageAnyHost(d.Ref, ref) {
-		return fmt.Errorf("import: %s says it was made from %s, not %s: import it as that image, or build %s's own file", file, d.Ref, ref, ref)
-	}
 	return nil
 }
