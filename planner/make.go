@@ -66,7 +66,7 @@ func MakePlan(ctx context.Context, m *spec.Model, res source.Resolver, opts Opti
 		// it), and only then the scan, which may hash every file.
 		uid, gid, err := LookupOwner(c.Owner, c.Group)
 		if err == nil {
-			err = cacheroot.CheckRoot(c.Root, uid)
+			err = cacheroot.CheckRoot(c.Root, cacheroot.Settings{UID: uid})
 		}
 		var st *cacheroot.RootState
 		if err == nil {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cachectl/cachectl/providers/slurm/slurmtest"
+	"github.com/cachectl/cachectl/spec"
 )
 
 // The attacker's extra steps of this round (attack_helper_test.go
@@ -371,6 +372,9 @@ cache "sqsh" {
 		r := e.stageTask(shared, local, name, ref)
 		checkClean(t, r, 0, 1)
 		t.Logf("stage-task: exit %d: %s", r.code, errorLine(r.out))
+		if _, err := os.Lstat(filepath.Join(local, spec.IndexDir)); err == nil {
+			t.Errorf("the stage task (exit %d) made its state directory in %s, a directory the member made, and left it there", r.code, local)
+		}
 		placed := filepath.Join(local, name)
 		if _, err := os.Lstat(placed); err != nil {
 			if r.code == 0 {

@@ -294,7 +294,7 @@ func recordImport(g *Globals, iox *IO, c *spec.Cache, address, ref string, start
 // cache's owner (uid) could point elsewhere (a run that Begin refused for
 // that reason must not write there either).
 func appendRecord(root string, uid int, rec history.Record) error {
-	if err := cacheroot.CheckPlaceExisting("cache root", root, uid); errors.Is(err, os.ErrNotExist) {
+	if err := cacheroot.CheckPlace("cache root", root, cacheroot.PathCheck{Owners: []int{uid}, Existing: true}); errors.Is(err, os.ErrNotExist) {
 		return nil
 	} else if err != nil {
 		return err

@@ -577,14 +577,14 @@ func TestScanUnderSwapAlwaysHashes(t *testing.T) {
 func TestCheckExistingAndResolvesTo(t *testing.T) {
 	base := t.TempDir()
 	missing := filepath.Join(base, "gone", "root")
-	if err := CheckPath(missing); err != nil {
-		t.Errorf("CheckPath of a path still to make: %v", err)
+	if err := CheckPlace("local root", missing, PathCheck{Whole: true}); err != nil {
+		t.Errorf("CheckPlace of a path still to make: %v", err)
 	}
-	if err := CheckPathExisting(missing); err == nil {
-		t.Error("CheckPathExisting of a missing path passed")
+	if err := CheckPlace("local root", missing, PathCheck{Whole: true, Existing: true}); err == nil {
+		t.Error("CheckPlace (Existing) of a missing path passed")
 	}
-	if err := CheckPlaceExisting("cache root", missing); err == nil {
-		t.Error("CheckPlaceExisting of a missing path passed")
+	if err := CheckPlace("cache root", missing, PathCheck{Existing: true}); err == nil {
+		t.Error("CheckPlace (Existing) of a missing root passed")
 	}
 	dir := filepath.Join(base, "root")
 	if err := os.Mkdir(dir, 0o755); err != nil {

@@ -27,54 +27,51 @@ func (e *UnsafePathError) Error() string {
 	return fmt.Sprintf("%s: %s %s", e.Path, e.At, e.Reason)
 }
 
-// CheckPath refuses an absolute path that someone other than root, the
-// running user or the given owners could redirect or take over: every
-// symbolic link on the way (followed as the kernel would, each one
-// checked) must belong to root or the running user, and every directory on
-// the way — the path itself included — must belong to root, the running
-// user or one of owners, and be writable by nobody else unless it has the
-// sticky bit (like /tmp, where others cannot rename or replace what is not
-// theirs). Components that do not exist yet are not checked (the caller
-// creates them; check again once they exist). It returns an
-// *UnsafePathError, or the error of a failed lookup.
-func CheckPath(path string, owners ...int) error { return checkPath(path, owners, false, false) }
-
-// CheckPathExisting is CheckPath once the caller has made (or opened)
-// what is at path: a missing component is then an error (someone removed
-// it since, perhaps a link that led elsewhere), not a part still to make.
-func CheckPathExisting(path string, owners ...int) error {
-	return checkPath(path, owners, false, true)
+// PathCheck says how CheckPlace checks a path.
+type PathCheck struct {
+	// Owners are the users besides root and the runner who may own the
+	// path's directories (a cache's owner; -1 entries are ignored).
+	Owners []int
+	// Whole checks the last directory itself too. Without it only the
+	// symbolic links and the directories above it are checked: a cache
+	// root's own directory may belong to anyone (its owner is trusted
+	// with what is below it, see Root).
+	Whole bool
+	// Existing is for a check made once the caller has made or opened
+	// what is at the path: a missing component is then an error (someone
+	// removed it since, perhaps a link that led elsewhere), not a part
+	// still to make.
+	Existing bool
+	// Fix is what the message says to do (a default fits a cache root or
+	// the blob store).
+	Fix string
 }
 
-// CheckRootPath is CheckPath for a cache root, whose own directory may
-// belong to anyone (its owner is trusted with what is below it, see
-// Root): only the symbolic links and the directories above it are
-// checked. Whoever could change one of those could point the root
-// elsewhere, where cachectl would create and change files.
-func CheckRootPath(path string, owners ...int) error { return checkPath(path, owners, true, false) }
-
-// CheckPlace is CheckRootPath for what (a "cache root", the "blob
-// store") at path, made absolute: an unsafe path is an error that says
-// what to do about it.
-func CheckPlace(what, path string, owners ...int) error {
-	return checkPlace(what, path, owners, false)
-}
-
-// CheckPlaceExisting is CheckPlace once what is at path has been made or
-// opened (see CheckPathExisting).
-func CheckPlaceExisting(what, path string, owners ...int) error {
-	return checkPlace(what, path, owners, true)
-}
-
-func checkPlace(what, path string, owners []int, mustExist bool) error {
+// CheckPlace refuses a path to what (a "cache root", the "blob store", a
+// "local root", the "slurm log directory") that someone other than root,
+// the runner or pc.Owners could redirect or take over: every symbolic
+// link on the way (followed as the kernel would, each one checked) must
+// belong to root or the runner, and every directory on the way (the last
+// one with pc.Whole) must belong to root, the runner or one of pc.Owners,
+// and be writable by nobody else unless it has the sticky bit (like /tmp,
+// where others cannot rename or replace what is not theirs). Components
+// that do not exist yet are not checked unless pc.Existing (the caller
+// creates them, then checks again). An unsafe path is an error wrapping an
+// *UnsafePathError that says what to do about it; a failed lookup is
+// returned as it is.
+func CheckPlace(what, path string, pc PathCheck) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
 	}
-	err = checkPath(abs, owners, true, mustExist)
+	err = checkPath(abs, pc.Owners, !pc.Whole, pc.Existing)
 	var ue *UnsafePathError
 	if errors.As(err, &ue) {
-		return fmt.Errorf("%s %w: whoever owns or can write it could point the %s elsewhere, where cachectl would create and change files; give its real path, or make the directories above it root's and writable only by their owner (or sticky)", what, err, what)
+		fix := pc.Fix
+		if fix == "" {
+			fix = fmt.Sprintf("whoever owns or can write it could point the %s elsewhere, where cachectl would create and change files; give its real path, or make the directories above it root's and writable only by their owner (or sticky)", what)
+		}
+		return fmt.Errorf("%s %w: %s", what, err, fix)
 	}
 	return err
 }
@@ -171,14 +168,14 @@ func ownersText(owners []int) string {
 // own directories) once its path is one nobody else could point
 // elsewhere, before Open creates anything there and again once it exists.
 func OpenStore(dir string) (*store.Store, error) {
-	if err := CheckPlace("blob store", dir); err != nil {
+	if err := CheckPlace("blob store", dir, PathCheck{}); err != nil {
 		return nil, err
 	}
 	st, err := store.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckPlaceExisting("blob store", dir); err != nil {
+	if err := CheckPlace("blob store", dir, PathCheck{Existing: true}); err != nil {
 		return nil, err
 	}
 	return st, nil

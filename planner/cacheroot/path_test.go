@@ -57,13 +57,13 @@ func TestCheckPath(t *testing.T) {
 		{filepath.Join(base, "..", filepath.Base(base), "open"), nil, open},
 		{filepath.Join(theirs, "."), nil, theirs},
 	} {
-		err := CheckPath(tc.path, tc.owners...)
+		err := CheckPlace("path", tc.path, PathCheck{Owners: tc.owners, Whole: true})
 		var ue *UnsafePathError
 		switch {
 		case tc.unsafe == "" && err != nil:
-			t.Errorf("CheckPath(%s, %v) = %v, want nil", tc.path, tc.owners, err)
+			t.Errorf("CheckPlace(%s, %v, Whole) = %v, want nil", tc.path, tc.owners, err)
 		case tc.unsafe != "" && (!errors.As(err, &ue) || ue.At != tc.unsafe):
-			t.Errorf("CheckPath(%s, %v) = %v, want it refused at %s", tc.path, tc.owners, err, tc.unsafe)
+			t.Errorf("CheckPlace(%s, %v, Whole) = %v, want it refused at %s", tc.path, tc.owners, err, tc.unsafe)
 		}
 	}
 	// A root's own directory may be anyone's; what is above it may not,
@@ -74,13 +74,13 @@ func TestCheckPath(t *testing.T) {
 		{link, link},
 		{filepath.Join(good, "theirs"), ""},
 	} {
-		err := CheckRootPath(tc.path)
+		err := CheckPlace("cache root", tc.path, PathCheck{})
 		var ue *UnsafePathError
 		switch {
 		case tc.unsafe == "" && err != nil:
-			t.Errorf("CheckRootPath(%s) = %v, want nil", tc.path, err)
+			t.Errorf("CheckPlace(%s) of a root = %v, want nil", tc.path, err)
 		case tc.unsafe != "" && (!errors.As(err, &ue) || ue.At != tc.unsafe):
-			t.Errorf("CheckRootPath(%s) = %v, want it refused at %s", tc.path, err, tc.unsafe)
+			t.Errorf("CheckPlace(%s) of a root = %v, want it refused at %s", tc.path, err, tc.unsafe)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,33 @@ type Settings struct {
 	// UID and GID to give created directories and placed files (-1 = not
 	// enforced).
 	UID, GID int
+	// What the root is, in messages ("cache root" when empty), and how its
+	// path is checked (RootCheck): Path.Whole for a root whose own
+	// directory must be safe too (a node-local root, made under a scratch
+	// directory every user may write), Path.Fix for what to do.
+	What string
+	Path PathCheck
+}
+
+// RootCheck is how Begin (and plan, with a cache's settings) checks the
+// path of the root: CheckPlace with the settings' owner added.
+func (set Settings) RootCheck(existing bool) (what string, pc PathCheck) {
+	what, pc = set.What, set.Path
+	if what == "" {
+		what = "cache root"
+	}
+	pc.Owners = append(slices.Clip(pc.Owners), set.UID)
+	pc.Existing = existing
+	return what, pc
+}
+
+// CheckRoot refuses a root whose path someone other than root, the runner
+// or the root's owner could point elsewhere (see Settings.RootCheck).
+// Begin checks it before it creates or opens anything and again once the
+// root exists; plan checks it too, so that it fails where apply would.
+func CheckRoot(root string, set Settings) error {
+	what, pc := set.RootCheck(false)
+	return CheckPlace(what, root, pc)
 }
 
 // Session is a locked cache root: the only way cachectl changes one. It
@@ -65,7 +93,7 @@ type Session struct {
 func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.Duration) (*Session, error) {
 	// The path to the root: before it is created or opened, and again
 	// once it exists (a missing part could have been made meanwhile).
-	if err := CheckRoot(rootPath, set.UID); err != nil {
+	if err := CheckRoot(rootPath, set); err != nil {
 		return nil, err
 	}
 	r, created, err := CreateRoot(rootPath, set.DirMode, set.UID, set.GID)
@@ -79,7 +107,8 @@ func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.
 		r.Close()
 		return nil, err
 	}
-	if err := CheckPlaceExisting("cache root", rootPath, set.UID); err != nil {
+	what, pc := set.RootCheck(true)
+	if err := CheckPlace(what, rootPath, pc); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -114,12 +143,6 @@ func Begin(ctx context.Context, rootPath string, set Settings, lockTimeout time.
 	ok = true
 	return s, nil
 }
-
-// CheckRoot refuses a cache root that another user than root, the runner
-// or the cache's owner (uid, -1 for none) could point elsewhere
-// (CheckRootPath), with what to do about it. Begin checks it; plan checks
-// it too, so that it fails where apply would.
-func CheckRoot(root string, uid int) error { return CheckPlace("cache root", root, uid) }
 
 // Created reports whether Begin made the root.
 func (s *Session) Created() bool { return s.created }

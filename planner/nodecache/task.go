@@ -120,19 +120,13 @@ func stage(ctx context.Context, sf *StageFile, st *NodeState, log io.Writer) err
 		return err
 	}
 	// The local root is made on the node's own disk, often under a
-	// scratch directory every user may write: its path must be one only
-	// root, the runner or the node cache's owner could have made or could
-	// change, before Begin creates anything there and again once it
-	// exists (someone could have made it in between).
-	if err := checkLocalRoot(st.Root, sf.UID, false); err != nil {
-		return err
-	}
-	sess, err := cacheroot.Begin(ctx, st.Root, cacheroot.Settings{Runtime: rt, DirMode: dirMode, UID: sf.UID, GID: sf.GID}, lockTimeout)
+	// scratch directory every user may write: its path, the root itself
+	// included, must be one only root, the runner or the node cache's
+	// owner could have made or could change (Begin checks it before it
+	// creates anything there and again once it exists).
+	sess, err := cacheroot.Begin(ctx, st.Root, cacheroot.Settings{Runtime: rt, DirMode: dirMode, UID: sf.UID, GID: sf.GID,
+		What: "local root", Path: cacheroot.PathCheck{Whole: true, Fix: localRootFix}}, lockTimeout)
 	if err != nil {
-		return err
-	}
-	if err := checkLocalRoot(st.Root, sf.UID, true); err != nil {
-		sess.Abandon()
 		return err
 	}
 	defer func() {
@@ -226,25 +220,10 @@ func stage(ctx context.Context, sf *StageFile, st *NodeState, log io.Writer) err
 	return nil
 }
 
-// checkLocalRoot refuses a local root whose path someone other than root,
-// the runner or the node cache's owner (uid, -1 for none) could redirect
-// or take over (cacheroot.CheckPath): jobs on the node read its files by
-// that path.
-func checkLocalRoot(root string, uid int, existing bool) error {
-	check := cacheroot.CheckPath
-	if existing {
-		check = cacheroot.CheckPathExisting
-	}
-	err := check(root, uid)
-	var ue *cacheroot.UnsafePathError
-	if errors.As(err, &ue) {
-		return fmt.Errorf("local root %s: %w: whoever made or can change it could replace what stage puts there, and jobs on this node would run their files; remove it (stage then makes it) or make it and the directories above it root's and writable only by their owner (or sticky), or choose another root in the node_cache block", root, err)
-	}
-	if err != nil {
-		return fmt.Errorf("local root %s: %w", root, err)
-	}
-	return nil
-}
+// localRootFix is what to do about a local root whose path someone other
+// than root, the runner or the node cache's owner could redirect or take
+// over: jobs on the node read its files by that path.
+const localRootFix = "whoever made or can change it could replace what stage puts there, and jobs on this node would run their files; remove it (stage then makes it) or make it and the directories above it root's and writable only by their owner (or sticky), or choose another root in the node_cache block"
 
 // copyOne copies the shared artifact se into a work directory of the
 // local root, checks its sha256 against the shared index (while reading

@@ -68,26 +68,18 @@ func NewRunDir(base, kind string) (*RunDir, error) {
 func CheckLogDir(dir string) error { return checkLogDir(dir, false) }
 
 // checkLogDir is CheckLogDir; existing once the directory was made (see
-// cacheroot.CheckPathExisting).
+// cacheroot.PathCheck.Existing).
 func checkLogDir(dir string, existing bool) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return fmt.Errorf("slurm log directory: %w", err)
-	}
-	check := cacheroot.CheckPath
-	if existing {
-		check = cacheroot.CheckPathExisting
-	}
-	err = check(abs)
+	err := cacheroot.CheckPlace("slurm log directory", dir, cacheroot.PathCheck{Whole: true, Existing: existing, Fix: logDirFix})
 	var ue *cacheroot.UnsafePathError
-	if errors.As(err, &ue) {
-		return fmt.Errorf("slurm log directory %s: another user could swap a job's run directory for their own and have Slurm write the job's logs through their symbolic links, and run their batch script, as you: %w; make it root's or yours and writable only by its owner (chown, chmod go-w), or set log_dir in the spec's cachectl { slurm { } } block to such a directory (the default, <store>/slurm, is one)", abs, err)
+	if err != nil && !errors.As(err, &ue) {
+		return fmt.Errorf("slurm log directory %s: %w", dir, err)
 	}
-	if err != nil {
-		return fmt.Errorf("slurm log directory %s: %w", abs, err)
-	}
-	return nil
+	return err
 }
+
+// logDirFix says why an unsafe log directory matters and what to do.
+const logDirFix = "another user could swap a job's run directory for their own and have Slurm write the job's logs through their symbolic links, and run their batch script, as you; make it root's or yours and writable only by its owner (chown, chmod go-w), or set log_dir in the spec's cachectl { slurm { } } block to such a directory (the default, <store>/slurm, is one)"
 
 // WriteJSON writes v as the file name (0600, new) in the run directory
 // and returns its path.
