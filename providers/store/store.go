@@ -95,7 +95,7 @@ func Open(dir string) (*Store, error) {
 
 // ErrUntrusted is returned (wrapped) by Open when a directory of the store
 // could let someone else replace blobs: a symbolic link, owned by a user
-// other than the runner or root, or writable by others. Blobs are verified
+// other than the runner or root, or writable by group or others. Blobs are verified
 // against their digests when they are written, not each time they are read,
 // so whoever can write the store decides what the caches hold.
 var ErrUntrusted = errors.New("store directory not safe")
@@ -107,7 +107,7 @@ var ErrUntrustedBlob = errors.New("blob file not safe")
 
 // checkTrusted refuses dir when it is not a directory (a symbolic link
 // unless follow), is owned by neither the runner nor root, or is writable
-// by others (mode o+w).
+// by group or others (mode g+w or o+w).
 func checkTrusted(dir string, follow bool) error {
 	stat := os.Lstat
 	if follow {
