@@ -163,6 +163,7 @@ func runDirSwap(a []string) error {
 	if _, err := unix.InotifyAddWatch(fd, logDir, unix.IN_CREATE|unix.IN_ONLYDIR); err != nil {
 		return err
 	}
+	fmt.Println("ready")
 	n := 0
 	buf := make([]byte, 4096)
 	for !stopped(stop) {
@@ -260,8 +261,7 @@ node_cache "local" {
 	victimFile(t, filepath.Join(victim, "shadow"), "root:$6$not-for-anyone$:19000:0:99999:7:::\n", 0o600)
 	v := watchVictims(t, victim)
 
-	stop := e.background("rundirswap", logDir, filepath.Join(victim, "shadow"), "60s")
-	time.Sleep(20 * time.Millisecond) // the watch is set
+	stop := e.backgroundReady("rundirswap", logDir, filepath.Join(victim, "shadow"), "60s")
 	r := e.cachectl("stage")
 	t.Logf("member: %s", strings.TrimSpace(stop()))
 	checkClean(t, r, 0, 1)

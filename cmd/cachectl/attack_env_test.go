@@ -318,13 +318,58 @@ func (e *attackEnv) attackStdin(data []byte, args ...string) {
 	}
 }
 
+// readyOutput collects a background step's output and says when a line
+// "ready" came (a step that must be in place before cachectl runs).
+type readyOutput struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (o *readyOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n, err := o.buf.Write(p)
+	if strings.Contains(o.buf.String(), "ready\n") {
+		o.once.Do(func() { close(o.ready) })
+	}
+	return n, err
+}
+
+func (o *readyOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// backgroundReady is background for a step that prints "ready" once it is
+// in place (a watch set): it returns once that line came, and fails the
+// test if it does not within 30 s.
+func (e *attackEnv) backgroundReady(args ...string) (stop func() string) {
+	e.t.Helper()
+	stop, out := e.startBackground(args...)
+	select {
+	case <-out.ready:
+	case <-time.After(30 * time.Second):
+		e.t.Fatalf("attacker step %v not ready after 30 s:\n%s", args, stop())
+	}
+	return stop
+}
+
 // background starts a long attacker step (a racing loop); stop ends it
 // (SIGTERM, then waits) and returns its output.
 func (e *attackEnv) background(args ...string) (stop func() string) {
 	e.t.Helper()
+	stop, _ = e.startBackground(args...)
+	return stop
+}
+
+func (e *attackEnv) startBackground(args ...string) (stop func() string, out *readyOutput) {
+	e.t.Helper()
 	c := e.attackerCmd(args...)
-	var out bytes.Buffer
-	c.Stdout, c.Stderr = &out, &out
+	out = &readyOutput{ready: make(chan struct{})}
+	c.Stdout, c.Stderr = out, out
 	must(e.t, c.Start())
 	var once sync.Once
 	var res string
@@ -344,5 +389,5 @@ func (e *attackEnv) background(args ...string) (stop func() string) {
 		return res
 	}
 	e.t.Cleanup(func() { stop() })
-	return stop
+	return stop, out
 }

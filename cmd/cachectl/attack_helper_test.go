@@ -150,9 +150,10 @@ func swapOnWrite(a, b, stateDir, d string) error {
 		_, err = unix.InotifyAddWatch(fd, stateDir, unix.IN_CREATE|unix.IN_MOVED_TO)
 	}
 	if err != nil {
-		fmt.Printf("cannot watch %s (%v): blind loop; ", stateDir, err)
+		fmt.Printf("cannot watch %s (%v): blind loop; ready\n", stateDir, err)
 		return swapLoop(a, b, d, "2ms")
 	}
+	fmt.Println("ready")
 	stop, err := until(d)
 	if err != nil {
 		return err

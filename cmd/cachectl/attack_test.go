@@ -170,8 +170,7 @@ func TestAttackRacingSwap(t *testing.T) {
 		e.attack("symlink", victim, race+".swap")
 		var stop func() string
 		if aimed {
-			stop = e.background("swaponwrite", race, race+".swap", filepath.Join(root, ".cachectl"), "30s")
-			time.Sleep(20 * time.Millisecond) // the watch is set
+			stop = e.backgroundReady("swaponwrite", race, race+".swap", filepath.Join(root, ".cachectl"), "30s")
 		} else {
 			stop = e.background("swap", race, race+".swap", "30s", "2ms")
 		}

@@ -39,6 +39,9 @@ func TestInterruptedStreamingApply(t *testing.T) {
 			storeDir = v
 		}
 	}
+	if storeDir == "" {
+		t.Fatal("the runner sets no CACHECTL_STORE: the leftover check below would look at nothing")
+	}
 	c := r.cmd("apply", "--auto-approve", "--progress", "none")
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = &out, &out
@@ -47,7 +50,7 @@ func TestInterruptedStreamingApply(t *testing.T) {
 	go func() { c.Wait(); close(exited) }()
 	// Both streamed builds of img0 have begun writing while its oldest
 	// layer is stalled.
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // not a timing bound: a loaded machine may be slow to start both
 	for {
 		sif, _ := filepath.Glob(filepath.Join(root, "sif", ".cachectl", "staging", "*", "artifact"))
 		sqsh, _ := filepath.Glob(filepath.Join(root, "sqsh", ".cachectl", "staging", "*", "artifact"))

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cachectl/cachectl/planner/cacheroot"
+	"github.com/cachectl/cachectl/planner/history"
 	"github.com/cachectl/cachectl/providers/registry/registrytest"
+	"github.com/cachectl/cachectl/spec"
 )
 
 // TestApplyRecordsChangeTime: after an admin's chmod -R to the same modes
@@ -87,5 +91,34 @@ func TestReportOutputMode(t *testing.T) {
 	must(t, err)
 	if fi.Mode().Perm() != 0o644 {
 		t.Errorf("report -o over a 0666 file left mode %v, want 0644", fi.Mode().Perm())
+	}
+}
+
+// TestHistoryNotWrittenThroughUnsafePath: a root below a directory others
+// may write is refused by apply (Begin); its history is not appended
+// either, since whoever can write that directory could have pointed the
+// root at another .cachectl. Once the directory is safe, it is.
+func TestHistoryNotWrittenThroughUnsafePath(t *testing.T) {
+	base := t.TempDir()
+	shared := filepath.Join(base, "shared")
+	must(t, os.Mkdir(shared, 0o755))
+	must(t, os.Chmod(shared, 0o775))
+	root := filepath.Join(shared, "sif")
+	must(t, os.MkdirAll(filepath.Join(root, spec.IndexDir), 0o700))
+	rec := history.Record{Command: "apply", Cache: "sif", Root: root, Result: history.ResultSuccess}
+	var ue *cacheroot.UnsafePathError
+	if err := appendRecord(root, -1, rec); !errors.As(err, &ue) {
+		t.Fatalf("appendRecord below a group-writable directory: %v, want the unsafe path refused", err)
+	}
+	hist := filepath.Join(root, spec.IndexDir, history.FileName)
+	if _, err := os.Lstat(hist); !os.IsNotExist(err) {
+		t.Fatalf("history written through an unsafe path: %v", err)
+	}
+	must(t, os.Chmod(shared, 0o755))
+	if err := appendRecord(root, -1, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(hist); err != nil {
+		t.Fatalf("history not written once the path is safe: %v", err)
 	}
 }

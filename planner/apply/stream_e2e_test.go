@@ -52,7 +52,7 @@ cache "sqsh" {
   root    = "`+filepath.Join(dir, "sqsh")+`"
   images  = ["`+ref+`"]
 }
-`, registry.Options{RequestTimeout: time.Second, TotalRetryTime: time.Minute})
+`, registry.Options{RequestTimeout: time.Second, TotalRetryTime: 5 * time.Minute}) // outlasts the wait below: the stall never gives up first
 	ctx := context.Background()
 	p, err := planner.MakePlan(ctx, m, src, planner.Options{Refresh: true, Builder: realBuilderInfo})
 	if err != nil {

@@ -317,7 +317,14 @@ func TestLockNotTakenOnARemovedRoot(t *testing.T) {
 		s, err := Begin(context.Background(), root, set, 30*time.Second)
 		waiting <- res{s, err}
 	}()
-	time.Sleep(300 * time.Millisecond) // the second run is waiting on the lock file
+	// Wait until the second run holds the lock file open (it then waits
+	// on its flock): two descriptors of this process name it.
+	lockPath := filepath.Join(root, spec.IndexDir, lockFile)
+	for deadline := time.Now().Add(30 * time.Second); openCount(t, lockPath) < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second run never opened the lock file")
+		}
+	}
 	a.Abandon()
 	if _, err := os.Lstat(root); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Abandon left the root it created: %v", err)
@@ -658,4 +665,20 @@ func TestChmoddedFileHashedOncePerRun(t *testing.T) {
 	if f := st.Files["a:1"]; f.Mode != 0o644 || f.SHA256 != "" {
 		t.Errorf("after the fix: mode %v, hashed %q; want 0644 and no hash needed", f.Mode, f.SHA256)
 	}
+}
+
+// openCount counts this process's descriptors open on path.
+func openCount(t *testing.T, path string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if p, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && p == path {
+			n++
+		}
+	}
+	return n
 }
